@@ -1,0 +1,119 @@
+/**
+ * Contract: policy input document version 1 and the decision. Documented field by field in
+ * docs/policy-input.md, with the JSON Schema in docs/policy-input.schema.json.
+ */
+import type { StatementInfo } from '../sql/types';
+import type { ErrorCode } from '../errors';
+
+export interface TlsInfo {
+  enabled: boolean;
+  version: string | null;
+  cipher: string | null;
+  client_cert_subject: string | null;
+}
+
+export interface ConnectionInfo {
+  id: string;
+  client_addr: string;
+  client_port: number;
+  tls: TlsInfo;
+  user: string;
+  database: string;
+  application_name: string | null;
+  /** Every startup parameter, as sent (including `options`, `replication`). */
+  parameters: Record<string, string>;
+  /** `-c name=value` / `--name=value` settings parsed out of the `options` startup parameter. */
+  options: Record<string, string>;
+  protocol_version: string;
+  authenticated: boolean;
+  transaction_status: 'I' | 'T' | 'E';
+}
+
+export interface BindParameter {
+  type_oid: number;
+  format: 'text' | 'binary';
+  /** Decoded value for common types; base64 of the bytes otherwise; null for SQL NULL. */
+  value: string | number | boolean | null;
+  /** 'decoded' when value is the typed value, 'base64' when it is raw bytes. */
+  encoding: 'decoded' | 'base64' | 'null';
+}
+
+export interface PreparedRef {
+  name: string;
+  sql: string;
+  statements: StatementInfo[];
+  parse_error: string | null;
+}
+
+export type MessageType =
+  | 'StartupMessage'
+  | 'Query'
+  | 'Parse'
+  | 'Bind'
+  | 'FunctionCall'
+  | 'CopyData';
+
+export interface MessageInfo {
+  type: MessageType;
+  /** SQL text for Query and Parse (bounded; see truncated). */
+  sql?: string;
+  truncated?: boolean;
+  /** Parse: statement name ('' = unnamed) and declared parameter type OIDs. */
+  statement_name?: string;
+  param_types?: number[];
+  /** Bind: portal name, the statement it binds, its decoded parameters. */
+  portal_name?: string;
+  statement?: PreparedRef | null;
+  parameters?: BindParameter[];
+  /** FunctionCall: function OID and arguments. */
+  function_oid?: number;
+  arguments?: BindParameter[];
+}
+
+export interface InputDocument {
+  version: 1;
+  phase: 'startup' | 'message';
+  connection: ConnectionInfo;
+  message: MessageInfo;
+  statements: StatementInfo[];
+  parse_error: string | null;
+}
+
+export interface Alert {
+  rule: string;
+  severity: string;
+  message: string;
+}
+
+/** The validated decision. Anything that fails validation becomes a deny with a stage code. */
+export interface Decision {
+  id: string;
+  allow: boolean;
+  reasons: string[];
+  alerts: Alert[];
+  sqlstate: string | null;
+  /** Startup only: parameters pgward sets on the upstream session, overriding the client's. */
+  session_parameters: Record<string, string>;
+  /** Bundle revision that made the decision ('' when none was loaded). */
+  revision: string;
+  /** Set when the decision is a fail-closed deny caused by an error. */
+  error_code: ErrorCode | null;
+  /** Evaluation time in seconds. */
+  eval_seconds: number;
+}
+
+export interface BundleInfo {
+  revision: string;
+  entrypoint: string;
+  source: string;
+  loaded_at: string;
+  opa_version: string | null;
+}
+
+/** What the session and the sidecar need from a policy engine. */
+export interface PolicyEngine {
+  /** Synchronous: evaluates with the active bundle. Never throws; failures come back as deny decisions. */
+  evaluate(input: InputDocument): Decision;
+  /** null when no bundle is active (then evaluate denies with PGWARD_ERR_POLICY_NO_BUNDLE). */
+  bundle(): BundleInfo | null;
+}
