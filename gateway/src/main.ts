@@ -1,0 +1,301 @@
+/**
+ * Composition root: the only place that listens and wires the parts together.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import fs from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { parseHostPort, type Config } from './config';
+import { ErrorCodes } from './errors';
+import { createMetrics, type Metrics } from './metrics/metrics';
+import { buildSidecar, sidecarServerOptions } from './sidecar/app';
+import { createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
+import { ActiveEngine } from './policy/opa-engine';
+import { BundleManager } from './policy/bundle-manager';
+import { createClassifier, initSqlParser } from './sql';
+import { CancelRegistry } from './session/cancel-registry';
+import { Session } from './session/session';
+import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
+import { encodeFatal } from './enforcement/deny';
+import { encodeErrorResponse } from './protocol';
+
+export const VERSION = '0.1.0';
+
+export interface Gateway {
+  /** Actual addresses (useful when configured with port 0). */
+  listen: { host: string; port: number };
+  admin: { host: string; port: number } | null;
+  metrics: Metrics;
+  bundles: BundleManager;
+  sessions: ReadonlySet<Session>;
+  /** Stop accepting, drain sessions up to the shutdown timeout, then close everything. */
+  shutdown(): Promise<void>;
+}
+
+export function createLogger(level: string): Logger {
+  return pino({
+    level,
+    base: { app: 'pgward' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: ['password', '*.password', 'token', '*.token'], censor: '[REDACTED]' },
+  });
+}
+
+function readOptional(path: string | undefined): Buffer | undefined {
+  return path ? fs.readFileSync(path) : undefined;
+}
+
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  await initSqlParser();
+  const metrics = createMetrics();
+  const instanceId = randomUUID();
+
+  const audit: AuditLog = createAuditLog(
+    {
+      sink: config.audit.sink,
+      file: { ...config.audit.file },
+      redact: { ...config.audit.redact },
+      fail_closed: config.audit.fail_closed,
+      max_frame_bytes: config.audit.max_frame_bytes,
+    },
+    { metrics, logger },
+  );
+  const decisionLog: DecisionLog | null = config.decision_log.enabled
+    ? createDecisionLog(
+        {
+          enabled: true,
+          sample_rate: config.decision_log.sample_rate,
+          sink: config.decision_log.sink,
+          file: { ...config.decision_log.file },
+        },
+        { metrics, logger, redact: { ...config.audit.redact }, instanceId, version: VERSION },
+      )
+    : null;
+
+  const classifier = createClassifier({ maxEntries: config.sql.cache_entries });
+  const classify = classifier.classify.bind(classifier);
+
+  const engine = new ActiveEngine();
+  const bundles = new BundleManager(
+    engine,
+    {
+      source: config.policy.bundle,
+      entrypoint: config.policy.entrypoint,
+      memoryMaxPages: config.policy.wasm_memory_max_pages,
+      watch: config.policy.watch,
+      watchDebounceMs: config.policy.watch_debounce_ms,
+    },
+    {
+      logger,
+      onActivated: (info) => metrics.bundleActivated(info),
+      onFailed: (code) => {
+        metrics.bundleReloadFailed();
+        metrics.countError(code as never);
+      },
+    },
+  );
+
+  const observer: SessionObserver = {
+    onDecision(ev: DecisionEvent): boolean {
+      const d = ev.decision;
+      metrics.countDecision(d, ev.input.phase);
+      if (d.error_code) metrics.countError(d.error_code);
+      decisionLog?.log(ev.input, d, config.policy.entrypoint);
+      if (d.allow && d.alerts.length === 0) return true;
+      const c = ev.connection;
+      return audit.record({
+        kind: d.allow ? 'alert' : 'deny',
+        decision_id: d.id,
+        revision: d.revision,
+        connection: {
+          id: c.id,
+          client_addr: c.client_addr,
+          client_port: c.client_port,
+          user: c.user,
+          database: c.database,
+          application_name: c.application_name,
+          tls: c.tls,
+        },
+        message_type: ev.input.message.type,
+        sql: ev.input.message.sql ?? null,
+        statements: ev.input.statements,
+        parse_error: ev.input.parse_error,
+        reasons: d.reasons,
+        alerts: d.alerts,
+        error_code: d.error_code,
+        frame: ev.frame,
+        parameters: ev.input.message.parameters ?? ev.input.message.arguments ?? null,
+      });
+    },
+    onError: (code) => metrics.countError(code),
+    onConnectionOpened: () => metrics.connectionsActive.inc(),
+    onConnectionClosed: (outcome) => {
+      metrics.connectionsActive.dec();
+      metrics.connectionsTotal.inc({ outcome });
+    },
+    onAuthenticated: () => undefined,
+    onBytes: (direction, n) => metrics.bytes[direction].inc(n),
+    onUpstreamConnectError: () => metrics.upstreamConnectErrorsTotal.inc(),
+  };
+
+  const upstreamAddr = parseHostPort(config.upstream.address);
+  const certFile = config.tls.cert_file;
+  const clientTlsContext =
+    certFile && config.tls.key_file
+      ? tls.createSecureContext({
+          cert: fs.readFileSync(certFile),
+          key: fs.readFileSync(config.tls.key_file),
+          ...(config.tls.ca_file ? { ca: fs.readFileSync(config.tls.ca_file) } : {}),
+          minVersion: config.tls.min_version as tls.SecureVersion,
+        })
+      : null;
+
+  const sessions = new Set<Session>();
+  const unauthenticated = { count: 0, max: config.limits.max_unauthenticated };
+  const deps: SessionDeps = {
+    logger,
+    engine,
+    classify,
+    cancel: new CancelRegistry(),
+    upstream: {
+      host: upstreamAddr.host,
+      port: upstreamAddr.port,
+      connectTimeoutMs: config.upstream.connect_timeout_ms,
+      tls: { ...config.upstream.tls },
+    },
+    clientTls: { context: clientTlsContext, require: config.tls.require, requestCert: !!config.tls.ca_file },
+    limits: {
+      maxMessageBytes: config.limits.max_message_bytes,
+      loginTimeoutMs: config.limits.login_timeout_ms,
+      maxSqlBytesInInput: config.sql.max_sql_bytes_in_input,
+    },
+    observer,
+    auditFailClosed: config.audit.fail_closed,
+    onClose: (s) => sessions.delete(s as Session),
+    unauthenticated,
+  };
+
+  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    if (sessions.size >= config.limits.max_clients) {
+      return refuse(socket, 'rejected_limit', ErrorCodes.LIMIT_CLIENTS, '53300', 'sorry, too many clients already');
+    }
+    if (unauthenticated.count >= unauthenticated.max) {
+      return refuse(
+        socket,
+        'rejected_limit',
+        ErrorCodes.LIMIT_UNAUTHENTICATED,
+        '53300',
+        'pgward: too many connections waiting to authenticate',
+      );
+    }
+    socket.on('error', () => undefined);
+    sessions.add(new Session(socket, deps));
+  });
+  server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+
+  function refuse(socket: net.Socket, outcome: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes], sqlstate: string, message: string): void {
+    metrics.connectionsTotal.inc({ outcome });
+    metrics.countError(code);
+    logger.warn({ code, client: socket.remoteAddress }, message);
+    socket.on('error', () => undefined);
+    // The client is still in its startup phase: it reads an ErrorResponse just the same.
+    socket.end(encodeErrorResponse({ severity: 'FATAL', severityNonLocalized: 'FATAL', code: sqlstate, message }));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  await bundles.start();
+
+  const listenAddr = parseHostPort(config.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listenAddr.port, listenAddr.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const la = server.address() as net.AddressInfo;
+
+  let sidecar: FastifyInstance | null = null;
+  let adminAddr: { host: string; port: number } | null = null;
+  if (config.admin.enabled) {
+    const token =
+      config.admin.token ?? (config.admin.token_file ? fs.readFileSync(config.admin.token_file, 'utf8').trim() : null);
+    const tlsOpts =
+      config.admin.tls.cert_file && config.admin.tls.key_file
+        ? { cert_file: config.admin.tls.cert_file, key_file: config.admin.tls.key_file }
+        : undefined;
+    sidecar = buildSidecar({
+      engine,
+      bundleStatus: () => bundles.status(),
+      reload: () => bundles.reload(),
+      upstreamReady: () => probeUpstream(upstreamAddr.host, upstreamAddr.port, 1000),
+      registry: metrics.registry,
+      token,
+      logger,
+      server: sidecarServerOptions(tlsOpts),
+    });
+    const aa = parseHostPort(config.admin.listen);
+    await sidecar.listen({ host: aa.host, port: aa.port });
+    const addr = sidecar.server.address() as net.AddressInfo;
+    adminAddr = { host: addr.address, port: addr.port };
+  }
+
+  logger.info(
+    {
+      listen: `${la.address}:${la.port}`,
+      admin: adminAddr ? `${adminAddr.host}:${adminAddr.port}` : null,
+      upstream: config.upstream.address,
+      bundle: bundles.status().info?.revision ?? null,
+      version: VERSION,
+    },
+    'pgward listening',
+  );
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    if (shuttingDown) return shuttingDown;
+    shuttingDown = (async () => {
+      logger.info({ sessions: sessions.size, timeout_ms: config.limits.shutdown_timeout_ms }, 'shutting down: draining');
+      server.close();
+      for (const s of sessions) s.drain();
+      const deadline = Date.now() + config.limits.shutdown_timeout_ms;
+      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      for (const s of sessions) {
+        s.fatal('57P01', 'terminating connection due to administrator command', ErrorCodes.SHUTDOWN);
+      }
+      bundles.stop();
+      if (sidecar) await sidecar.close();
+      await audit.close();
+      if (decisionLog) await decisionLog.close();
+      logger.info('shutdown complete');
+    })();
+    return shuttingDown;
+  };
+
+  return {
+    listen: { host: la.address, port: la.port },
+    admin: adminAddr,
+    metrics,
+    bundles,
+    sessions,
+    shutdown,
+  };
+}
+
+/** Readiness: the upstream accepts TCP connections. */
+function probeUpstream(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+export { encodeFatal, readOptional };

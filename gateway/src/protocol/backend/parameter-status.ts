@@ -1,0 +1,15 @@
+/** ParameterStatus ('S'): a run-time parameter the server reports (server_version, TimeZone, ...). */
+import { BodyReader } from '../reader';
+import { MessageWriter } from '../writer';
+
+export function readParameterStatus(msg: Buffer): { name: string; value: string } {
+  const r = new BodyReader(msg, 5);
+  const name = r.cstring();
+  const value = r.cstring();
+  r.done('ParameterStatus');
+  return { name, value };
+}
+
+export function encodeParameterStatus(name: string, value: string): Buffer {
+  return new MessageWriter().cstring(name).cstring(value).message('S');
+}

@@ -1,0 +1,297 @@
+/**
+ * Incremental framing for both directions. Frontend frames are held whole (the policy needs them);
+ * backend traffic is scanned in place: only the message types the session inspects are collected,
+ * everything else (DataRow above all) passes through as the original chunks, without a copy.
+ * https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-MESSAGE-CONCEPTS
+ */
+import { ErrorCodes } from '../errors';
+import { ProtocolError } from './errors';
+import {
+  MAX_INSPECTED_BACKEND_MESSAGE_BYTES,
+  MAX_STARTUP_PACKET_BYTES,
+  MIN_STARTUP_PACKET_BYTES,
+} from './limits';
+import { frontendTypeName } from './message-types';
+
+/** One complete client frame: `bytes` are the original bytes, header included. */
+export interface FrontendFrame {
+  /** 0 for an untyped startup-phase packet, else the message type byte. */
+  readonly type: number;
+  readonly bytes: Buffer;
+  /** Offset of the body inside `bytes` (4 for startup packets, 5 for typed messages). */
+  readonly bodyOffset: number;
+}
+
+/** Chunk queue that never concatenates until a frame is complete (no quadratic copying). */
+class ChunkQueue {
+  private chunks: Buffer[] = [];
+  private head = 0; // offset into chunks[0]
+  length = 0;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  byteAt(i: number): number {
+    let idx = this.head + i;
+    for (const c of this.chunks) {
+      if (idx < c.length) return c[idx] as number;
+      idx -= c.length;
+    }
+    throw new RangeError('byteAt past end');
+  }
+
+  int32At(i: number): number {
+    return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) | 0;
+  }
+
+  /** Removes and returns the next n bytes; a view when they lie in one chunk. */
+  take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    if (first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.head += n;
+      if (this.head === first.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+      this.length -= n;
+      return out;
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const c = this.chunks[0] as Buffer;
+      const avail = c.length - this.head;
+      const want = Math.min(avail, n - filled);
+      c.copy(out, filled, this.head, this.head + want);
+      filled += want;
+      this.head += want;
+      if (this.head === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+}
+
+export class FrontendFramer {
+  private readonly q = new ChunkQueue();
+  private startup = true;
+
+  constructor(private readonly maxMessageBytes: number) {}
+
+  /** Bytes received but not yet returned as frames. */
+  get buffered(): number {
+    return this.q.length;
+  }
+
+  /** The startup phase uses untyped packets; after the StartupMessage every frame is typed. */
+  setStartupPhase(on: boolean): void {
+    this.startup = on;
+  }
+
+  push(chunk: Buffer): void {
+    this.q.push(chunk);
+  }
+
+  /** The next complete frame, or null when more bytes are needed. Throws ProtocolError. */
+  next(): FrontendFrame | null {
+    const q = this.q;
+    if (this.startup) {
+      if (q.length < 4) return null;
+      const len = q.int32At(0);
+      if (len < MIN_STARTUP_PACKET_BYTES || len > MAX_STARTUP_PACKET_BYTES) {
+        throw new ProtocolError(
+          ErrorCodes.PROTOCOL_STARTUP_INVALID,
+          `invalid length of startup packet: ${len}`,
+        );
+      }
+      if (q.length < len) return null;
+      return { type: 0, bytes: q.take(len), bodyOffset: 4 };
+    }
+    if (q.length < 1) return null;
+    const type = q.byteAt(0);
+    if (frontendTypeName(type) === undefined) {
+      throw new ProtocolError(
+        ErrorCodes.PROTOCOL_UNKNOWN_MESSAGE,
+        `invalid frontend message type ${type}`,
+      );
+    }
+    if (q.length < 5) return null;
+    const len = q.int32At(1);
+    if (len < 4) {
+      throw new ProtocolError(ErrorCodes.PROTOCOL_BAD_LENGTH, `invalid message length ${len}`);
+    }
+    if (len > this.maxMessageBytes) {
+      throw new ProtocolError(
+        ErrorCodes.PROTOCOL_FRAME_TOO_LARGE,
+        `message of ${len} bytes exceeds the limit of ${this.maxMessageBytes}`,
+      );
+    }
+    const total = len + 1;
+    if (q.length < total) return null;
+    return { type, bytes: q.take(total), bodyOffset: 5 };
+  }
+}
+
+/**
+ * What the session does with an inspected backend message: `null` forwards the original bytes,
+ * a Buffer replaces them (an empty Buffer drops the message).
+ */
+export type BackendInspector = (type: number, message: Buffer) => Buffer | null;
+
+/**
+ * Scans backend bytes without holding them. `inspect[type]` marks the types handed to the
+ * inspector whole; all others are skipped by length and forwarded as the original chunk bytes.
+ */
+export class BackendScanner {
+  /** Bytes of a header or inspected message that is not complete yet. */
+  private held: Buffer[] = [];
+  private heldLength = 0;
+  /** Bytes still to pass through of a message that is not inspected. */
+  private skip = 0;
+
+  constructor(private readonly inspect: Uint8Array) {}
+
+  /** Returns the buffers to forward to the client, in order. Throws ProtocolError on bad framing. */
+  push(chunk: Buffer, inspector: BackendInspector): Buffer[] {
+    const out: Buffer[] = [];
+    let pos = 0;
+    let passStart = 0;
+    const n = chunk.length;
+
+    if (this.skip > 0) {
+      const s = Math.min(this.skip, n);
+      this.skip -= s;
+      pos = s;
+    }
+
+    while (pos < n) {
+      if (this.heldLength > 0) {
+        // Complete a held header or inspected message from this chunk.
+        const need = this.neededForHeld();
+        if (need === -1) {
+          // The header is not complete yet: take bytes up to 5.
+          const want = Math.min(5 - this.heldLength, n - pos);
+          this.hold(chunk.subarray(pos, pos + want));
+          pos += want;
+          passStart = pos;
+          continue;
+        }
+        const want = Math.min(need, n - pos);
+        this.hold(chunk.subarray(pos, pos + want));
+        pos += want;
+        passStart = pos;
+        if (this.neededForHeld() !== 0) continue;
+        const whole = this.heldLength === this.held[0]?.length ? (this.held[0] as Buffer) : Buffer.concat(this.held, this.heldLength);
+        this.held = [];
+        this.heldLength = 0;
+        const type = whole[0] as number;
+        if (this.inspect[type]) {
+          const rep = inspector(type, whole);
+          out.push(rep ?? whole);
+        } else {
+          // A header that was split across chunks of a message that is not inspected.
+          out.push(whole);
+          const len = whole.readInt32BE(1);
+          const bodyLeft = len - 4;
+          const s = Math.min(bodyLeft, n - pos);
+          this.skip = bodyLeft - s;
+          pos += s;
+          if (s > 0) out.push(chunk.subarray(pos - s, pos));
+          passStart = pos;
+        }
+        continue;
+      }
+
+      if (n - pos < 5) {
+        // Header split across chunks: forward what precedes it, hold the rest.
+        if (pos > passStart) out.push(chunk.subarray(passStart, pos));
+        this.hold(chunk.subarray(pos, n));
+        this.checkHeldHeader();
+        pos = n;
+        passStart = n;
+        break;
+      }
+      const type = chunk[pos] as number;
+      const len = chunk.readInt32BE(pos + 1);
+      if (len < 4) {
+        throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
+      }
+      if (!this.inspect[type]) {
+        const total = len + 1;
+        if (n - pos >= total) {
+          pos += total;
+        } else {
+          this.skip = total - (n - pos);
+          pos = n;
+        }
+        continue;
+      }
+      if (len + 1 > MAX_INSPECTED_BACKEND_MESSAGE_BYTES) {
+        throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
+      }
+      const total = len + 1;
+      if (pos > passStart) out.push(chunk.subarray(passStart, pos));
+      if (n - pos >= total) {
+        const msg = chunk.subarray(pos, pos + total);
+        const rep = inspector(type, msg);
+        out.push(rep ?? msg);
+        pos += total;
+        passStart = pos;
+      } else {
+        this.hold(chunk.subarray(pos, n));
+        pos = n;
+        passStart = n;
+      }
+    }
+    if (pos > passStart) out.push(chunk.subarray(passStart, pos));
+    return out;
+  }
+
+  private hold(b: Buffer): void {
+    if (b.length === 0) return;
+    // Copy: the chunk may be reused by the socket layer only in theory, but a held slice would
+    // also pin the whole chunk in memory.
+    this.held.push(Buffer.from(b));
+    this.heldLength += b.length;
+  }
+
+  private checkHeldHeader(): void {
+    if (this.heldLength >= 5) {
+      const len = this.heldInt32(1);
+      if (len < 4) throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
+    }
+  }
+
+  private heldByte(i: number): number {
+    let idx = i;
+    for (const c of this.held) {
+      if (idx < c.length) return c[idx] as number;
+      idx -= c.length;
+    }
+    throw new RangeError('heldByte');
+  }
+
+  private heldInt32(i: number): number {
+    return ((this.heldByte(i) << 24) | (this.heldByte(i + 1) << 16) | (this.heldByte(i + 2) << 8) | this.heldByte(i + 3)) | 0;
+  }
+
+  /** -1 while the header is incomplete; else bytes still needed (0 = complete). */
+  private neededForHeld(): number {
+    if (this.heldLength < 5) return -1;
+    const type = this.heldByte(0);
+    const len = this.heldInt32(1);
+    if (len < 4) throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
+    if (!this.inspect[type]) return 0; // only the header is held for skipped types
+    if (len + 1 > MAX_INSPECTED_BACKEND_MESSAGE_BYTES) {
+      throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
+    }
+    return len + 1 - this.heldLength;
+  }
+}

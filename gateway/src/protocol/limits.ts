@@ -1,0 +1,14 @@
+/**
+ * Protocol limits. PostgreSQL caps the startup packet at 10,000 bytes (MAX_STARTUP_PACKET_LENGTH in
+ * src/include/libpq/pqcomm.h) and regular messages at 1 GiB (PQ_LARGE_MESSAGE_LIMIT); pgward uses
+ * the same startup cap and a configurable, smaller message cap (limits.max_message_bytes).
+ */
+export const MAX_STARTUP_PACKET_BYTES = 10_000;
+/** Smallest startup packet: length (4) + code (4). */
+export const MIN_STARTUP_PACKET_BYTES = 8;
+export const MAX_MESSAGE_BYTES_CEILING = 1 << 30;
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/** Backend messages pgward inspects (not DataRow) must fit in this many bytes. */
+export const MAX_INSPECTED_BACKEND_MESSAGE_BYTES = 1024 * 1024;
+/** Protocol 3.2 allows cancel keys up to 256 bytes. */
+export const MAX_CANCEL_KEY_BYTES = 256;

@@ -1,0 +1,77 @@
+import { malformed } from './errors';
+
+/** Bounds-checked reader over one message body. Every read throws ProtocolError past the end. */
+export class BodyReader {
+  private pos: number;
+  constructor(
+    private readonly buf: Buffer,
+    start: number,
+    private readonly end: number = buf.length,
+  ) {
+    this.pos = start;
+  }
+
+  get remaining(): number {
+    return this.end - this.pos;
+  }
+
+  int8(): number {
+    if (this.pos + 1 > this.end) throw malformed('message truncated (int8)');
+    return this.buf[this.pos++] as number;
+  }
+
+  int16(): number {
+    if (this.pos + 2 > this.end) throw malformed('message truncated (int16)');
+    const v = this.buf.readInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  uint16(): number {
+    if (this.pos + 2 > this.end) throw malformed('message truncated (int16)');
+    const v = this.buf.readUInt16BE(this.pos);
+    this.pos += 2;
+    return v;
+  }
+
+  int32(): number {
+    if (this.pos + 4 > this.end) throw malformed('message truncated (int32)');
+    const v = this.buf.readInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  uint32(): number {
+    if (this.pos + 4 > this.end) throw malformed('message truncated (int32)');
+    const v = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return v;
+  }
+
+  /** A NUL-terminated string (PostgreSQL "String"), decoded as UTF-8. */
+  cstring(): string {
+    const nul = this.buf.indexOf(0, this.pos);
+    if (nul < 0 || nul >= this.end) throw malformed('string not terminated');
+    const s = this.buf.toString('utf8', this.pos, nul);
+    this.pos = nul + 1;
+    return s;
+  }
+
+  bytes(n: number): Buffer {
+    if (n < 0 || this.pos + n > this.end) throw malformed('message truncated (bytes)');
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+
+  rest(): Buffer {
+    const b = this.buf.subarray(this.pos, this.end);
+    this.pos = this.end;
+    return b;
+  }
+
+  /** Every decoder ends with this: a body must be consumed exactly to its length. */
+  done(what: string): void {
+    if (this.pos !== this.end) throw malformed(`${what}: ${this.end - this.pos} trailing bytes`);
+  }
+}

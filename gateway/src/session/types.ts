@@ -1,0 +1,64 @@
+/** What a session needs from the rest of the process: narrow interfaces, wired in main.ts. */
+import type tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { Classification } from '../sql/types';
+import type { ConnectionInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
+import type { ErrorCode } from '../errors';
+import type { CancelRegistry } from './cancel-registry';
+import type { UpstreamOptions } from './upstream';
+
+export interface SessionLimits {
+  maxMessageBytes: number;
+  loginTimeoutMs: number;
+  maxSqlBytesInInput: number;
+}
+
+export interface ClientTls {
+  /** null: SSLRequest is answered 'N'. */
+  context: tls.SecureContext | null;
+  /** Refuse clients that do not use TLS. */
+  require: boolean;
+  /** Ask for client certificates (verified against this CA) */
+  requestCert: boolean;
+}
+
+/** Everything observers get about one decision (audit, decision log, metrics, capture, shadow). */
+export interface DecisionEvent {
+  decision: Decision;
+  input: InputDocument;
+  /** The original frame bytes (never a PasswordMessage). */
+  frame: Buffer;
+  connection: ConnectionInfo;
+}
+
+export type FrameDirection = 'frontend' | 'backend';
+
+export interface SessionObserver {
+  /** Returns false when a denial or alert could not be recorded (audit sink failing). */
+  onDecision(ev: DecisionEvent): boolean;
+  onError(code: ErrorCode, connection: ConnectionInfo | null): void;
+  onConnectionOpened(): void;
+  onConnectionClosed(outcome: string): void;
+  onAuthenticated(connection: ConnectionInfo): void;
+  /** Every client frame and every inspected backend message; the capture sink listens here. */
+  onFrame?(direction: FrameDirection, frame: Buffer, connection: ConnectionInfo): void;
+  onBytes(direction: 'client_to_upstream' | 'upstream_to_client', n: number): void;
+  onUpstreamConnectError(): void;
+}
+
+export interface SessionDeps {
+  logger: Logger;
+  engine: PolicyEngine;
+  classify(sql: string): Classification;
+  cancel: CancelRegistry;
+  upstream: UpstreamOptions;
+  clientTls: ClientTls;
+  limits: SessionLimits;
+  observer: SessionObserver;
+  /** When true, a denial/alert that cannot be audited is denied (audit.fail_closed). */
+  auditFailClosed: boolean;
+  /** Called when a session ends, so the server can drop it from its set. */
+  onClose(session: unknown): void;
+  /** Connections counted while not yet authenticated (shared). */
+  unauthenticated: { count: number; max: number };
+}

@@ -1,0 +1,153 @@
+/**
+ * Opening the upstream connection, with TLS negotiated independently of the client side:
+ * SSLRequest, a single-byte answer, then the handshake. Bytes after the answer and before the
+ * handshake are refused (the CVE-2021-23214 class, server side).
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { ErrorCodes, PgwardError } from '../errors';
+import { encodeSSLRequest } from '../protocol';
+
+export type UpstreamTlsMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+
+export interface UpstreamOptions {
+  host: string;
+  port: number;
+  connectTimeoutMs: number;
+  tls: {
+    mode: UpstreamTlsMode;
+    ca_file?: string | undefined;
+    cert_file?: string | undefined;
+    key_file?: string | undefined;
+    servername?: string | undefined;
+  };
+}
+
+export interface UpstreamConnection {
+  socket: net.Socket | tls.TLSSocket;
+  tls: boolean;
+}
+
+const fileCache = new Map<string, Buffer>();
+function file(path: string): Buffer {
+  let b = fileCache.get(path);
+  if (!b) {
+    b = readFileSync(path);
+    fileCache.set(path, b);
+  }
+  return b;
+}
+
+function connectTcp(opts: UpstreamOptions): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: opts.host, port: opts.port });
+    s.setNoDelay(true);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new PgwardError(ErrorCodes.UPSTREAM_CONNECT, `connect to ${opts.host}:${opts.port} timed out`));
+    }, opts.connectTimeoutMs);
+    timer.unref();
+    s.once('connect', () => {
+      clearTimeout(timer);
+      s.removeAllListeners('error');
+      resolve(s);
+    });
+    s.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new PgwardError(ErrorCodes.UPSTREAM_CONNECT, `connect to ${opts.host}:${opts.port}: ${err.message}`));
+    });
+  });
+}
+
+/** Sends SSLRequest and reads the one-byte answer; anything beyond that byte is an attack or a bug. */
+function negotiateSsl(s: net.Socket, timeoutMs: number): Promise<'S' | 'N'> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail('timed out waiting for the SSLRequest answer'), timeoutMs);
+    timer.unref();
+    const onData = (chunk: Buffer): void => {
+      s.pause();
+      cleanup();
+      if (chunk.length !== 1) return fail('unexpected data after the SSLRequest answer');
+      const c = String.fromCharCode(chunk[0] as number);
+      if (c === 'S' || c === 'N') resolve(c);
+      else fail(`unexpected SSLRequest answer 0x${(chunk[0] as number).toString(16)}`);
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      fail(err.message);
+    };
+    const onClose = (): void => {
+      cleanup();
+      fail('server closed the connection during SSL negotiation');
+    };
+    function cleanup(): void {
+      clearTimeout(timer);
+      s.off('data', onData);
+      s.off('error', onError);
+      s.off('close', onClose);
+    }
+    function fail(msg: string): void {
+      cleanup();
+      s.destroy();
+      reject(new PgwardError(ErrorCodes.UPSTREAM_TLS, msg));
+    }
+    s.on('data', onData);
+    s.on('error', onError);
+    s.on('close', onClose);
+    s.write(encodeSSLRequest());
+  });
+}
+
+function startTls(s: net.Socket, opts: UpstreamOptions): Promise<tls.TLSSocket> {
+  const t = opts.tls;
+  const servername = t.servername ?? (net.isIP(opts.host) ? undefined : opts.host);
+  const options: tls.ConnectionOptions = {
+    socket: s,
+    rejectUnauthorized: t.mode === 'verify-ca' || t.mode === 'verify-full',
+  };
+  if (servername !== undefined) options.servername = servername;
+  if (t.ca_file) options.ca = file(t.ca_file);
+  if (t.cert_file) options.cert = file(t.cert_file);
+  if (t.key_file) options.key = file(t.key_file);
+  if (t.mode === 'verify-ca') options.checkServerIdentity = () => undefined;
+  if (t.mode === 'verify-full') {
+    const host = t.servername ?? opts.host;
+    options.checkServerIdentity = (_name, cert) => tls.checkServerIdentity(host, cert);
+  }
+  return new Promise((resolve, reject) => {
+    const ts = tls.connect(options);
+    const timer = setTimeout(() => {
+      ts.destroy();
+      reject(new PgwardError(ErrorCodes.UPSTREAM_TLS, 'TLS handshake with the server timed out'));
+    }, opts.connectTimeoutMs);
+    timer.unref();
+    ts.once('secureConnect', () => {
+      clearTimeout(timer);
+      ts.removeAllListeners('error');
+      resolve(ts);
+    });
+    ts.once('error', (err) => {
+      clearTimeout(timer);
+      ts.destroy();
+      reject(new PgwardError(ErrorCodes.UPSTREAM_TLS, `TLS with the server: ${err.message}`));
+    });
+  });
+}
+
+export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamConnection> {
+  const s = await connectTcp(opts);
+  if (opts.tls.mode === 'disable') return { socket: s, tls: false };
+  const answer = await negotiateSsl(s, opts.connectTimeoutMs);
+  if (answer === 'N') {
+    if (opts.tls.mode === 'prefer') {
+      s.resume();
+      return { socket: s, tls: false };
+    }
+    s.destroy();
+    throw new PgwardError(ErrorCodes.UPSTREAM_TLS, 'server does not support SSL, but upstream.tls.mode requires it');
+  }
+  const ts = await startTls(s, opts);
+  return { socket: ts, tls: true };
+}
