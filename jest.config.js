@@ -1,17 +1,27 @@
 /** Two projects: unit tests beside the code, integration tests that run real processes. */
-const transform = { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }] };
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+  // cookie 2 (used by fastify's inject via light-my-request) is ESM-only; jest on Node 20 cannot require it.
+  '/node_modules/cookie/.+\\.js$': [
+    'ts-jest',
+    { isolatedModules: true, diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs' } },
+  ],
+};
+const transformIgnorePatterns = ['/node_modules/(?!cookie/)'];
 module.exports = {
   projects: [
     {
       displayName: 'unit',
       testEnvironment: 'node',
       transform,
+      transformIgnorePatterns,
       testMatch: ['<rootDir>/gateway/src/**/*.test.ts'],
     },
     {
       displayName: 'integration',
       testEnvironment: 'node',
       transform,
+      transformIgnorePatterns,
       testMatch: ['<rootDir>/tests/**/*.test.ts'],
       testTimeout: 60000,
     },

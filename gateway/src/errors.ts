@@ -35,6 +35,7 @@ export const ErrorCodes = {
   AUDIT_SINK: 'PGWARD_ERR_AUDIT_SINK',
   CAPTURE_SINK: 'PGWARD_ERR_CAPTURE_SINK',
   REPLAY_INPUT: 'PGWARD_ERR_REPLAY_INPUT',
+  ADMIN_UNAUTHORIZED: 'PGWARD_ERR_ADMIN_UNAUTHORIZED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

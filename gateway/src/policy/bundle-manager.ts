@@ -87,7 +87,10 @@ export class BundleManager {
       this.active.swap(engine);
       this.lastError = null;
       if (info) this.hooks.onActivated(info);
-      this.hooks.logger.info({ revision: info?.revision, source: this.opts.source }, 'policy bundle activated');
+      this.hooks.logger.info(
+        { revision: info?.revision, source: this.opts.source },
+        'policy bundle activated',
+      );
       return { ok: true, revision: info?.revision ?? '' };
     } catch (err) {
       const code = err instanceof PgwardError ? err.code : ErrorCodes.BUNDLE_LOAD;
@@ -95,7 +98,12 @@ export class BundleManager {
       this.lastError = `${code}: ${message}`;
       this.hooks.onFailed(code, message);
       this.hooks.logger.error(
-        { code, err: message, source: this.opts.source, active_revision: this.active.bundle()?.revision ?? null },
+        {
+          code,
+          err: message,
+          source: this.opts.source,
+          active_revision: this.active.bundle()?.revision ?? null,
+        },
         'policy bundle reload failed; the previous bundle stays active',
       );
       return { ok: false, error: message, code };
@@ -123,7 +131,10 @@ export class BundleManager {
       });
       this.watcher.on('error', (err) => this.hooks.logger.warn({ err: err.message }, 'bundle watch failed'));
     } catch (err) {
-      this.hooks.logger.warn({ err: (err as Error).message, dir }, 'cannot watch the bundle; reload with SIGHUP or the sidecar');
+      this.hooks.logger.warn(
+        { err: (err as Error).message, dir },
+        'cannot watch the bundle; reload with SIGHUP or the sidecar',
+      );
     }
   }
 

@@ -45,13 +45,7 @@ export interface PreparedRef {
   parse_error: string | null;
 }
 
-export type MessageType =
-  | 'StartupMessage'
-  | 'Query'
-  | 'Parse'
-  | 'Bind'
-  | 'FunctionCall'
-  | 'CopyData';
+export type MessageType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall' | 'CopyData';
 
 export interface MessageInfo {
   type: MessageType;

@@ -1,0 +1,132 @@
+/**
+ * Decision log entries in OPA's decision log event format, so that tools that read OPA decision
+ * logs read pgward's: decision_id, labels, bundles, path, input, result, timestamp, metrics, and
+ * `masked` listing the JSON Pointers that redaction rewrote.
+ * https://www.openpolicyagent.org/docs/latest/management-decision-logs/
+ */
+import type { Logger } from 'pino';
+import { ErrorCodes, type ErrorCode } from '../errors';
+import type { Metrics } from '../metrics/metrics';
+import type { Alert, Decision, InputDocument } from '../policy/types';
+import { redactInput, type RedactOptions } from './redact';
+import { createSink, type FileSinkOptions, type SinkDeps } from './sink';
+
+export interface DecisionLogOptions {
+  enabled: boolean;
+  /** 0..1; 1 logs every decision. */
+  sample_rate: number;
+  sink: 'stdout' | 'file';
+  file: FileSinkOptions;
+}
+
+export interface DecisionLogEntry {
+  decision_id: string;
+  labels: { app: 'pgward'; id: string; version: string };
+  bundles: Record<string, { revision: string }>;
+  path: string;
+  input: InputDocument;
+  result: {
+    allow: boolean;
+    reasons: string[];
+    alerts: Alert[];
+    sqlstate: string | null;
+    session_parameters: Record<string, string>;
+  };
+  /** Present when the decision is a fail-closed deny. */
+  error?: { code: ErrorCode };
+  timestamp: string;
+  metrics: { timer_rego_query_eval_ns: number };
+  masked?: string[];
+}
+
+export interface DecisionLogDeps {
+  metrics: Pick<Metrics, 'auditSinkErrorsTotal' | 'decisionLogEntriesTotal'>;
+  logger?: Logger | undefined;
+  /** Redaction settings (the audit section's), applied to the input before it is written. */
+  redact: RedactOptions;
+  /** labels.id: this instance (e.g. a UUID made at start-up or the pod name). */
+  instanceId: string;
+  /** labels.version: pgward's version. */
+  version: string;
+  /** Key under `bundles` (default 'pgward'). */
+  bundleName?: string;
+  stream?: SinkDeps['stream'];
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface DecisionLog {
+  /** Writes an entry for this decision when sampled. false only when a sampled entry was not written. */
+  log(input: InputDocument, decision: Decision, path: string): boolean;
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+export function buildDecisionLogEntry(
+  input: InputDocument,
+  decision: Decision,
+  path: string,
+  deps: Pick<DecisionLogDeps, 'redact' | 'instanceId' | 'version' | 'bundleName'>,
+  now: Date = new Date(),
+): DecisionLogEntry {
+  const { input: redacted, masked } = redactInput(input, deps.redact);
+  const entry: DecisionLogEntry = {
+    decision_id: decision.id,
+    labels: { app: 'pgward', id: deps.instanceId, version: deps.version },
+    bundles:
+      decision.revision === '' ? {} : { [deps.bundleName ?? 'pgward']: { revision: decision.revision } },
+    path,
+    input: redacted,
+    result: {
+      allow: decision.allow,
+      reasons: decision.reasons,
+      alerts: decision.alerts,
+      sqlstate: decision.sqlstate,
+      session_parameters: decision.session_parameters,
+    },
+    timestamp: now.toISOString(),
+    metrics: { timer_rego_query_eval_ns: Math.round(decision.eval_seconds * 1e9) },
+  };
+  if (decision.error_code !== null) entry.error = { code: decision.error_code };
+  if (masked.length > 0) entry.masked = masked.map((p) => `/input${p}`);
+  return entry;
+}
+
+export function createDecisionLog(opts: DecisionLogOptions, deps: DecisionLogDeps): DecisionLog {
+  if (!opts.enabled) {
+    return { log: () => true, healthy: () => true, close: () => Promise.resolve() };
+  }
+  if (!(opts.sample_rate >= 0 && opts.sample_rate <= 1)) {
+    throw new Error('decision_log.sample_rate must be between 0 and 1');
+  }
+  const sink = createSink(opts, {
+    name: 'decision_log',
+    metrics: deps.metrics,
+    logger: deps.logger,
+    ...(deps.stream ? { stream: deps.stream } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const random = deps.random ?? Math.random;
+  const now = deps.now ?? Date.now;
+  return {
+    log(input, decision, path) {
+      if (opts.sample_rate < 1 && !(random() < opts.sample_rate)) return true;
+      let line: string;
+      try {
+        line = JSON.stringify(buildDecisionLogEntry(input, decision, path, deps, new Date(now()))) + '\n';
+      } catch (err) {
+        deps.logger?.error(
+          { code: ErrorCodes.AUDIT_SINK, err: (err as Error).message },
+          'decision log entry not serializable',
+        );
+        deps.metrics.auditSinkErrorsTotal.inc();
+        return false;
+      }
+      const ok = sink.write(line);
+      if (ok) deps.metrics.decisionLogEntriesTotal.inc();
+      return ok;
+    },
+    healthy: () => sink.healthy(),
+    close: () => sink.close(),
+  };
+}

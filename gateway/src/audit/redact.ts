@@ -1,0 +1,268 @@
+/**
+ * Redaction of SQL literals and bound parameter values before anything is written to an audit or
+ * decision log. SQL is normalized with libpg-query's `normalizeSync` (the real PostgreSQL parser)
+ * when its wasm module is loaded, and then passed through a lexer that replaces any literal the
+ * parser-based normalizer leaves behind (it keeps e.g. COPY file names and the body of PREPARE).
+ * Text the parser rejects goes through the lexer alone. The lexer assumes
+ * standard_conforming_strings = on (the default since PostgreSQL 9.1).
+ * https://www.postgresql.org/docs/current/sql-syntax-lexical.html
+ */
+import * as pgQuery from 'libpg-query';
+import type { BindParameter, InputDocument, MessageInfo, PreparedRef } from '../policy/types';
+import type { StatementInfo } from '../sql/types';
+
+export const REDACTED = '[REDACTED]';
+
+export interface RedactOptions {
+  parameters: boolean;
+  literals: boolean;
+}
+
+let parserLoading: Promise<void> | null = null;
+
+/**
+ * Loads libpg-query's wasm module (shared with the SQL classifier, which may have loaded it
+ * already); until it is loaded, normalization uses the lexer only.
+ */
+export function loadSqlNormalizer(): Promise<void> {
+  parserLoading ??= pgQuery.loadModule();
+  return parserLoading;
+}
+
+const isIdentStart = (c: number): boolean =>
+  (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || c >= 0x80;
+const isIdentChar = (c: number): boolean => isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24;
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** Index just past the quoted string starting at `i` (the opening quote); sql.length when unterminated. */
+function endOfQuoted(sql: string, i: number, quote: string, backslashEscapes: boolean): number {
+  let j = i + 1;
+  while (j < sql.length) {
+    const ch = sql[j];
+    if (backslashEscapes && ch === '\\') {
+      j += 2;
+      continue;
+    }
+    if (ch === quote) {
+      if (sql[j + 1] === quote) {
+        j += 2;
+        continue;
+      }
+      return j + 1;
+    }
+    j++;
+  }
+  return sql.length;
+}
+
+/**
+ * Replaces string, bit-string, dollar-quoted and numeric literals with `$n`, numbering after the
+ * highest `$n` already present. Comments and quoted identifiers are kept. An unterminated literal
+ * swallows the rest of the text.
+ */
+export function replaceLiterals(sql: string): string {
+  let next = 0;
+  for (const m of sql.matchAll(/\$(\d+)/g)) next = Math.max(next, Number(m[1]));
+  const placeholder = (): string => `$${++next}`;
+  let out = '';
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    const ch = sql[i] as string;
+    // -- line comment
+    if (ch === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      const stop = end === -1 ? n : end;
+      out += sql.slice(i, stop);
+      i = stop;
+      continue;
+    }
+    // /* block comment */ (nests in PostgreSQL)
+    if (ch === '/' && sql[i + 1] === '*') {
+      let depth = 1;
+      let j = i + 2;
+      while (j < n && depth > 0) {
+        if (sql[j] === '/' && sql[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (sql[j] === '*' && sql[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
+      }
+      out += sql.slice(i, j);
+      i = j;
+      continue;
+    }
+    if (ch === '"') {
+      const end = endOfQuoted(sql, i, '"', false);
+      out += sql.slice(i, end);
+      i = end;
+      continue;
+    }
+    if (ch === "'") {
+      i = endOfQuoted(sql, i, "'", false);
+      out += placeholder();
+      continue;
+    }
+    if (isIdentStart(c)) {
+      let j = i + 1;
+      while (j < n && isIdentChar(sql.charCodeAt(j))) j++;
+      const word = sql.slice(i, j);
+      const upper = word.toUpperCase();
+      // E'..', B'..', X'..', N'..' literals; U&'..' Unicode strings; U&".." identifiers.
+      if (sql[j] === "'" && (upper === 'E' || upper === 'B' || upper === 'X' || upper === 'N')) {
+        i = endOfQuoted(sql, j, "'", upper === 'E');
+        out += placeholder();
+        continue;
+      }
+      if (upper === 'U' && sql[j] === '&' && sql[j + 1] === "'") {
+        i = endOfQuoted(sql, j + 1, "'", false);
+        out += placeholder();
+        continue;
+      }
+      out += word;
+      i = j;
+      continue;
+    }
+    if (ch === '$') {
+      // $n parameter
+      if (isDigit(sql.charCodeAt(i + 1))) {
+        let j = i + 1;
+        while (j < n && isDigit(sql.charCodeAt(j))) j++;
+        out += sql.slice(i, j);
+        i = j;
+        continue;
+      }
+      // $tag$ ... $tag$ (tag empty or an identifier without '$')
+      let j = i + 1;
+      if (j < n && isIdentStart(sql.charCodeAt(j))) {
+        while (j < n && isIdentChar(sql.charCodeAt(j)) && sql[j] !== '$') j++;
+      }
+      if (sql[j] === '$') {
+        const tag = sql.slice(i, j + 1);
+        const close = sql.indexOf(tag, j + 1);
+        i = close === -1 ? n : close + tag.length;
+        out += placeholder();
+        continue;
+      }
+      out += ch;
+      i++;
+      continue;
+    }
+    if (isDigit(c) || (ch === '.' && isDigit(sql.charCodeAt(i + 1)))) {
+      let j = i;
+      if (ch === '0' && /[xXoObB]/.test(sql[i + 1] ?? '')) {
+        j += 2;
+        while (j < n && /[0-9a-fA-F_]/.test(sql[j] as string)) j++;
+      } else {
+        while (j < n && /[0-9_]/.test(sql[j] as string)) j++;
+        if (sql[j] === '.' && sql[j + 1] !== '.') {
+          j++;
+          while (j < n && /[0-9_]/.test(sql[j] as string)) j++;
+        }
+        if (/[eE]/.test(sql[j] ?? '') && /[0-9+-]/.test(sql[j + 1] ?? '')) {
+          j += 2;
+          while (j < n && isDigit(sql.charCodeAt(j))) j++;
+        }
+      }
+      out += placeholder();
+      i = j;
+      continue;
+    }
+    out += ch;
+    i++;
+  }
+  return out;
+}
+
+/** SQL with every literal replaced by `$n`. Never throws. */
+export function normalizeSql(sql: string): string {
+  let text: string;
+  try {
+    text = pgQuery.normalizeSync(sql);
+  } catch {
+    // not parseable, or the wasm module is not loaded yet
+    text = sql;
+  }
+  return replaceLiterals(text);
+}
+
+/** Parser messages quote the offending token (`syntax error at or near "'secret'"`). */
+export function redactParseError(message: string | null): string | null {
+  if (message === null) return null;
+  return message.replace(/ at or near ".*$/s, ` at or near ${REDACTED}`);
+}
+
+export function redactStatement(s: StatementInfo): StatementInfo {
+  const out: StatementInfo = {
+    ...s,
+    sql: normalizeSql(s.sql),
+    settings: s.settings.map((x) => ({ ...x, value: x.value === null ? null : REDACTED })),
+    copy: s.copy === null ? null : { ...s.copy, filename: s.copy.filename === null ? null : REDACTED },
+  };
+  if (s.prepared !== null) {
+    const { inner, ...rest } = s.prepared;
+    out.prepared = inner === undefined ? rest : { ...rest, inner: redactStatement(inner) };
+  }
+  return out;
+}
+
+export function redactParameters(ps: readonly BindParameter[]): BindParameter[] {
+  return ps.map((p) => ({ type_oid: p.type_oid, format: p.format, value: REDACTED, encoding: 'decoded' }));
+}
+
+function redactPrepared(p: PreparedRef, opts: RedactOptions): PreparedRef {
+  if (!opts.literals) return p;
+  return {
+    ...p,
+    sql: normalizeSql(p.sql),
+    statements: p.statements.map(redactStatement),
+    parse_error: redactParseError(p.parse_error),
+  };
+}
+
+/**
+ * A copy of the policy input with literals and/or parameter values redacted, and the JSON Pointers
+ * (relative to the input) that were changed.
+ */
+export function redactInput(
+  input: InputDocument,
+  opts: RedactOptions,
+): { input: InputDocument; masked: string[] } {
+  if (!opts.literals && !opts.parameters) return { input, masked: [] };
+  const masked: string[] = [];
+  const m: MessageInfo = { ...input.message };
+  if (opts.literals) {
+    if (m.sql !== undefined) {
+      m.sql = normalizeSql(m.sql);
+      masked.push('/message/sql');
+    }
+    if (m.statement) {
+      m.statement = redactPrepared(m.statement, opts);
+      masked.push('/message/statement');
+    }
+  }
+  if (opts.parameters) {
+    if (m.parameters !== undefined) {
+      m.parameters = redactParameters(m.parameters);
+      masked.push('/message/parameters');
+    }
+    if (m.arguments !== undefined) {
+      m.arguments = redactParameters(m.arguments);
+      masked.push('/message/arguments');
+    }
+  }
+  let parseError = input.parse_error;
+  if (opts.literals && parseError !== null) {
+    parseError = redactParseError(parseError);
+    masked.push('/parse_error');
+  }
+  let statements = input.statements;
+  if (opts.literals && statements.length > 0) {
+    statements = statements.map(redactStatement);
+    masked.push('/statements');
+  }
+  return { input: { ...input, message: m, statements, parse_error: parseError }, masked };
+}

@@ -1,0 +1,554 @@
+/**
+ * Pure builders of the policy input document, version 1 (docs/policy-input.md), the decoding of
+ * Bind/FunctionCall parameters, and the per-session registry of SQL-level prepared statements
+ * that lets `EXECUTE p` be judged by what `p` does.
+ */
+import type { Classification, StatementInfo } from '../sql/types';
+import type { BindParameter, ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
+
+export interface InputOptions {
+  /** SQL text longer than this (UTF-8 bytes) is cut, marked `truncated`, and given a parse_error. */
+  maxSqlBytes: number;
+  /** Bind/FunctionCall values longer than this are cut and the message marked `truncated`. Default 4096. */
+  maxParamBytes?: number;
+}
+
+/** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */
+export interface WireParameter {
+  typeOid: number;
+  format: 0 | 1;
+  value: Buffer | null;
+}
+
+export interface ParseArgs {
+  statementName: string;
+  sql: string;
+  paramTypes: number[];
+}
+
+export interface BindArgs {
+  portalName: string;
+  /** The statement the Bind names, as pgward knows it; null when pgward does not know it. */
+  statement: PreparedRef | null;
+  params: WireParameter[];
+}
+
+export interface FunctionCallArgs {
+  oid: number;
+  /** FunctionCall carries no argument types: typeOid is 0 unless the caller knows better. */
+  args: (Omit<WireParameter, 'typeOid'> & { typeOid?: number })[];
+}
+
+export const DEFAULT_MAX_PARAM_BYTES = 4096;
+export const UNKNOWN_STATEMENT_ERROR = 'statement unknown to pgward';
+
+export function sqlTooLongError(maxSqlBytes: number): string {
+  return `sql text exceeds ${maxSqlBytes} bytes`;
+}
+
+/** Cuts `text` to at most `maxBytes` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(text: string, maxBytes: number): { text: string; truncated: boolean } {
+  if (text.length * 3 <= maxBytes || Buffer.byteLength(text, 'utf8') <= maxBytes)
+    return { text, truncated: false };
+  return { text: cutUtf8(Buffer.from(text, 'utf8'), maxBytes).toString('utf8'), truncated: true };
+}
+
+/** The longest prefix of `bytes` of at most `maxBytes` that does not end inside a UTF-8 sequence. */
+function cutUtf8(bytes: Buffer, maxBytes: number): Buffer {
+  if (bytes.length <= maxBytes) return bytes;
+  let end = maxBytes;
+  // Step back over continuation bytes (10xxxxxx) to the lead byte of the cut character, and drop it.
+  let back = 0;
+  while (end > 0 && back < 4 && (bytes[end]! & 0xc0) === 0x80) {
+    end -= 1;
+    back += 1;
+  }
+  return bytes.subarray(0, end);
+}
+
+function boundedSql(sql: string, classification: Classification, maxSqlBytes: number) {
+  const cut = truncateUtf8(sql, maxSqlBytes);
+  if (cut.truncated) {
+    // Never let a policy judge half a statement: no statements, a parse error.
+    return { sql: cut.text, truncated: true, statements: [], parse_error: sqlTooLongError(maxSqlBytes) };
+  }
+  return {
+    sql,
+    truncated: false,
+    statements: classification.statements,
+    parse_error: classification.parse_error,
+  };
+}
+
+export function buildStartupInput(conn: ConnectionInfo): InputDocument {
+  return {
+    version: 1,
+    phase: 'startup',
+    connection: conn,
+    message: { type: 'StartupMessage' },
+    statements: [],
+    parse_error: null,
+  };
+}
+
+export function buildQueryInput(
+  conn: ConnectionInfo,
+  sql: string,
+  classification: Classification,
+  opts: InputOptions,
+): InputDocument {
+  const b = boundedSql(sql, classification, opts.maxSqlBytes);
+  return {
+    version: 1,
+    phase: 'message',
+    connection: conn,
+    message: { type: 'Query', sql: b.sql, truncated: b.truncated },
+    statements: b.statements,
+    parse_error: b.parse_error,
+  };
+}
+
+export function buildParseInput(
+  conn: ConnectionInfo,
+  args: ParseArgs,
+  classification: Classification,
+  opts: InputOptions,
+): InputDocument {
+  const b = boundedSql(args.sql, classification, opts.maxSqlBytes);
+  return {
+    version: 1,
+    phase: 'message',
+    connection: conn,
+    message: {
+      type: 'Parse',
+      sql: b.sql,
+      truncated: b.truncated,
+      statement_name: args.statementName,
+      param_types: args.paramTypes,
+    },
+    statements: b.statements,
+    parse_error: b.parse_error,
+  };
+}
+
+/**
+ * A Bind is judged by the statement it binds: top-level `statements`/`parse_error` are that
+ * statement's. An unknown statement gets `parse_error` so that policies deny it (the server shares
+ * one namespace between Parse and SQL PREPARE, so pgward may not know what the server would run).
+ */
+export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: InputOptions): InputDocument {
+  const maxParamBytes = opts.maxParamBytes ?? DEFAULT_MAX_PARAM_BYTES;
+  let truncated = false;
+  const parameters = args.params.map((p) => {
+    if (p.value !== null && p.value.length > maxParamBytes) truncated = true;
+    return decodeParameter(p.typeOid, p.format, p.value, maxParamBytes);
+  });
+  let statement: PreparedRef | null = null;
+  let statements: StatementInfo[] = [];
+  let parseError: string | null = UNKNOWN_STATEMENT_ERROR;
+  if (args.statement !== null) {
+    const s = args.statement;
+    const cut = truncateUtf8(s.sql, opts.maxSqlBytes);
+    if (cut.truncated) {
+      truncated = true;
+      statement = {
+        name: s.name,
+        sql: cut.text,
+        statements: [],
+        parse_error: sqlTooLongError(opts.maxSqlBytes),
+      };
+    } else {
+      statement = s;
+    }
+    statements = statement.statements;
+    parseError = statement.parse_error;
+  }
+  const message: MessageInfo = {
+    type: 'Bind',
+    portal_name: args.portalName,
+    statement,
+    parameters,
+    truncated,
+  };
+  return { version: 1, phase: 'message', connection: conn, message, statements, parse_error: parseError };
+}
+
+export function buildFunctionCallInput(
+  conn: ConnectionInfo,
+  args: FunctionCallArgs,
+  opts: Pick<InputOptions, 'maxParamBytes'> = {},
+): InputDocument {
+  const maxParamBytes = opts.maxParamBytes ?? DEFAULT_MAX_PARAM_BYTES;
+  let truncated = false;
+  const decoded = args.args.map((a) => {
+    if (a.value !== null && a.value.length > maxParamBytes) truncated = true;
+    return decodeParameter(a.typeOid ?? 0, a.format, a.value, maxParamBytes);
+  });
+  return {
+    version: 1,
+    phase: 'message',
+    connection: conn,
+    message: { type: 'FunctionCall', function_oid: args.oid, arguments: decoded, truncated },
+    statements: [],
+    parse_error: null,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parameter decoding. Type OIDs from src/include/catalog/pg_type.dat; binary formats are the
+// types' send/recv functions (https://www.postgresql.org/docs/current/protocol-overview.html#PROTOCOL-FORMAT-CODES).
+
+export const TypeOids = {
+  BOOL: 16,
+  BYTEA: 17,
+  NAME: 19,
+  INT8: 20,
+  INT2: 21,
+  INT4: 23,
+  TEXT: 25,
+  OID: 26,
+  JSON: 114,
+  FLOAT4: 700,
+  FLOAT8: 701,
+  BPCHAR: 1042,
+  VARCHAR: 1043,
+  NUMERIC: 1700,
+  UUID: 2950,
+  JSONB: 3802,
+} as const;
+
+const TEXT_LIKE = new Set<number>([
+  TypeOids.TEXT,
+  TypeOids.VARCHAR,
+  TypeOids.BPCHAR,
+  TypeOids.NAME,
+  TypeOids.JSON,
+]);
+const INT_RANGE: Record<number, [number, number]> = {
+  [TypeOids.INT2]: [-32768, 32767],
+  [TypeOids.INT4]: [-2147483648, 2147483647],
+  [TypeOids.OID]: [0, 4294967295],
+};
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** PostgreSQL's isspace() set: the only whitespace its numeric and boolean input functions skip. */
+const PG_INT = /^[ \t\n\r\v\f]*([+-]?[0-9]+)[ \t\n\r\v\f]*$/;
+const PG_FLOAT = /^[ \t\n\r\v\f]*([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)[ \t\n\r\v\f]*$/;
+
+function decodeUtf8(bytes: Uint8Array): string | null {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+function typed(typeOid: number, format: 0 | 1, value: string | number | boolean): BindParameter {
+  return { type_oid: typeOid, format: format === 0 ? 'text' : 'binary', value, encoding: 'decoded' };
+}
+
+function raw(typeOid: number, format: 0 | 1, bytes: Uint8Array): BindParameter {
+  return {
+    type_oid: typeOid,
+    format: format === 0 ? 'text' : 'binary',
+    value: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
+    encoding: 'base64',
+  };
+}
+
+/** boolin's parse_bool_with_len (src/backend/utils/adt/bool.c), after trimming isspace(). */
+export function parsePgBool(text: string): boolean | null {
+  const v = text.replace(/^[ \t\n\r\v\f]+|[ \t\n\r\v\f]+$/g, '').toLowerCase();
+  const len = v.length;
+  if (len === 0) return null;
+  const prefixOf = (word: string, minLen: number) =>
+    len >= minLen && len <= word.length && word.startsWith(v);
+  switch (v[0]) {
+    case 't':
+      return prefixOf('true', 1) ? true : null;
+    case 'f':
+      return prefixOf('false', 1) ? false : null;
+    case 'y':
+      return prefixOf('yes', 1) ? true : null;
+    case 'n':
+      return prefixOf('no', 1) ? false : null;
+    case 'o':
+      if (prefixOf('on', 2)) return true;
+      return prefixOf('off', 2) ? false : null;
+    case '1':
+      return len === 1 ? true : null;
+    case '0':
+      return len === 1 ? false : null;
+    default:
+      return null;
+  }
+}
+
+function nonFinite(n: number): string | number {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return 'Infinity';
+  if (n === -Infinity) return '-Infinity';
+  return n;
+}
+
+function decodeText(typeOid: number, text: string): string | number | boolean {
+  switch (typeOid) {
+    case TypeOids.BOOL: {
+      const b = parsePgBool(text);
+      return b ?? text;
+    }
+    case TypeOids.INT2:
+    case TypeOids.INT4:
+    case TypeOids.OID:
+    case TypeOids.INT8: {
+      const m = PG_INT.exec(text);
+      if (m === null) return text;
+      const big = BigInt(m[1]!);
+      const range = INT_RANGE[typeOid];
+      if (range !== undefined && (big < BigInt(range[0]) || big > BigInt(range[1]))) return text;
+      if (big > BigInt(Number.MAX_SAFE_INTEGER) || big < BigInt(Number.MIN_SAFE_INTEGER))
+        return big.toString();
+      return Number(big);
+    }
+    case TypeOids.FLOAT4:
+    case TypeOids.FLOAT8: {
+      const m = PG_FLOAT.exec(text);
+      if (m === null) return text;
+      const n = Number(m[1]);
+      return Number.isFinite(n) ? n : text;
+    }
+    default:
+      return text;
+  }
+}
+
+/** `\x` hex output of byteaout, as bytes; null for the escape format or anything malformed. */
+function parseByteaHex(text: string): Buffer | null {
+  if (!text.startsWith('\\x')) return null;
+  const hex = text.slice(2);
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
+  return Buffer.from(hex, 'hex');
+}
+
+function decodeBinary(typeOid: number, b: Buffer): BindParameter {
+  const len = b.length;
+  switch (typeOid) {
+    case TypeOids.BOOL:
+      return len === 1 && (b[0] === 0 || b[0] === 1) ? typed(typeOid, 1, b[0] === 1) : raw(typeOid, 1, b);
+    case TypeOids.INT2:
+      return len === 2 ? typed(typeOid, 1, b.readInt16BE(0)) : raw(typeOid, 1, b);
+    case TypeOids.INT4:
+      return len === 4 ? typed(typeOid, 1, b.readInt32BE(0)) : raw(typeOid, 1, b);
+    case TypeOids.OID:
+      return len === 4 ? typed(typeOid, 1, b.readUInt32BE(0)) : raw(typeOid, 1, b);
+    case TypeOids.INT8: {
+      if (len !== 8) return raw(typeOid, 1, b);
+      const v = b.readBigInt64BE(0);
+      const safe = v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER);
+      return typed(typeOid, 1, safe ? Number(v) : v.toString());
+    }
+    case TypeOids.FLOAT4:
+      return len === 4 ? typed(typeOid, 1, nonFinite(b.readFloatBE(0))) : raw(typeOid, 1, b);
+    case TypeOids.FLOAT8:
+      return len === 8 ? typed(typeOid, 1, nonFinite(b.readDoubleBE(0))) : raw(typeOid, 1, b);
+    case TypeOids.UUID:
+      if (len !== 16) return raw(typeOid, 1, b);
+      {
+        const h = b.toString('hex');
+        return typed(
+          typeOid,
+          1,
+          `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`,
+        );
+      }
+    case TypeOids.JSONB: {
+      // jsonb_send: a version byte (1) followed by the text.
+      if (len < 1 || b[0] !== 1) return raw(typeOid, 1, b);
+      const text = decodeUtf8(b.subarray(1));
+      return text === null ? raw(typeOid, 1, b) : typed(typeOid, 1, text);
+    }
+    default: {
+      if (!TEXT_LIKE.has(typeOid)) return raw(typeOid, 1, b);
+      const text = decodeUtf8(b);
+      return text === null ? raw(typeOid, 1, b) : typed(typeOid, 1, text);
+    }
+  }
+}
+
+/**
+ * Decodes one Bind/FunctionCall parameter. Text format: the text, typed for bool/integers/floats
+ * when PostgreSQL's input function would read it unambiguously (otherwise the text as sent);
+ * bytea in `\x` hex as base64 bytes. Binary format: the common fixed-size types, text-like types,
+ * jsonb and uuid. Anything else, or bytes that are not valid UTF-8, is base64. Values longer than
+ * `maxBytes` are cut (the caller marks the message truncated).
+ */
+export function decodeParameter(
+  typeOid: number,
+  format: 0 | 1,
+  bytes: Buffer | null,
+  maxBytes: number = DEFAULT_MAX_PARAM_BYTES,
+): BindParameter {
+  if (bytes === null) {
+    return { type_oid: typeOid, format: format === 0 ? 'text' : 'binary', value: null, encoding: 'null' };
+  }
+  const cut = bytes.length > maxBytes;
+  if (format === 1) return cut ? raw(typeOid, 1, bytes.subarray(0, maxBytes)) : decodeBinary(typeOid, bytes);
+  const body = cut ? cutUtf8(bytes, maxBytes) : bytes;
+  const text = decodeUtf8(body);
+  if (text === null || text.includes('\0')) return raw(typeOid, 0, body);
+  if (typeOid === TypeOids.BYTEA && !cut) {
+    const hex = parseByteaHex(text);
+    return hex === null ? typed(typeOid, 0, text) : raw(typeOid, 0, hex);
+  }
+  return typed(typeOid, 0, cut ? text : decodeText(typeOid, text));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface SqlPreparedRegistryOptions {
+  /** Most names remembered; PREPAREs beyond it are not recorded (their EXECUTE has no inner: denied). */
+  maxEntries?: number;
+  /** Most SQL text (UTF-16 code units) remembered over all entries. */
+  maxSqlChars?: number;
+}
+
+/**
+ * What a session's prepared-statement names mean, as far as pgward knows. `null` marks a name
+ * whose meaning is ambiguous (PREPARE of a name already known: the server refused it or our record
+ * was stale); EXECUTE of such a name gets no inner statement until it is deallocated.
+ */
+export class SqlPreparedRegistry {
+  private readonly entries = new Map<string, StatementInfo | null>();
+  private sqlChars = 0;
+  /** Set when a PREPARE could not be recorded; until DEALLOCATE ALL / DISCARD ALL no new name is trusted. */
+  private lost = false;
+  private readonly maxEntries: number;
+  private readonly maxSqlChars: number;
+
+  constructor(opts: SqlPreparedRegistryOptions = {}) {
+    this.maxEntries = opts.maxEntries ?? 10_000;
+    this.maxSqlChars = opts.maxSqlChars ?? 16 * 1024 * 1024;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The statement `name` was prepared with; undefined when unknown or ambiguous. */
+  lookup(name: string): StatementInfo | undefined {
+    return this.entries.get(name) ?? undefined;
+  }
+
+  /** A PreparedRef for a Bind that names a statement prepared by SQL `PREPARE`; null when unknown. */
+  toPreparedRef(name: string): PreparedRef | null {
+    const inner = this.lookup(name);
+    return inner === undefined ? null : { name, sql: inner.sql, statements: [inner], parse_error: null };
+  }
+
+  /** Call after an allowed Query ran: applies its PREPARE / DEALLOCATE / DISCARD ALL in order. */
+  observe(classification: Classification): void {
+    if (classification.parse_error !== null) return;
+    for (const s of classification.statements) {
+      const p = s.prepared;
+      if (p === null) continue;
+      switch (p.kind) {
+        case 'prepare':
+          if (p.name !== null) this.record(p.name, p.inner);
+          break;
+        case 'deallocate':
+          if (p.name === null) this.clear();
+          else this.forget(p.name);
+          break;
+        case 'discard':
+          this.clear();
+          break;
+        case 'execute':
+          break;
+      }
+    }
+  }
+
+  /**
+   * Records a protocol-level Parse of a named statement (same namespace as SQL PREPARE), so that
+   * `EXECUTE name` can be judged. The unnamed statement cannot be EXECUTEd and is ignored.
+   */
+  observeParse(statementName: string, classification: Classification): void {
+    if (statementName === '') return;
+    const only = classification.parse_error === null && classification.statements.length === 1;
+    this.record(statementName, only ? classification.statements[0] : undefined);
+  }
+
+  /** Close of a named statement, or DEALLOCATE name. */
+  forget(name: string): void {
+    const old = this.entries.get(name);
+    if (old) this.sqlChars -= old.sql.length;
+    this.entries.delete(name);
+  }
+
+  clear(): void {
+    this.entries.clear();
+    this.sqlChars = 0;
+    this.lost = false;
+  }
+
+  /**
+   * A copy of `classification` in which every EXECUTE's `prepared.inner` is what the name means at
+   * that point (earlier statements of the same text included); absent when unknown.
+   */
+  expand(classification: Classification): Classification {
+    if (!classification.statements.some((s) => s.prepared !== null)) return classification;
+    const overlay = new Map<string, StatementInfo | null>();
+    let cleared = false;
+    const resolve = (name: string): StatementInfo | null => {
+      if (overlay.has(name)) return overlay.get(name) ?? null;
+      return cleared ? null : (this.entries.get(name) ?? null);
+    };
+    const known = (name: string): boolean =>
+      overlay.has(name) || (!cleared && (this.lost || this.entries.has(name)));
+    const statements = classification.statements.map((s) => {
+      const p = s.prepared;
+      if (p === null) return s;
+      switch (p.kind) {
+        case 'prepare':
+          if (p.name !== null) overlay.set(p.name, known(p.name) ? null : (p.inner ?? null));
+          return s;
+        case 'deallocate':
+          if (p.name === null) {
+            overlay.clear();
+            cleared = true;
+          } else {
+            overlay.set(p.name, null);
+          }
+          return s;
+        case 'discard':
+          overlay.clear();
+          cleared = true;
+          return s;
+        case 'execute': {
+          const { inner: _ignored, ...rest } = p;
+          const inner = p.name === null ? null : resolve(p.name);
+          return { ...s, prepared: inner === null ? rest : { ...rest, inner } };
+        }
+      }
+    });
+    return { statements, parse_error: classification.parse_error };
+  }
+
+  private record(name: string, inner: StatementInfo | undefined): void {
+    if (this.entries.has(name)) {
+      // The server refuses PREPARE of an existing name; if ours was stale it accepted it. Unknown.
+      this.forget(name);
+      this.entries.set(name, null);
+      return;
+    }
+    // Once a name went unrecorded, a PREPARE of an unrecorded name may be one the server refuses.
+    if (this.lost) return;
+    const full = this.entries.size >= this.maxEntries;
+    if (inner === undefined || full || this.sqlChars + inner.sql.length > this.maxSqlChars) {
+      if (inner === undefined && !full) this.entries.set(name, null);
+      else this.lost = true;
+      return;
+    }
+    this.entries.set(name, inner);
+    this.sqlChars += inner.sql.length;
+  }
+}

@@ -1,0 +1,271 @@
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { ErrorCodes, PgwardError } from '../errors';
+import { loadBundle } from './bundle';
+import { buildQueryInput, buildStartupInput } from './input';
+import { ActiveEngine, buildEngineFromSource, OpaWasmEngine, smokeInputs } from './opa-engine';
+import type { ConnectionInfo, InputDocument } from './types';
+
+const REPO = path.resolve(__dirname, '../../..');
+
+/** Tiny policies, one per way a bundle can answer. */
+const POLICIES: Record<string, string> = {
+  'allow-all': 'decision := {"allow": true, "reasons": [], "alerts": []}',
+  'deny-all': `decision := {
+  "allow": false,
+  "reasons": ["no access"],
+  "alerts": [{"rule": "deny_all", "severity": "high", "message": "denied"}],
+  "sqlstate": "28000",
+}`,
+  undefined: 'decision := {"allow": true} if input.no_such_field == 1',
+  'not-object': 'decision := "allow"',
+  'bad-allow': 'decision := {"allow": "true"}',
+  // Two complete definitions that disagree: a run-time conflict, which opa-wasm throws as a string.
+  throws: 'decision := {"allow": true} if input.version == 1\n\ndecision := {"allow": false} if input.phase',
+  oom: 'big := [x | some x in numbers.range(1, object.get(input, "n", 1))]\n\ndecision := {"allow": count(big) > 0}',
+  echo: `decision := {
+  "allow": input.phase == "startup",
+  "reasons": [input.message.type, input.connection.user],
+  "session_parameters": {"application_name": data.pgward.app},
+}`,
+};
+
+let workDir: string;
+const bundles: Record<string, string> = {};
+
+beforeAll(async () => {
+  workDir = await fs.mkdtemp(path.join(os.tmpdir(), 'pgward-engine-'));
+  for (const [name, body] of Object.entries(POLICIES)) {
+    const src = path.join(workDir, 'src', name);
+    await fs.mkdir(src, { recursive: true });
+    await fs.writeFile(path.join(src, 'policy.rego'), `package pgward\n\n${body}\n`);
+    await fs.writeFile(path.join(src, 'data.json'), JSON.stringify({ pgward: { app: 'from-data' } }));
+    const out = path.join(workDir, `${name}.tar.gz`);
+    execFileSync(
+      'go',
+      [
+        'tool',
+        'opa',
+        'build',
+        '-t',
+        'wasm',
+        '-e',
+        'pgward/decision',
+        '--revision',
+        `rev-${name}`,
+        '-o',
+        out,
+        src,
+      ],
+      {
+        cwd: path.join(REPO, 'wasm-build'),
+        env: { ...process.env, PATH: `/usr/local/go/bin:${process.env['PATH'] ?? ''}` },
+        stdio: 'pipe',
+      },
+    );
+    bundles[name] = out;
+  }
+}, 300_000);
+
+afterAll(async () => {
+  await fs.rm(workDir, { recursive: true, force: true });
+});
+
+const conn: ConnectionInfo = {
+  id: 'c1',
+  client_addr: '127.0.0.1',
+  client_port: 50000,
+  tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+  user: 'alice',
+  database: 'app',
+  application_name: 'psql',
+  parameters: { user: 'alice', database: 'app', application_name: 'psql' },
+  options: {},
+  protocol_version: '3.0',
+  authenticated: true,
+  transaction_status: 'I',
+};
+const startup = buildStartupInput(conn);
+const query: InputDocument = buildQueryInput(
+  conn,
+  'SELECT 1',
+  { statements: [], parse_error: null },
+  { maxSqlBytes: 100 },
+);
+
+async function engine(name: string, memoryMaxPages?: number): Promise<OpaWasmEngine> {
+  const opts =
+    memoryMaxPages === undefined
+      ? { entrypoint: 'pgward/decision' }
+      : { entrypoint: 'pgward/decision', memoryMaxPages };
+  return OpaWasmEngine.create(await loadBundle(bundles[name]!), opts);
+}
+
+describe('OpaWasmEngine', () => {
+  it('allow-all allows, with an id, the revision and the time taken', async () => {
+    const e = await engine('allow-all');
+    const d = e.evaluate(query);
+    expect(d).toMatchObject({
+      allow: true,
+      reasons: [],
+      alerts: [],
+      sqlstate: null,
+      error_code: null,
+      revision: 'rev-allow-all',
+    });
+    expect(d.id).toMatch(/^[0-9a-f]{16}-\d+$/);
+    expect(d.eval_seconds).toBeGreaterThan(0);
+    expect(d.eval_seconds).toBeLessThan(1);
+    expect(e.evaluate(query).id).not.toBe(d.id);
+    expect(e.bundle()).toMatchObject({
+      revision: 'rev-allow-all',
+      entrypoint: 'pgward/decision',
+      opa_version: null,
+    });
+    expect(e.bundle().source).toBe(bundles['allow-all']);
+  });
+
+  it('deny-all denies with its reasons, alerts and sqlstate and no error code', async () => {
+    const d = (await engine('deny-all')).evaluate(startup);
+    expect(d).toMatchObject({
+      allow: false,
+      reasons: ['no access'],
+      alerts: [{ rule: 'deny_all', severity: 'high', message: 'denied' }],
+      sqlstate: '28000',
+      error_code: null,
+      error_message: null,
+    });
+  });
+
+  it('sees the input and data.json', async () => {
+    const e = await engine('echo');
+    expect(e.evaluate(startup)).toMatchObject({
+      allow: true,
+      reasons: ['StartupMessage', 'alice'],
+      session_parameters: { application_name: 'from-data' },
+    });
+    expect(e.evaluate(query)).toMatchObject({ allow: false, reasons: ['Query', 'alice'], error_code: null });
+  });
+
+  const failing: [string, string][] = [
+    ['undefined', ErrorCodes.POLICY_UNDEFINED],
+    ['not-object', ErrorCodes.POLICY_BAD_DECISION],
+    ['bad-allow', ErrorCodes.POLICY_BAD_DECISION],
+    ['throws', ErrorCodes.POLICY_EVAL],
+  ];
+  it.each(failing)('%s denies with %s', async (name, code) => {
+    const e = await engine(name);
+    const d = e.evaluate(query);
+    expect(d).toMatchObject({ allow: false, error_code: code, revision: `rev-${name}`, reasons: [] });
+    expect(d.error_message).toEqual(expect.any(String));
+    if (name === 'throws') expect(d.error_message).toMatch(/conflict/);
+  });
+
+  it('an evaluation that runs out of memory denies, and the next one works on a fresh instance', async () => {
+    const e = await engine('oom', 32);
+    const big = { ...query, n: 2_000_000 } as unknown as InputDocument;
+    const d = e.evaluate(big);
+    expect(d).toMatchObject({ allow: false, error_code: ErrorCodes.POLICY_EVAL });
+    expect(d.error_message).toMatch(/opa_malloc/);
+    expect(e.recreatedCount()).toBe(1);
+    expect(e.evaluate({ ...query, n: 10 } as unknown as InputDocument)).toMatchObject({
+      allow: true,
+      error_code: null,
+    });
+  });
+
+  it('an input larger than the memory cap denies', async () => {
+    const e = await engine('allow-all', 32);
+    const d = e.evaluate({ ...query, message: { type: 'Query', sql: 'x'.repeat(4 * 1024 * 1024) } });
+    expect(d).toMatchObject({ allow: false, error_code: ErrorCodes.POLICY_EVAL });
+    expect(d.error_message).toMatch(/Maximum memory size exceeded/);
+    expect(e.evaluate(query)).toMatchObject({ allow: true });
+  });
+
+  it('an input that cannot be serialized denies with POLICY_INPUT', async () => {
+    const e = await engine('allow-all');
+    const cyclic: Record<string, unknown> = { ...query };
+    cyclic['self'] = cyclic;
+    expect(e.evaluate(cyclic as unknown as InputDocument)).toMatchObject({
+      allow: false,
+      error_code: ErrorCodes.POLICY_INPUT,
+    });
+  });
+
+  it('refuses a bundle without the entrypoint', async () => {
+    const b = await loadBundle(bundles['allow-all']!);
+    await expect(OpaWasmEngine.create(b, { entrypoint: 'pgward/other' })).rejects.toMatchObject({
+      code: ErrorCodes.BUNDLE_LOAD,
+      message: expect.stringMatching(/no entrypoint pgward\/other \(it has: pgward\/decision\)/),
+    });
+  });
+
+  it('refuses bytes that are not WebAssembly', async () => {
+    const b = await loadBundle(bundles['allow-all']!);
+    await expect(
+      OpaWasmEngine.create({ ...b, wasm: Buffer.from('not wasm') }, { entrypoint: 'pgward/decision' }),
+    ).rejects.toMatchObject({ code: ErrorCodes.BUNDLE_LOAD });
+  });
+});
+
+describe('ActiveEngine', () => {
+  it('denies with POLICY_NO_BUNDLE when empty', () => {
+    const a = new ActiveEngine();
+    expect(a.bundle()).toBeNull();
+    const d = a.evaluate(query);
+    expect(d).toMatchObject({ allow: false, error_code: ErrorCodes.POLICY_NO_BUNDLE, revision: '' });
+    expect(d.id).toEqual(expect.any(String));
+  });
+
+  it('swaps one reference', async () => {
+    const a = new ActiveEngine();
+    const allow = await engine('allow-all');
+    const deny = await engine('deny-all');
+    expect(a.swap(allow)).toBeNull();
+    expect(a.evaluate(query).allow).toBe(true);
+    expect(a.bundle()?.revision).toBe('rev-allow-all');
+    expect(a.swap(deny)).toBe(allow);
+    expect(a.evaluate(query).allow).toBe(false);
+    expect(a.bundle()?.revision).toBe('rev-deny-all');
+    expect(a.swap(null)).toBe(deny);
+    expect(a.evaluate(query).error_code).toBe(ErrorCodes.POLICY_NO_BUNDLE);
+  });
+});
+
+describe('buildEngineFromSource', () => {
+  it('builds and smoke-tests good bundles (allow or deny are both valid answers)', async () => {
+    for (const name of ['allow-all', 'deny-all', 'echo']) {
+      const e = await buildEngineFromSource(bundles[name]!, { entrypoint: 'pgward/decision' });
+      expect(e.bundle().revision).toBe(`rev-${name}`);
+    }
+  });
+
+  it.each(['undefined', 'not-object', 'bad-allow', 'throws'])(
+    'refuses %s with BUNDLE_SMOKE, and the active engine keeps the old bundle',
+    async (name) => {
+      const active = new ActiveEngine(await engine('allow-all'));
+      let err: unknown;
+      try {
+        active.swap(await buildEngineFromSource(bundles[name]!, { entrypoint: 'pgward/decision' }));
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(PgwardError);
+      expect((err as PgwardError).code).toBe(ErrorCodes.BUNDLE_SMOKE);
+      expect(active.bundle()?.revision).toBe('rev-allow-all');
+      expect(active.evaluate(query).allow).toBe(true);
+    },
+  );
+
+  it('reports a load failure as BUNDLE_LOAD', async () => {
+    await expect(
+      buildEngineFromSource(path.join(workDir, 'missing.tar.gz'), { entrypoint: 'pgward/decision' }),
+    ).rejects.toMatchObject({ code: ErrorCodes.BUNDLE_LOAD });
+  });
+
+  it('smoke inputs are a startup and a Query', () => {
+    expect(smokeInputs().map((i) => i.message.type)).toEqual(['StartupMessage', 'Query']);
+  });
+});
