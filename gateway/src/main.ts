@@ -14,12 +14,11 @@ import { buildSidecar, sidecarServerOptions } from './sidecar/app';
 import { createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager } from './policy/bundle-manager';
-import { createClassifier, initSqlParser } from './sql';
+import { ClassificationCache, classify as classifySql, initSqlParser, type Classification } from './sql';
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
-import { encodeFatal } from './enforcement/deny';
-import { encodeErrorResponse } from './protocol';
+import { backendTypeName, encodeErrorResponse, frontendTypeName } from './protocol';
 
 export const VERSION = '0.1.0';
 
@@ -41,10 +40,6 @@ export function createLogger(level: string): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: ['password', '*.password', 'token', '*.token'], censor: '[REDACTED]' },
   });
-}
-
-function readOptional(path: string | undefined): Buffer | undefined {
-  return path ? fs.readFileSync(path) : undefined;
 }
 
 export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
@@ -74,8 +69,35 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       )
     : null;
 
-  const classifier = createClassifier({ maxEntries: config.sql.cache_entries });
-  const classify = classifier.classify.bind(classifier);
+  const cache = new ClassificationCache({ maxEntries: config.sql.cache_entries });
+  const classify = (sql: string): Classification => {
+    const hit = cache.get(sql);
+    if (hit) {
+      metrics.sqlCache.hit.inc();
+      return hit;
+    }
+    metrics.sqlCache.miss.inc();
+    const t0 = process.hrtime.bigint();
+    const c = classifySql(sql);
+    metrics.sqlClassifySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+    return cache.set(sql, c);
+  };
+
+  const frameCounts = { frontend: new Float64Array(256), backend: new Float64Array(256) };
+  const flushFrameCounts = (): void => {
+    for (const direction of ['frontend', 'backend'] as const) {
+      const arr = frameCounts[direction];
+      for (let t = 0; t < 256; t++) {
+        const n = arr[t]!;
+        if (n === 0) continue;
+        arr[t] = 0;
+        const name = t === 0 ? 'StartupMessage' : direction === 'frontend' ? frontendTypeName(t) : backendTypeName(t);
+        metrics.countFrame(direction, name ?? 'Unknown', n);
+      }
+    }
+  };
+  const frameTimer = setInterval(flushFrameCounts, 1000);
+  frameTimer.unref();
 
   const engine = new ActiveEngine();
   const bundles = new BundleManager(
@@ -130,7 +152,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       });
     },
     onError: (code) => metrics.countError(code),
-    onConnectionOpened: () => metrics.connectionsActive.inc(),
+    onConnectionOpened: () => {
+      metrics.connectionsActive.inc();
+      metrics.connection.accepted.inc();
+    },
     onConnectionClosed: (outcome) => {
       metrics.connectionsActive.dec();
       metrics.connectionsTotal.inc({ outcome });
@@ -174,6 +199,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     observer,
     auditFailClosed: config.audit.fail_closed,
     onClose: (s) => sessions.delete(s as Session),
+    frameCounts,
     unauthenticated,
   };
 
@@ -266,6 +292,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         s.fatal('57P01', 'terminating connection due to administrator command', ErrorCodes.SHUTDOWN);
       }
       bundles.stop();
+      clearInterval(frameTimer);
+      flushFrameCounts();
       if (sidecar) await sidecar.close();
       await audit.close();
       if (decisionLog) await decisionLog.close();
@@ -298,4 +326,3 @@ function probeUpstream(host: string, port: number, timeoutMs: number): Promise<b
   });
 }
 
-export { encodeFatal, readOptional };

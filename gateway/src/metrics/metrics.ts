@@ -138,7 +138,7 @@ export interface Metrics {
   readonly sqlCache: Readonly<{ hit: FastCounter; miss: FastCounter }>;
   readonly capturedFrames: FastCounter;
   /** Counts one frame; names outside the documented message set are counted as `Unknown`. */
-  countFrame(direction: FrameDirection, type: string): void;
+  countFrame(direction: FrameDirection, type: string, n?: number): void;
   /**
    * Counts one decision (outcome, phase, code), its alerts, and its evaluation time. A fail-closed
    * decision's error code is NOT added to `pgward_errors_total` here: the caller counts it with countError.
@@ -370,11 +370,11 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     connection,
     sqlCache,
     capturedFrames,
-    countFrame(direction, type) {
+    countFrame(direction, type, n = 1) {
       const c = frameCounters[direction].get(type);
-      if (c !== undefined) c.pending++;
-      else if (direction === 'frontend') unknownFrontend.pending++;
-      else unknownBackend.pending++;
+      if (c !== undefined) c.pending += n;
+      else if (direction === 'frontend') unknownFrontend.pending += n;
+      else unknownBackend.pending += n;
     },
     countDecision(decision, phase) {
       decisionsTotal.inc({

@@ -156,7 +156,14 @@ export class BackendScanner {
   /** Bytes still to pass through of a message that is not inspected. */
   private skip = 0;
 
-  constructor(private readonly inspect: Uint8Array) {}
+  /**
+   * @param inspect  1 for each type byte to hand to the inspector whole
+   * @param counts   optional per-type message counters (index = type byte), incremented per header
+   */
+  constructor(
+    private readonly inspect: Uint8Array,
+    private readonly counts: Float64Array | null = null,
+  ) {}
 
   /** Returns the buffers to forward to the client, in order. Throws ProtocolError on bad framing. */
   push(chunk: Buffer, inspector: BackendInspector): Buffer[] {
@@ -192,6 +199,7 @@ export class BackendScanner {
         this.held = [];
         this.heldLength = 0;
         const type = whole[0] as number;
+        if (this.counts) this.counts[type]!++;
         if (this.inspect[type]) {
           const rep = inspector(type, whole);
           out.push(rep ?? whole);
@@ -223,6 +231,7 @@ export class BackendScanner {
       if (len < 4) {
         throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
       }
+      if (this.counts) this.counts[type]!++;
       if (!this.inspect[type]) {
         const total = len + 1;
         if (n - pos >= total) {
@@ -237,14 +246,18 @@ export class BackendScanner {
         throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
       }
       const total = len + 1;
-      if (pos > passStart) out.push(chunk.subarray(passStart, pos));
       if (n - pos >= total) {
         const msg = chunk.subarray(pos, pos + total);
         const rep = inspector(type, msg);
-        out.push(rep ?? msg);
+        if (rep !== null) {
+          // Only a replacement splits the chunk; an inspected message kept as is stays in place.
+          if (pos > passStart) out.push(chunk.subarray(passStart, pos));
+          out.push(rep);
+          passStart = pos + total;
+        }
         pos += total;
-        passStart = pos;
       } else {
+        if (pos > passStart) out.push(chunk.subarray(passStart, pos));
         this.hold(chunk.subarray(pos, n));
         pos = n;
         passStart = n;

@@ -95,7 +95,7 @@ export class Session {
   private upstream: net.Socket | tls.TLSSocket | null = null;
   private upstreamTls = false;
   private readonly framer: FrontendFramer;
-  private readonly scanner = new BackendScanner(INSPECT);
+  private readonly scanner: BackendScanner;
   private conn: ConnectionInfo;
   private counted = false; // in the unauthenticated count
   private loginTimer: NodeJS.Timeout | null = null;
@@ -122,6 +122,7 @@ export class Session {
     this.id = `${sessionPrefix}-${sessionCounter.toString(36)}`;
     this.client = socket;
     this.framer = new FrontendFramer(deps.limits.maxMessageBytes);
+    this.scanner = new BackendScanner(INSPECT, deps.frameCounts.backend);
     this.inputOpts = { maxSqlBytes: deps.limits.maxSqlBytesInInput };
     this.conn = {
       id: this.id,
@@ -184,6 +185,7 @@ export class Session {
       while (this.state !== 'closed' && this.state !== 'connecting' && this.state !== 'tls') {
         const frame = this.framer.next();
         if (!frame) break;
+        this.deps.frameCounts.frontend[frame.type]!++;
         if (this.state === 'startup') this.onStartupPacket(frame.bytes);
         else if (this.state === 'auth') this.onAuthFrame(frame.type, frame.bytes);
         else this.onReadyFrame(frame.type, frame.bytes);

@@ -59,6 +59,8 @@ export interface SessionDeps {
   auditFailClosed: boolean;
   /** Called when a session ends, so the server can drop it from its set. */
   onClose(session: unknown): void;
+  /** Process-wide message counters by type byte, read by the metrics (cheaper than a call per frame). */
+  frameCounts: { frontend: Float64Array; backend: Float64Array };
   /** Connections counted while not yet authenticated (shared). */
   unauthenticated: { count: number; max: number };
 }
