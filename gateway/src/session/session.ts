@@ -27,20 +27,15 @@ import {
   parseStartupOptions,
   readAuthentication,
   readBackendKeyData,
-  readBind,
-  readClose,
   readErrorFields,
-  readFunctionCall,
   readNegotiateProtocolVersion,
-  readParse,
-  readQuery,
   readReadyForQuery,
   readSASLInitialResponse,
   readStartupPacket,
   scramChannelBindingFlag,
   type StartupMessage,
 } from '../protocol';
-import type { ConnectionInfo, Decision, InputDocument } from '../policy/types';
+import type { ConnectionInfo, Decision } from '../policy/types';
 import {
   encodeFatal,
   encodePolicyError,
@@ -50,16 +45,7 @@ import {
   sentinelQuery,
 } from '../enforcement/deny';
 import { connectUpstream } from './upstream';
-import {
-  SqlPreparedRegistry,
-  buildBindInput,
-  buildFunctionCallInput,
-  buildParseInput,
-  buildQueryInput,
-  buildStartupInput,
-  type InputOptions,
-} from '../policy/input';
-import type { PreparedRef } from '../policy/types';
+import { FrameJudge, denyWith, type Judgement } from '../policy/frame-judge';
 import type { SessionDeps } from './types';
 
 type State = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
@@ -81,12 +67,6 @@ for (const t of [
 let sessionCounter = 0;
 const sessionPrefix = randomBytes(4).toString('hex');
 
-interface ExtStatement {
-  ref: PreparedRef;
-  /** Parameter type OIDs declared in Parse (0 = left to the server). */
-  paramTypes: readonly number[];
-}
-
 export class Session {
   readonly id: string;
   log: Logger;
@@ -104,9 +84,7 @@ export class Session {
   private protocolMinor = 0;
   /** Sentinel tokens whose ErrorResponse is to be rewritten into the policy error. */
   private readonly pending = new Map<string, { decision: Decision; sync: number }>();
-  private readonly statements = new Map<string, ExtStatement>();
-  private readonly sqlPrepared = new SqlPreparedRegistry();
-  private readonly inputOpts: InputOptions;
+  private readonly judge: FrameJudge;
   private copyIn = false;
   private sawFatal = false;
   private draining = false;
@@ -123,7 +101,7 @@ export class Session {
     this.client = socket;
     this.framer = new FrontendFramer(deps.limits.maxMessageBytes);
     this.scanner = new BackendScanner(INSPECT, deps.frameCounts.backend);
-    this.inputOpts = { maxSqlBytes: deps.limits.maxSqlBytesInInput };
+    this.judge = new FrameJudge(deps.engine, deps.classify, { maxSqlBytes: deps.limits.maxSqlBytesInInput });
     this.conn = {
       id: this.id,
       client_addr: normalizeAddr(socket.remoteAddress),
@@ -298,8 +276,9 @@ export class Session {
     c.options = params.options ? parseStartupOptions(params.options) : {};
     c.protocol_version = `3.${this.protocolMinor}`;
     this.log = this.log.child({ user: c.user, db: c.database });
+    if (this.deps.observer.onFrame) this.deps.observer.onFrame('frontend', packet, c);
 
-    const decision = this.decide(buildStartupInput(c), packet);
+    const decision = this.decide(this.judge.startup(c), packet);
     if (!decision.allow) {
       this.closeOutcome = 'startup_denied';
       this.log.info({ decision: decision.id, reasons: decision.reasons, code: decision.error_code }, 'startup denied');
@@ -419,24 +398,18 @@ export class Session {
           throw new ProtocolError(ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE, `unexpected message type ${type} during COPY from stdin`);
       }
     }
+    const j = this.judge.judge(type, bytes, this.conn);
+    if (j) {
+      const d = this.decide(j, bytes);
+      this.judge.settle(j, d.allow);
+      if (d.allow) this.sendUpstream(bytes);
+      else if (j.type === 'Parse') this.sendSentinel(d, (token) => sentinelParse(token, j.statementName ?? ''));
+      else if (j.type === 'Bind') this.sendSentinel(d, (token) => sentinelParse(token, token));
+      else this.sendSentinel(d, sentinelQuery);
+      return;
+    }
     switch (type) {
-      case FrontendType.Query:
-        return this.onQuery(bytes);
-      case FrontendType.Parse:
-        return this.onParse(bytes);
-      case FrontendType.Bind:
-        return this.onBind(bytes);
-      case FrontendType.FunctionCall:
-        return this.onFunctionCall(bytes);
-      case FrontendType.Close: {
-        const c = readClose(bytes);
-        if (c.target === 'S') {
-          this.statements.delete(c.objectName);
-          this.sqlPrepared.forget(c.objectName);
-        }
-        this.sendUpstream(bytes);
-        return;
-      }
+      case FrontendType.Close:
       case FrontendType.Execute:
       case FrontendType.Describe:
       case FrontendType.Sync:
@@ -456,92 +429,18 @@ export class Session {
     }
   }
 
-  private onQuery(bytes: Buffer): void {
-    const q = readQuery(bytes);
-    const c = this.sqlPrepared.expand(this.deps.classify(q.sql));
-    const d = this.decide(buildQueryInput(this.conn, q.sql, c, this.inputOpts), bytes);
-    if (d.allow) {
-      this.sqlPrepared.observe(c);
-      this.sendUpstream(bytes);
-    } else {
-      this.sendSentinel(d, sentinelQuery);
-    }
-  }
-
-  private onParse(bytes: Buffer): void {
-    const p = readParse(bytes);
-    const c = this.sqlPrepared.expand(this.deps.classify(p.sql));
-    const input = buildParseInput(
-      this.conn,
-      { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] },
-      c,
-      this.inputOpts,
-    );
-    const d = this.decide(input, bytes);
-    if (d.allow) {
-      this.statements.set(p.statement, {
-        ref: { name: p.statement, sql: p.sql, statements: c.statements, parse_error: c.parse_error },
-        paramTypes: p.paramTypes,
-      });
-      // Protocol-level and SQL-level prepared statements share one namespace on the server.
-      this.sqlPrepared.observeParse(p.statement, c);
-      this.sqlPrepared.observe(c);
-      this.sendUpstream(bytes);
-    } else {
-      // The server drops the unnamed statement on any unnamed Parse, failed or not.
-      if (p.statement === '') this.statements.delete('');
-      this.sendSentinel(d, (token) => sentinelParse(token, p.statement));
-    }
-  }
-
-  private onBind(bytes: Buffer): void {
-    const b = readBind(bytes);
-    let stmt: ExtStatement | undefined = this.statements.get(b.statement);
-    if (!stmt) {
-      const sqlLevel = this.sqlPrepared.toPreparedRef(b.statement);
-      if (sqlLevel) stmt = { ref: sqlLevel, paramTypes: [] };
-    }
-    const paramTypes = stmt ? stmt.paramTypes : [];
-    const input = buildBindInput(
-      this.conn,
-      {
-        portalName: b.portal,
-        statement: stmt ? stmt.ref : null,
-        params: b.params.map((p, i) => ({ typeOid: paramTypes[i] ?? 0, format: p.format, value: p.value })),
-      },
-      this.inputOpts,
-    );
-    const d = this.decide(input, bytes);
-    if (d.allow && stmt) {
-      this.sendUpstream(bytes);
-    } else {
-      const denied = d.allow ? this.failClosedDecision(d, ErrorCodes.POLICY_INPUT, `Bind of a statement pgward has not seen ("${b.statement}")`) : d;
-      this.sendSentinel(denied, (token) => sentinelParse(token, token));
-    }
-  }
-
-  private onFunctionCall(bytes: Buffer): void {
-    const f = readFunctionCall(bytes);
-    const d = this.decide(buildFunctionCallInput(this.conn, { oid: f.oid, args: [...f.args] }), bytes);
-    if (d.allow) this.sendUpstream(bytes);
-    else this.sendSentinel(d, sentinelQuery);
-  }
-
   /** Evaluates, records, and applies the audit fail-closed rule. */
-  private decide(input: InputDocument, frame: Buffer): Decision {
-    let d = this.deps.engine.evaluate(input);
+  private decide(j: Judgement, frame: Buffer): Decision {
+    const input = j.input;
+    let d = j.decision;
     const recorded = this.deps.observer.onDecision({ decision: d, input, frame, connection: this.conn });
     if (d.allow && d.alerts.length > 0 && !recorded && this.deps.auditFailClosed) {
-      d = this.failClosedDecision(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
+      d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
       this.deps.observer.onDecision({ decision: d, input, frame, connection: this.conn });
     }
     if (d.alerts.length > 0) this.log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
     if (!d.allow) this.log.info({ decision: d.id, reasons: d.reasons, code: d.error_code, type: input.message.type }, 'denied');
     return d;
-  }
-
-  private failClosedDecision(d: Decision, code: ErrorCode, reason: string): Decision {
-    return { ...d, allow: false, reasons: [reason], error_code: code, sqlstate: null };
   }
 
   private sendSentinel(d: Decision, make: (token: string) => Buffer): void {
@@ -630,6 +529,7 @@ export class Session {
     switch (type) {
       case BackendType.ReadyForQuery: {
         this.conn.transaction_status = readReadyForQuery(msg);
+        if (this.deps.observer.onFrame) this.deps.observer.onFrame('backend', msg, this.conn);
         if (this.state === 'auth') {
           this.onAuthenticated();
           return null;
@@ -642,6 +542,7 @@ export class Session {
       }
       case BackendType.ErrorResponse: {
         const f = readErrorFields(msg);
+        if (this.deps.observer.onFrame) this.deps.observer.onFrame('backend', msg, this.conn);
         if (f.severity === 'FATAL' || f.severity === 'PANIC') this.sawFatal = true;
         if (this.pending.size > 0) {
           for (const [token, p] of this.pending) {
@@ -794,7 +695,7 @@ export class Session {
       else up.destroy();
       setTimeout(() => up.destroy(), 2000).unref();
     }
-    this.deps.observer.onConnectionClosed(this.closeOutcome);
+    this.deps.observer.onConnectionClosed(this.closeOutcome, this.conn);
     this.deps.onClose(this);
   }
 

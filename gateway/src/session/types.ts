@@ -38,9 +38,13 @@ export interface SessionObserver {
   onDecision(ev: DecisionEvent): boolean;
   onError(code: ErrorCode, connection: ConnectionInfo | null): void;
   onConnectionOpened(): void;
-  onConnectionClosed(outcome: string): void;
+  onConnectionClosed(outcome: string, connection: ConnectionInfo): void;
   onAuthenticated(connection: ConnectionInfo): void;
-  /** Every client frame and every inspected backend message; the capture sink listens here. */
+  /**
+   * For capture: the StartupMessage packet (type 0) once the connection info is filled in, every
+   * client frame after authentication (before it is judged), and the backend's ReadyForQuery and
+   * ErrorResponse messages. Never authentication messages ('p' frames, Authentication*).
+   */
   onFrame?(direction: FrameDirection, frame: Buffer, connection: ConnectionInfo): void;
   onBytes(direction: 'client_to_upstream' | 'upstream_to_client', n: number): void;
   onUpstreamConnectError(): void;

@@ -39,7 +39,12 @@ export interface PreparedInfo {
   /** PREPARE name AS ... / EXECUTE name / DEALLOCATE name (null = ALL) */
   kind: 'prepare' | 'execute' | 'deallocate' | 'discard';
   name: string | null;
-  /** For PREPARE: the classification of the inner statement. */
+  /**
+   * PREPARE: the classification of the inner statement (filled by the classifier).
+   * EXECUTE: the classification of the statement that `name` was prepared with, filled by the input
+   * builder from the session's SQL-level prepared-statement registry; absent when the name is unknown
+   * to pgward (policies must deny an EXECUTE whose inner statement is unknown).
+   */
   inner?: StatementInfo;
 }
 

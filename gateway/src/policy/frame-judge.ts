@@ -1,0 +1,156 @@
+/**
+ * The policy-relevant half of a session, without sockets: decodes the client frames that carry
+ * SQL or calls (Query, Parse, Bind, FunctionCall), keeps the statement registries that give a Bind
+ * or an `EXECUTE` its meaning, builds the input document and evaluates it. The live session and
+ * offline replay both use it, so a capture replays to exactly the decisions the gateway made.
+ */
+import { ErrorCodes } from '../errors';
+import { FrontendType } from '../protocol/message-types';
+import { readQuery } from '../protocol/frontend/query';
+import { readParse } from '../protocol/frontend/parse';
+import { readBind } from '../protocol/frontend/bind';
+import { readFunctionCall } from '../protocol/frontend/function-call';
+import { readClose } from '../protocol/frontend/portal-messages';
+import type { Classification } from '../sql/types';
+import {
+  SqlPreparedRegistry,
+  buildBindInput,
+  buildFunctionCallInput,
+  buildParseInput,
+  buildQueryInput,
+  buildStartupInput,
+  type InputOptions,
+} from './input';
+import type { ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
+
+export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
+
+export interface Judgement {
+  type: JudgedType;
+  input: InputDocument;
+  decision: Decision;
+  /** Parse: the statement name (a denied Parse is replaced by one of the same name). */
+  statementName?: string;
+  /** The classification to apply to the registries when the message is allowed. */
+  classification?: Classification;
+}
+
+interface ExtStatement {
+  ref: PreparedRef;
+  paramTypes: readonly number[];
+}
+
+export class FrameJudge {
+  private readonly statements = new Map<string, ExtStatement>();
+  private readonly sqlPrepared = new SqlPreparedRegistry();
+
+  constructor(
+    private readonly engine: PolicyEngine,
+    private readonly classify: (sql: string) => Classification,
+    private readonly opts: InputOptions,
+  ) {}
+
+  startup(conn: ConnectionInfo): Judgement {
+    const input = buildStartupInput(conn);
+    return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
+  }
+
+  /**
+   * Judges a client frame of the ready phase. Returns null for frames that are not judged (after
+   * applying what they change: Close of a statement).
+   */
+  judge(type: number, frame: Buffer, conn: ConnectionInfo): Judgement | null {
+    switch (type) {
+      case FrontendType.Query: {
+        const q = readQuery(frame);
+        const c = this.sqlPrepared.expand(this.classify(q.sql));
+        const input = buildQueryInput(conn, q.sql, c, this.opts);
+        return { type: 'Query', input, decision: this.engine.evaluate(input), classification: c };
+      }
+      case FrontendType.Parse: {
+        const p = readParse(frame);
+        const c = this.sqlPrepared.expand(this.classify(p.sql));
+        const input = buildParseInput(conn, { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] }, c, this.opts);
+        const j: Judgement = { type: 'Parse', input, decision: this.engine.evaluate(input), statementName: p.statement, classification: c };
+        if (j.decision.allow) {
+          this.pendingParse = { name: p.statement, sql: p.sql, paramTypes: p.paramTypes };
+        }
+        return j;
+      }
+      case FrontendType.Bind: {
+        const b = readBind(frame);
+        let stmt = this.statements.get(b.statement);
+        if (!stmt) {
+          const ref = this.sqlPrepared.toPreparedRef(b.statement);
+          if (ref) stmt = { ref, paramTypes: [] };
+        }
+        const types = stmt ? stmt.paramTypes : [];
+        const input = buildBindInput(
+          conn,
+          {
+            portalName: b.portal,
+            statement: stmt ? stmt.ref : null,
+            params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
+          },
+          this.opts,
+        );
+        let decision = this.engine.evaluate(input);
+        if (decision.allow && !stmt) {
+          // pgward cannot know what an unknown statement would run: never let it through.
+          decision = denyWith(decision, ErrorCodes.POLICY_INPUT, `Bind of a statement pgward has not seen ("${b.statement}")`);
+        }
+        return { type: 'Bind', input, decision };
+      }
+      case FrontendType.FunctionCall: {
+        const f = readFunctionCall(frame);
+        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, this.opts);
+        return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
+      }
+      case FrontendType.Close: {
+        const c = readClose(frame);
+        if (c.target === 'S') {
+          this.statements.delete(c.objectName);
+          this.sqlPrepared.forget(c.objectName);
+        }
+        return null;
+      }
+      default:
+        return null;
+    }
+  }
+
+  private pendingParse: { name: string; sql: string; paramTypes: readonly number[] } | null = null;
+
+  /**
+   * Applies a judged message's effect on the registries once its fate is final (`allowed` may be
+   * false for an allowed decision turned into a denial, e.g. when the audit log cannot record it).
+   */
+  settle(j: Judgement, allowed: boolean): void {
+    const parse = this.pendingParse;
+    this.pendingParse = null;
+    const c = j.classification;
+    if (j.type === 'Query') {
+      if (allowed && c) this.sqlPrepared.observe(c);
+      return;
+    }
+    if (j.type === 'Parse') {
+      const name = j.statementName ?? '';
+      if (allowed && parse && c) {
+        this.statements.set(name, {
+          ref: { name, sql: parse.sql, statements: c.statements, parse_error: c.parse_error },
+          paramTypes: parse.paramTypes,
+        });
+        // Protocol-level and SQL-level prepared statements share one namespace on the server.
+        this.sqlPrepared.observeParse(name, c);
+        this.sqlPrepared.observe(c);
+      } else if (name === '') {
+        // The server drops the unnamed statement on any unnamed Parse, failed or not.
+        this.statements.delete('');
+      }
+    }
+  }
+}
+
+export function denyWith(d: Decision, code: Decision['error_code'], reason: string): Decision {
+  return { ...d, allow: false, reasons: [reason], error_code: code, sqlstate: null };
+}
