@@ -1,0 +1,225 @@
+package pgward_test
+
+# The decision's shape and the deny-by-default behaviour.
+
+sample_inputs := {
+	"select": query("alice", [stmt({})]),
+	"delete without where": query("alice", [delete_from("public", "orders", false)]),
+	"startup": startup_of("alice"),
+	"startup read-only": startup_of("analyst"),
+	"startup blocked": startup_of("mallory"),
+	"parse error": object.union(query("alice", []), {"parse_error": "syntax error at or near \"SELEC\""}),
+	"sensitive": query("alice", [select_from("public", "credit_cards")]),
+	"empty": {},
+	"not an object": "SELECT 1",
+	"version 2": object.union(query("alice", [stmt({})]), {"version": 2}),
+}
+
+allowed_keys := {"allow", "reasons", "alerts", "sqlstate", "session_parameters"}
+
+test_decision_shape[note] if {
+	some note, doc in sample_inputs
+	d := decide(doc)
+	is_object(d)
+	every k, _ in d {
+		k in allowed_keys
+	}
+	is_boolean(d.allow)
+	is_array(d.reasons)
+	every r in d.reasons {
+		is_string(r)
+		r != ""
+	}
+	is_array(d.alerts)
+	every a in d.alerts {
+		object.keys(a) == {"rule", "severity", "message"}
+		is_string(a.rule)
+		is_string(a.severity)
+		is_string(a.message)
+	}
+	optional_string(d, "sqlstate")
+	every _, v in object.get(d, "session_parameters", {}) {
+		is_string(v)
+	}
+}
+
+optional_string(d, key) if not key in object.keys(d)
+
+optional_string(d, key) if is_string(d[key])
+
+# A denial always says why; an allowed decision has no reasons.
+test_reasons_iff_denied[note] if {
+	some note, doc in sample_inputs
+	d := decide(doc)
+	has_reasons := count(d.reasons) > 0
+	has_reasons != d.allow
+}
+
+test_plain_select_allowed if {
+	decide(query("alice", [stmt({})])) == {"allow": true, "reasons": [], "alerts": []}
+}
+
+test_empty_query_allowed if {
+	decide(query("alice", [])).allow == true
+}
+
+test_copy_data_allowed if {
+	doc := object.union(query("alice", []), {"message": {"type": "CopyData"}})
+	decide(doc).allow == true
+}
+
+test_startup_allowed if {
+	decide(startup_of("alice")) == {"allow": true, "reasons": [], "alerts": []}
+}
+
+malformed_inputs := [
+	{"note": "empty document", "doc": {}, "reason": "input document is not version 1"},
+	{"note": "version 2", "doc": object.union(query("alice", []), {"version": 2}), "reason": "input document is not version 1"},
+	{"note": "version as string", "doc": object.union(query("alice", []), {"version": "1"}), "reason": "input document is not version 1"},
+	{"note": "no connection", "doc": object.remove(query("alice", []), {"connection"}), "reason": "input document is malformed"},
+	{
+		"note": "tls not an object",
+		"doc": query_as(object.union(connection("alice"), {"tls": true}), []),
+		"reason": "input document is malformed",
+	},
+	{
+		"note": "statements not an array",
+		"doc": object.union(query("alice", []), {"statements": {"0": stmt({})}}),
+		"reason": "input document is malformed",
+	},
+	{"note": "no parse_error", "doc": object.remove(query("alice", []), {"parse_error"}), "reason": "input document is malformed"},
+	{
+		"note": "unknown phase",
+		"doc": object.union(query("alice", []), {"phase": "auth"}),
+		"reason": "message type Query is not expected in phase auth",
+	},
+	{
+		"note": "Query in startup phase",
+		"doc": object.union(query("alice", []), {"phase": "startup"}),
+		"reason": "message type Query is not expected in phase startup",
+	},
+	{
+		"note": "StartupMessage in message phase",
+		"doc": object.union(startup_of("alice"), {"phase": "message"}),
+		"reason": "message type StartupMessage is not expected in phase message",
+	},
+	{
+		"note": "startup with statements",
+		"doc": object.union(startup_of("alice"), {"statements": [stmt({})]}),
+		"reason": "message type StartupMessage is not expected in phase startup",
+	},
+	{
+		"note": "unknown message type",
+		"doc": object.union(query("alice", []), {"message": {"type": "Execute"}}),
+		"reason": "message type Execute is not expected in phase message",
+	},
+	{
+		"note": "statement without has_where",
+		"doc": query("alice", [object.remove(delete_from("public", "orders", false), {"has_where"})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "statement not an object",
+		"doc": query("alice", ["DELETE FROM orders"]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "relation access unknown",
+		"doc": query("alice", [stmt({"relations": [rel("public", "orders", "delete")]})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "copy without program flag",
+		"doc": query("alice", [stmt({"command": "COPY", "copy": {"direction": "to", "stdio": true, "filename": null}})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "transaction mode unknown",
+		"doc": query("alice", [stmt({"transaction": {"kind": "BEGIN", "mode": "rw"}})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "prepared kind unknown",
+		"doc": query("alice", [stmt({"prepared": {"kind": "run", "name": "p"}})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "setting via unknown",
+		"doc": query("alice", [stmt({"settings": [setting("work_mem", "1MB", "alter")]})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "function name not a string",
+		"doc": query("alice", [stmt({"functions": [42]})]),
+		"reason": "statement classification is malformed",
+	},
+	{
+		"note": "malformed statement behind EXECUTE",
+		"doc": query("alice", [stmt({
+			"command": "EXECUTE", "node": "ExecuteStmt",
+			"prepared": {"kind": "execute", "name": "p", "inner": {"command": "DELETE"}},
+		})]),
+		"reason": "statement classification is malformed",
+	},
+]
+
+test_malformed_input_denied[tc.note] if {
+	some tc in malformed_inputs
+	d := decide(tc.doc)
+	d.allow == false
+	d.reasons[0] == tc.reason
+}
+
+test_not_an_object_denied_by_default if {
+	d := decide("SELECT 1")
+	d.allow == false
+	d.reasons == ["input document is not version 1"]
+}
+
+test_reasons_are_ordered_by_rule if {
+	doc := query("mallory", [delete_from("public", "orders", false), stmt({"functions": ["pg_read_file"]})])
+	decide(doc).reasons == [
+		"user mallory is blocked",
+		"DELETE without WHERE on public.orders",
+		"function pg_read_file() is reserved for admins",
+	]
+}
+
+test_identical_reasons_reported_once if {
+	doc := query("alice", [delete_from("public", "orders", false), delete_from("public", "orders", false)])
+	decide(doc).reasons == ["DELETE without WHERE on public.orders"]
+}
+
+test_sqlstate[tc.note] if {
+	some tc in [
+		{"note": "startup denial is 28000", "doc": startup_of("mallory"), "want": {"sqlstate": "28000"}},
+		{
+			"note": "parse error is 42601",
+			"doc": object.union(query("alice", []), {"parse_error": "syntax error"}),
+			"want": {"sqlstate": "42601"},
+		},
+		{"note": "other denials use the gateway default", "doc": query("alice", [delete_from(null, "t", false)]), "want": {}},
+		{"note": "allowed startup has none", "doc": startup_of("alice"), "want": {}},
+	]
+	d := decide(tc.doc)
+	object.filter(d, {"sqlstate"}) == tc.want
+}
+
+test_session_parameters[tc.note] if {
+	some tc in [
+		{
+			"note": "read-only user at startup",
+			"doc": startup_of("analyst"),
+			"want": {"session_parameters": {"default_transaction_read_only": "on"}},
+		},
+		{
+			"note": "read-only user readonly at startup",
+			"doc": startup_of("readonly"),
+			"want": {"session_parameters": {"default_transaction_read_only": "on"}},
+		},
+		{"note": "ordinary user at startup", "doc": startup_of("alice"), "want": {}},
+		{"note": "read-only user on a message", "doc": query("analyst", [stmt({})]), "want": {}},
+	]
+	d := decide(tc.doc)
+	object.filter(d, {"session_parameters"}) == tc.want
+}

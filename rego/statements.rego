@@ -1,0 +1,296 @@
+package pgward
+
+# SQL rules. They judge every statement of the message (_statements): the statements of a Query
+# or Parse, the statement a Bind binds, and what PREPARE / EXECUTE stand for.
+
+_denials contains [1, "statement classification is malformed"] if {
+	some s in _statements
+	not _valid_statement(s)
+}
+
+# SQL that PostgreSQL's parser rejects is never guessed at.
+_denials contains [20, msg] if {
+	is_string(input.parse_error)
+	msg := concat("", ["SQL could not be parsed: ", _shorten(input.parse_error)])
+}
+
+_denials contains [20, msg] if {
+	input.message.type == "Bind"
+	is_string(input.message.statement.parse_error)
+	msg := concat("", ["bound statement could not be parsed: ", _shorten(input.message.statement.parse_error)])
+}
+
+_shorten(x) := concat("", [substring(x, 0, 200), "..."]) if count(x) > 200
+
+else := x
+
+_denials contains [21, "Bind refers to a prepared statement unknown to pgward"] if {
+	input.message.type == "Bind"
+	not _bind_has_statement
+}
+
+_bind_has_statement if {
+	is_array(input.message.statement.statements)
+	_string_or_null(input.message.statement.parse_error)
+}
+
+_denials contains [21, msg] if {
+	some s in _statements
+	s.prepared.kind in {"prepare", "execute"}
+	not _has_inner(s)
+	msg := concat("", [upper(s.prepared.kind), " ", _text(s.prepared.name), ": prepared statement unknown to pgward"])
+}
+
+_has_inner(s) if is_object(s.prepared.inner)
+
+# Read-only principals: nothing that writes, changes schema or roles, or has side effects.
+
+_denials contains [31, msg] if {
+	_is_read_only_user
+	some s in _statements
+	msg := _read_only_violation(s)
+}
+
+_read_only_violation(s) := _read_only_reason("cannot start a READ WRITE transaction") if {
+	s.transaction.mode == "read_write"
+} else := _read_only_reason(concat("", ["cannot run COPY FROM", _on_targets(s)])) if {
+	s.copy.direction == "from"
+} else := _read_only_reason("cannot change role") if {
+	s.role_change == true
+} else := _read_only_reason(concat("", ["cannot run ", _command(s), _on_targets(s)])) if {
+	s.ddl == true
+} else := _read_only_reason(concat("", ["cannot write to ", _targets(s)])) if {
+	some r in s.relations
+	r.access != "read"
+} else := _read_only_reason(concat("", ["cannot call ", concat(", ", sort(names))])) if {
+	names := {concat("", [f, "()"]) | some f in s.functions; _is_dangerous_function(f)}
+	count(names) > 0
+} else := _read_only_reason(concat("", ["cannot run ", _command(s), ": it is not read-only"])) if {
+	s.read_only == false
+	not _read_only_exempt(s)
+}
+
+_read_only_reason(what) := concat("", ["read-only user ", _user, " ", what])
+
+# Statements the classifier does not call read-only but that cannot write by themselves:
+# transaction control (READ WRITE is caught above), SET/SHOW of ordinary settings (turning
+# read-only off is caught below), PREPARE/EXECUTE/DEALLOCATE (what they stand for is judged).
+_read_only_exempt(s) if {
+	is_object(s.transaction)
+	s.transaction.mode != "read_write"
+}
+
+_read_only_exempt(s) if {
+	s.node in {"VariableSetStmt", "VariableShowStmt"}
+	s.role_change == false
+}
+
+_read_only_exempt(s) if s.prepared.kind in {"prepare", "execute", "deallocate"}
+
+_read_only_settings := {"default_transaction_read_only", "transaction_read_only"}
+
+# Unique prefixes of PostgreSQL's boolean spellings for true; anything else (off, false, 0, no,
+# a non-constant value, RESET) may turn read-only mode off.
+_true_values := {"on", "true", "tru", "tr", "t", "yes", "ye", "y", "1"}
+
+_turns_read_only_on(value) if lower(trim_space(value)) in _true_values
+
+_denials contains [30, msg] if {
+	_is_read_only_user
+	some s in _statements
+	some x in s.settings
+	_turns_read_only_off(x)
+	msg := _read_only_reason(concat("", ["cannot ", _setting_change(x)]))
+}
+
+_turns_read_only_off(x) if {
+	lower(x.name) in _read_only_settings
+	not _turns_read_only_on(x.value)
+}
+
+# RESET ALL, SET SESSION CHARACTERISTICS AS TRANSACTION ..., set_config with a name that is not
+# a constant (the classifier records it as "*").
+_turns_read_only_off(x) if lower(x.name) in {"all", "session characteristics", "*"}
+
+_setting_change(x) := "call set_config with a non-constant setting name" if {
+	x.name == "*"
+} else := concat("", ["RESET ", lower(x.name)]) if {
+	x.via == "reset"
+} else := concat("", ["set ", lower(x.name), " to ", x.value]) if {
+	is_string(x.value)
+} else := concat("", ["set ", lower(x.name), " to a non-constant value"])
+
+# DELETE / UPDATE of every row: break-glass users only.
+
+_unbounded_write(s) if {
+	upper(s.command) in {"DELETE", "UPDATE"}
+	not _has_where(s)
+}
+
+_has_where(s) if s.has_where == true
+
+_denials contains [40, msg] if {
+	not _is_break_glass
+	some s in _statements
+	_unbounded_write(s)
+	msg := concat("", [_command(s), " without WHERE", _on_targets(s)])
+}
+
+_alert_set contains {"rule": "break_glass", "severity": "high", "message": msg} if {
+	_is_break_glass
+	some s in _statements
+	_unbounded_write(s)
+	msg := concat("", ["break-glass user ", _user, " ran ", _command(s), " without WHERE", _on_targets(s)])
+}
+
+# Actions reserved for admins. Denied for everybody else; an alert when an admin takes one.
+
+_denials contains [50, concat("", [action, " is reserved for admins"])] if {
+	not _is_admin
+	some action in _admin_only_actions
+}
+
+_alert_set contains {"rule": "admin_override", "severity": "medium", "message": msg} if {
+	_is_admin
+	some action in _admin_only_actions
+	msg := concat("", ["admin ", _user, " ran ", action])
+}
+
+# DROP ..., ALTER ..., TRUNCATE
+_admin_only_actions contains concat(" ", [_command(s), _targets(s)]) if {
+	some s in _statements
+	_destructive(s)
+	_targets(s) != ""
+}
+
+_admin_only_actions contains _command(s) if {
+	some s in _statements
+	_destructive(s)
+	_targets(s) == ""
+}
+
+_destructive(s) if startswith(upper(s.command), "DROP")
+
+_destructive(s) if startswith(upper(s.command), "ALTER")
+
+_destructive(s) if upper(s.command) == "TRUNCATE"
+
+_destructive(s) if startswith(s.node, "Drop")
+
+_destructive(s) if startswith(s.node, "Alter")
+
+_destructive(s) if s.node == "TruncateStmt"
+
+# DO, CREATE FUNCTION, ALTER SYSTEM, LOAD, CREATE EXTENSION, CREATE RULE, CREATE TRIGGER, GRANT, ...
+_admin_only_actions contains upper(replace(s.utility, "_", " ")) if {
+	some s in _statements
+	_admin_only_utility(s)
+}
+
+_admin_only_utility(s) if s.utility in _admin_only_utilities
+
+# The same statements recognised by parse tree node, should a classifier miss the utility.
+_admin_only_actions contains _command(s) if {
+	some s in _statements
+	s.node in _admin_only_nodes
+	not _admin_only_utility(s)
+}
+
+_admin_only_utilities := _builtin_admin_only_utilities | {u | some u in data.pgward.admin_only_utilities}
+
+_builtin_admin_only_utilities := {
+	"do", "create_function", "create_procedure", "alter_system", "load", "create_extension",
+	"create_rule", "create_trigger", "create_event_trigger", "grant", "revoke",
+}
+
+_admin_only_nodes := {
+	"DoStmt", "CreateFunctionStmt", "AlterSystemStmt", "LoadStmt", "CreateExtensionStmt",
+	"RuleStmt", "CreateTrigStmt", "CreateEventTrigStmt", "GrantStmt", "GrantRoleStmt",
+}
+
+# COPY ... PROGRAM and COPY with a file on the database server.
+_admin_only_actions contains "COPY ... PROGRAM" if {
+	some s in _statements
+	s.copy.program == true
+}
+
+_admin_only_actions contains concat("", ["COPY with server-side file ", s.copy.filename]) if {
+	some s in _statements
+	is_string(s.copy.filename)
+}
+
+# Role changes: SET ROLE, SET SESSION AUTHORIZATION, RESET ROLE, set_config('role', ...).
+_admin_only_actions contains concat("", ["role change (", _command(s), ")"]) if {
+	some s in _statements
+	s.role_change == true
+}
+
+_admin_only_actions contains concat("", ["role change (", _setting_label(x), ")"]) if {
+	some s in _statements
+	some x in s.settings
+	lower(x.name) in _role_settings
+}
+
+_setting_label(x) := concat("", ["set_config('", lower(x.name), "')"]) if {
+	x.via == "set_config"
+} else := concat(" ", [upper(x.via), upper(replace(lower(x.name), "_", " "))])
+
+# Functions with side effects outside the session: files, large objects, other backends,
+# other servers, server configuration, SQL hidden in strings.
+_admin_only_actions contains concat("", ["function ", f, "()"]) if {
+	some s in _statements
+	some f in s.functions
+	_is_dangerous_function(f)
+}
+
+# FunctionCall (fastpath) names a function by OID: no SQL to analyse.
+_admin_only_actions contains concat("", ["fastpath FunctionCall (function OID ", _function_oid, ")"]) if {
+	input.message.type == "FunctionCall"
+}
+
+default _function_oid := "unknown"
+
+_function_oid := _text(input.message.function_oid)
+
+_is_dangerous_function(f) if _function_base(f) in _dangerous_functions
+
+_is_dangerous_function(f) if {
+	some prefix in _dangerous_function_prefixes
+	startswith(_function_base(f), prefix)
+}
+
+_dangerous_functions := _builtin_dangerous_functions | {lower(f) | some f in data.pgward.dangerous_functions}
+
+_builtin_dangerous_functions := {
+	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
+	"lo_import", "lo_export",
+	"pg_terminate_backend", "pg_cancel_backend",
+	"pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal", "pg_create_restore_point",
+	"pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
+	"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls",
+	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+}
+
+_dangerous_function_prefixes := {"dblink", "pg_ls_", "pg_read_", "pg_file_"} | {lower(p) | some p in data.pgward.dangerous_function_prefixes}
+
+# Sensitive tables: allowed, with an alert naming the table.
+
+_sensitive_tables := {lower(t) | some t in data.pgward.sensitive_tables}
+
+_alert_set contains {"rule": "sensitive_table", "severity": severity, "message": msg} if {
+	some s in _statements
+	some r in s.relations
+	some table in _sensitive_matches(r)
+	severity := _sensitive_severity[r.access]
+	msg := concat("", [_command(s), " ", _access_verb[r.access], " sensitive table ", table])
+}
+
+_sensitive_matches(r) := {t | some t in _sensitive_tables; t == lower(concat(".", [r.schema, r.name]))} if {
+	is_string(r.schema)
+} else := {t | some t in _sensitive_tables; _table_part(t) == lower(r.name)}
+
+_table_part(t) := parts[count(parts) - 1] if parts := split(t, ".")
+
+_sensitive_severity := {"read": "medium", "write": "high", "ddl": "high"}
+
+_access_verb := {"read": "reads", "write": "writes", "ddl": "changes"}

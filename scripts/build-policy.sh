@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Build a Rego directory into an OPA wasm bundle with the OPA version pinned in wasm-build/go.mod.
+#
+#   scripts/build-policy.sh [REGO_DIR] [OUT_FILE]
+#
+# Defaults: REGO_DIR=rego, OUT_FILE=wasm-build/out/bundle.tar.gz. Relative paths are taken from
+# the current directory. *_test.rego and hidden files are left out; data.json files are bundled.
+# The build is checked against the builtins @open-policy-agent/opa-wasm implements, so a builtin the
+# gateway cannot run fails here and not at run time.
+#
+# Revision (.manifest): $PGWARD_POLICY_REVISION when set; for the repository's rego/ directory
+# `git describe --always --dirty`, or content-<sha256 prefix> without git; for any other directory
+# <dirname>-<sha256 prefix of its sources>. Entrypoint: $PGWARD_ENTRYPOINT (default pgward/decision).
+#
+# Prints one line, "<OUT_FILE> revision <revision>", and exits non-zero with a reason on failure.
+set -euo pipefail
+
+die() {
+  echo "build-policy: $*" >&2
+  exit 1
+}
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="/usr/local/go/bin:$PATH"
+
+[[ $# -le 2 ]] || die "usage: scripts/build-policy.sh [REGO_DIR] [OUT_FILE]"
+REGO_DIR="${1:-$ROOT/rego}"
+OUT_FILE="${2:-$ROOT/wasm-build/out/bundle.tar.gz}"
+ENTRYPOINT="${PGWARD_ENTRYPOINT:-pgward/decision}"
+SDK_CAPABILITIES="$ROOT/node_modules/@open-policy-agent/opa-wasm/capabilities.json"
+
+[[ -d "$REGO_DIR" ]] || die "policy directory not found: $REGO_DIR"
+REGO_DIR="$(cd "$REGO_DIR" && pwd)"
+mkdir -p "$(dirname "$OUT_FILE")" || die "cannot create the directory of $OUT_FILE"
+OUT_FILE="$(cd "$(dirname "$OUT_FILE")" && pwd)/$(basename "$OUT_FILE")"
+
+[[ -n "$(find "$REGO_DIR" -name '*.rego' ! -name '*_test.rego' -print -quit)" ]] ||
+  die "no .rego files (other than tests) in $REGO_DIR"
+command -v go >/dev/null || die "go not found (the pinned OPA is built with 'go tool opa' in wasm-build/)"
+command -v node >/dev/null || die "node not found (needed to read the opa-wasm capabilities)"
+[[ -f "$SDK_CAPABILITIES" ]] || die "$SDK_CAPABILITIES not found: run 'make deps' first"
+
+OPA="$(cd "$ROOT/wasm-build" && go tool -n opa)" || die "cannot build the pinned OPA (cd wasm-build && go tool opa)"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# The SDK's capabilities.json lists the builtins it implements but no language features; OPA 1.x
+# refuses to parse v1 Rego against capabilities without the rego_v1 feature, so add it.
+node - "$SDK_CAPABILITIES" "$TMP/capabilities.json" <<'EOF' || die "$SDK_CAPABILITIES is not an OPA capabilities file"
+const fs = require('fs');
+const [src, dst] = process.argv.slice(2);
+const caps = JSON.parse(fs.readFileSync(src, 'utf8'));
+if (!Array.isArray(caps.builtins) || caps.builtins.length === 0 || !caps.builtins.every((b) => typeof b.name === 'string')) {
+  console.error('no "builtins" array of named builtins');
+  process.exit(1);
+}
+const features = new Set(Array.isArray(caps.features) ? caps.features : []);
+features.add('rego_v1');
+caps.features = [...features].sort();
+fs.writeFileSync(dst, JSON.stringify(caps));
+EOF
+
+content_hash() {
+  (
+    cd "$REGO_DIR"
+    find . -type f \( -name '*.rego' -o -name '*.json' -o -name '*.yaml' -o -name '*.yml' \) \
+      ! -name '*_test.rego' ! -path '*/.*' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+  ) | sha256sum | cut -c1-12
+}
+
+if [[ -n "${PGWARD_POLICY_REVISION:-}" ]]; then
+  REVISION="$PGWARD_POLICY_REVISION"
+elif [[ "$REGO_DIR" == "$ROOT/rego" ]]; then
+  REVISION="$(git -C "$ROOT" describe --always --dirty 2>/dev/null)" || REVISION="content-$(content_hash)"
+else
+  REVISION="$(basename "$REGO_DIR")-$(content_hash)"
+fi
+
+# -b: the directory is the bundle root, so data.json maps to data and file names stay relative.
+if ! (cd "$REGO_DIR" && "$OPA" build -b . -t wasm -e "$ENTRYPOINT" \
+  --capabilities "$TMP/capabilities.json" --revision "$REVISION" \
+  --ignore '*_test.rego' --ignore '.?*' -o "$TMP/bundle.tar.gz") >"$TMP/opa.log" 2>&1; then
+  cat "$TMP/opa.log" >&2
+  if grep -q 'undefined function' "$TMP/opa.log"; then
+    die "opa build failed for $REGO_DIR: a builtin it calls is not implemented by @open-policy-agent/opa-wasm, so the gateway could not evaluate it (see $SDK_CAPABILITIES)"
+  fi
+  die "opa build failed for $REGO_DIR"
+fi
+
+mv -f "$TMP/bundle.tar.gz" "$OUT_FILE"
+echo "$OUT_FILE revision $REVISION"
