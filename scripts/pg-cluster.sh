@@ -237,7 +237,7 @@ EOF
       echo "listen_addresses = '127.0.0.1'"
       echo "unix_socket_directories = '$sock'"
       echo "shared_buffers = 32MB"
-      echo "max_connections = 200"
+      echo "max_connections = ${PGWARD_CLUSTER_MAX_CONNECTIONS:-200}"
       echo "fsync = off"
       echo "synchronous_commit = off"
       echo "full_page_writes = off"

@@ -12,12 +12,23 @@ function die(message: string): never {
   process.exit(2);
 }
 
-function loadOrDie(opts: { config?: string; listen?: string; upstream?: string; bundle?: string; adminListen?: string }): Config {
+function loadOrDie(opts: {
+  config?: string;
+  listen?: string;
+  upstream?: string;
+  bundle?: string;
+  adminListen?: string;
+}): Config {
   try {
     return loadConfig({
       file: opts.config,
       env: process.env,
-      flags: { listen: opts.listen, upstream: opts.upstream, bundle: opts.bundle, adminListen: opts.adminListen },
+      flags: {
+        listen: opts.listen,
+        upstream: opts.upstream,
+        bundle: opts.bundle,
+        adminListen: opts.adminListen,
+      },
     });
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
@@ -40,24 +51,32 @@ export function buildCli(): Command {
     .option('--upstream <host:port>', 'PostgreSQL server (default 127.0.0.1:5432)')
     .option('--bundle <path-or-url>', 'OPA bundle (default wasm-build/out/bundle.tar.gz)')
     .option('--admin-listen <host:port>', 'sidecar listener (default 0.0.0.0:9432)')
-    .action(async (opts: { config?: string; listen?: string; upstream?: string; bundle?: string; adminListen?: string }) => {
-      const config = loadOrDie(opts);
-      const logger = createLogger(config.log.level);
-      const gw = await startGateway(config, logger).catch((err: Error) => {
-        logger.fatal({ err: err.message }, 'pgward failed to start');
-        process.exit(1);
-      });
-      const stop = (signal: string): void => {
-        logger.info({ signal }, 'signal received');
-        void gw.shutdown().then(() => process.exit(0));
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => {
-        logger.info('SIGHUP: reloading the policy bundle');
-        void gw.bundles.reload();
-      });
-    });
+    .action(
+      async (opts: {
+        config?: string;
+        listen?: string;
+        upstream?: string;
+        bundle?: string;
+        adminListen?: string;
+      }) => {
+        const config = loadOrDie(opts);
+        const logger = createLogger(config.log.level);
+        const gw = await startGateway(config, logger).catch((err: Error) => {
+          logger.fatal({ err: err.message }, 'pgward failed to start');
+          process.exit(1);
+        });
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'signal received');
+          void gw.shutdown().then(() => process.exit(0));
+        };
+        process.on('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', () => stop('SIGINT'));
+        process.on('SIGHUP', () => {
+          logger.info('SIGHUP: reloading the policy bundle');
+          void gw.bundles.reload();
+        });
+      },
+    );
 
   program
     .command('check-config')
@@ -81,7 +100,9 @@ export function buildCli(): Command {
     .option('--client-addr <ip>', 'client address', '127.0.0.1')
     .option('--tls', 'the client connected with TLS', false)
     .option('--startup', 'evaluate the startup phase instead of a Query', false)
-    .addOption(new Option('--message <type>', 'message type for the SQL').choices(['Query', 'Parse']).default('Query'))
+    .addOption(
+      new Option('--message <type>', 'message type for the SQL').choices(['Query', 'Parse']).default('Query'),
+    )
     .action(async (sql: string | undefined, o: ExplainOptions) => {
       const { explain } = await import('./explain');
       const out = await explain(sql, o).catch((err: Error) => die(err.message));

@@ -34,7 +34,9 @@ export async function explain(
     const c = createClassifier({ maxEntries: 16 }).classify(sql as string);
     input =
       o.message === 'Parse'
-        ? buildParseInput(conn, { statementName: '', sql: sql as string, paramTypes: [] }, c, { maxSqlBytes: 65536 })
+        ? buildParseInput(conn, { statementName: '', sql: sql as string, paramTypes: [] }, c, {
+            maxSqlBytes: 65536,
+          })
         : buildQueryInput(conn, sql as string, c, { maxSqlBytes: 65536 });
   }
   return { input, decision: engine.evaluate(input) };

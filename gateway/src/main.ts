@@ -91,7 +91,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         const n = arr[t]!;
         if (n === 0) continue;
         arr[t] = 0;
-        const name = t === 0 ? 'StartupMessage' : direction === 'frontend' ? frontendTypeName(t) : backendTypeName(t);
+        const name =
+          t === 0 ? 'StartupMessage' : direction === 'frontend' ? frontendTypeName(t) : backendTypeName(t);
         metrics.countFrame(direction, name ?? 'Unknown', n);
       }
     }
@@ -205,7 +206,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
 
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     if (sessions.size >= config.limits.max_clients) {
-      return refuse(socket, 'rejected_limit', ErrorCodes.LIMIT_CLIENTS, '53300', 'sorry, too many clients already');
+      return refuse(
+        socket,
+        'rejected_limit',
+        ErrorCodes.LIMIT_CLIENTS,
+        '53300',
+        'sorry, too many clients already',
+      );
     }
     if (unauthenticated.count >= unauthenticated.max) {
       return refuse(
@@ -221,13 +228,21 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   });
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
 
-  function refuse(socket: net.Socket, outcome: string, code: (typeof ErrorCodes)[keyof typeof ErrorCodes], sqlstate: string, message: string): void {
+  function refuse(
+    socket: net.Socket,
+    outcome: string,
+    code: (typeof ErrorCodes)[keyof typeof ErrorCodes],
+    sqlstate: string,
+    message: string,
+  ): void {
     metrics.connectionsTotal.inc({ outcome });
     metrics.countError(code);
     logger.warn({ code, client: socket.remoteAddress }, message);
     socket.on('error', () => undefined);
     // The client is still in its startup phase: it reads an ErrorResponse just the same.
-    socket.end(encodeErrorResponse({ severity: 'FATAL', severityNonLocalized: 'FATAL', code: sqlstate, message }));
+    socket.end(
+      encodeErrorResponse({ severity: 'FATAL', severityNonLocalized: 'FATAL', code: sqlstate, message }),
+    );
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
@@ -247,7 +262,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   let adminAddr: { host: string; port: number } | null = null;
   if (config.admin.enabled) {
     const token =
-      config.admin.token ?? (config.admin.token_file ? fs.readFileSync(config.admin.token_file, 'utf8').trim() : null);
+      config.admin.token ??
+      (config.admin.token_file ? fs.readFileSync(config.admin.token_file, 'utf8').trim() : null);
     const tlsOpts =
       config.admin.tls.cert_file && config.admin.tls.key_file
         ? { cert_file: config.admin.tls.cert_file, key_file: config.admin.tls.key_file }
@@ -283,7 +299,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const shutdown = (): Promise<void> => {
     if (shuttingDown) return shuttingDown;
     shuttingDown = (async () => {
-      logger.info({ sessions: sessions.size, timeout_ms: config.limits.shutdown_timeout_ms }, 'shutting down: draining');
+      logger.info(
+        { sessions: sessions.size, timeout_ms: config.limits.shutdown_timeout_ms },
+        'shutting down: draining',
+      );
       server.close();
       for (const s of sessions) s.drain();
       const deadline = Date.now() + config.limits.shutdown_timeout_ms;
@@ -325,4 +344,3 @@ function probeUpstream(host: string, port: number, timeoutMs: number): Promise<b
     s.once('error', () => done(false));
   });
 }
-

@@ -37,7 +37,10 @@ export interface RunningGateway {
   stderr: string;
   proc: ChildProcess;
   configFile: string;
-  waitForLog(pred: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   admin(pathname: string, init?: RequestInit): Promise<Response>;
   /** SIGTERM and wait for exit (SIGKILL after timeoutMs). Returns the exit code. */
   stop(timeoutMs?: number): Promise<number | null>;
@@ -47,7 +50,14 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];
-    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur)) {
+    if (
+      v &&
+      typeof v === 'object' &&
+      !Array.isArray(v) &&
+      cur &&
+      typeof cur === 'object' &&
+      !Array.isArray(cur)
+    ) {
       out[k] = deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>);
     } else out[k] = v;
   }
@@ -79,7 +89,10 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   const logs: Array<Record<string, unknown>> = [];
   const stdout: string[] = [];
   let stderr = '';
-  const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  const waiters: Array<{
+    pred: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
   let buf = '';
   proc.stdout!.setEncoding('utf8');
   proc.stdout!.on('data', (chunk: string) => {
@@ -108,11 +121,17 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   proc.stderr!.on('data', (c: string) => (stderr += c));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
 
-  const waitForLog = (pred: (l: Record<string, unknown>) => boolean, timeoutMs = 15000): Promise<Record<string, unknown>> => {
+  const waitForLog = (
+    pred: (l: Record<string, unknown>) => boolean,
+    timeoutMs = 15000,
+  ): Promise<Record<string, unknown>> => {
     const found = logs.find(pred);
     if (found) return Promise.resolve(found);
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for a gateway log line; stderr: ${stderr}`)), timeoutMs);
+      const t = setTimeout(
+        () => reject(new Error(`timed out waiting for a gateway log line; stderr: ${stderr}`)),
+        timeoutMs,
+      );
       waiters.push({
         pred,
         resolve: (l) => {
@@ -122,7 +141,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
       });
       void exited.then((code) => {
         clearTimeout(t);
-        reject(new Error(`gateway exited with ${code}; stderr: ${stderr}; stdout: ${stdout.slice(-5).join('\n')}`));
+        reject(
+          new Error(`gateway exited with ${code}; stderr: ${stderr}; stdout: ${stdout.slice(-5).join('\n')}`),
+        );
       });
     });
   };
@@ -171,8 +192,13 @@ function splitAddr(a: string): [string, number] {
  * A bundle of the shipped policies with `data.pgward` fields replaced (e.g. `{admins: ['postgres']}`),
  * built once per distinct data and cached under tests/.artifacts/bundles.
  */
-export async function buildBundleWithData(overrides: Record<string, unknown>, regoDir = path.join(REPO, 'rego')): Promise<string> {
-  const shipped = JSON.parse(fs.readFileSync(path.join(regoDir, 'data.json'), 'utf8')) as { pgward: Record<string, unknown> };
+export async function buildBundleWithData(
+  overrides: Record<string, unknown>,
+  regoDir = path.join(REPO, 'rego'),
+): Promise<string> {
+  const shipped = JSON.parse(fs.readFileSync(path.join(regoDir, 'data.json'), 'utf8')) as {
+    pgward: Record<string, unknown>;
+  };
   const data = { ...shipped, pgward: { ...shipped.pgward, ...overrides } };
   const sources = fs
     .readdirSync(regoDir)

@@ -37,9 +37,14 @@ export function sentinelParse(token: string, statementName: string): Buffer {
 }
 
 export function policyErrorFields(decision: Decision): ErrorFields {
-  const first = decision.reasons[0] ?? (decision.error_code ? `policy evaluation failed (${decision.error_code})` : 'no rule allowed this statement');
+  const first =
+    decision.reasons[0] ??
+    (decision.error_code
+      ? `policy evaluation failed (${decision.error_code})`
+      : 'no rule allowed this statement');
   const detail =
-    (decision.reasons.length > 0 ? `Reasons: ${decision.reasons.join('; ')}. ` : '') + `Decision ${decision.id}.`;
+    (decision.reasons.length > 0 ? `Reasons: ${decision.reasons.join('; ')}. ` : '') +
+    `Decision ${decision.id}.`;
   return {
     severity: 'ERROR',
     severityNonLocalized: 'ERROR',
@@ -56,7 +61,12 @@ export function encodePolicyError(decision: Decision): Buffer {
 /** Startup denial: FATAL, 28000 unless the decision says otherwise; the connection then closes. */
 export function encodeStartupDenied(decision: Decision): Buffer {
   const f = policyErrorFields(decision);
-  return encodeErrorResponse({ ...f, severity: 'FATAL', severityNonLocalized: 'FATAL', code: decision.sqlstate ?? '28000' });
+  return encodeErrorResponse({
+    ...f,
+    severity: 'FATAL',
+    severityNonLocalized: 'FATAL',
+    code: decision.sqlstate ?? '28000',
+  });
 }
 
 export function encodeFatal(code: string, message: string, detail?: string): Buffer {

@@ -70,8 +70,19 @@ export class FrameJudge {
       case FrontendType.Parse: {
         const p = readParse(frame);
         const c = this.sqlPrepared.expand(this.classify(p.sql));
-        const input = buildParseInput(conn, { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] }, c, this.opts);
-        const j: Judgement = { type: 'Parse', input, decision: this.engine.evaluate(input), statementName: p.statement, classification: c };
+        const input = buildParseInput(
+          conn,
+          { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] },
+          c,
+          this.opts,
+        );
+        const j: Judgement = {
+          type: 'Parse',
+          input,
+          decision: this.engine.evaluate(input),
+          statementName: p.statement,
+          classification: c,
+        };
         if (j.decision.allow) {
           this.pendingParse = { name: p.statement, sql: p.sql, paramTypes: p.paramTypes };
         }
@@ -97,7 +108,11 @@ export class FrameJudge {
         let decision = this.engine.evaluate(input);
         if (decision.allow && !stmt) {
           // pgward cannot know what an unknown statement would run: never let it through.
-          decision = denyWith(decision, ErrorCodes.POLICY_INPUT, `Bind of a statement pgward has not seen ("${b.statement}")`);
+          decision = denyWith(
+            decision,
+            ErrorCodes.POLICY_INPUT,
+            `Bind of a statement pgward has not seen ("${b.statement}")`,
+          );
         }
         return { type: 'Bind', input, decision };
       }

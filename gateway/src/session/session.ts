@@ -116,7 +116,10 @@ export class Session {
       authenticated: false,
       transaction_status: 'I',
     };
-    this.log = deps.logger.child({ conn: this.id, client: `${this.conn.client_addr}:${this.conn.client_port}` });
+    this.log = deps.logger.child({
+      conn: this.id,
+      client: `${this.conn.client_addr}:${this.conn.client_port}`,
+    });
     socket.setNoDelay(true);
     deps.unauthenticated.count++;
     this.counted = true;
@@ -131,7 +134,12 @@ export class Session {
   }
 
   get isIdle(): boolean {
-    return this.state === 'ready' && this.conn.transaction_status === 'I' && this.pending.size === 0 && !this.copyIn;
+    return (
+      this.state === 'ready' &&
+      this.conn.transaction_status === 'I' &&
+      this.pending.size === 0 &&
+      !this.copyIn
+    );
   }
 
   // ---------------------------------------------------------------- client side
@@ -193,15 +201,22 @@ export class Session {
       case 'SSLRequest':
         // Bytes after SSLRequest and before the handshake are never protocol (CVE-2021-23214).
         if (this.framer.buffered > 0) {
-          throw new ProtocolError(ErrorCodes.PROTOCOL_DATA_AFTER_SSLREQUEST, 'received unencrypted data after SSL request');
+          throw new ProtocolError(
+            ErrorCodes.PROTOCOL_DATA_AFTER_SSLREQUEST,
+            'received unencrypted data after SSL request',
+          );
         }
-        if (this.conn.tls.enabled) throw new ProtocolError(ErrorCodes.PROTOCOL_STARTUP_INVALID, 'SSLRequest after TLS is established');
+        if (this.conn.tls.enabled)
+          throw new ProtocolError(ErrorCodes.PROTOCOL_STARTUP_INVALID, 'SSLRequest after TLS is established');
         if (this.deps.clientTls.context) this.startClientTls();
         else this.client.write('N');
         return;
       case 'GSSENCRequest':
         if (this.framer.buffered > 0) {
-          throw new ProtocolError(ErrorCodes.PROTOCOL_DATA_AFTER_SSLREQUEST, 'received unencrypted data after GSSENC request');
+          throw new ProtocolError(
+            ErrorCodes.PROTOCOL_DATA_AFTER_SSLREQUEST,
+            'received unencrypted data after GSSENC request',
+          );
         }
         this.client.write('N');
         return;
@@ -262,7 +277,11 @@ export class Session {
     if (this.deps.clientTls.require && !this.conn.tls.enabled) {
       this.deps.observer.onError(ErrorCodes.TLS_REQUIRED, this.conn);
       this.closeOutcome = 'tls_required';
-      this.fatal('28000', 'pgward: TLS is required; connect with sslmode=require or stronger', ErrorCodes.TLS_REQUIRED);
+      this.fatal(
+        '28000',
+        'pgward: TLS is required; connect with sslmode=require or stronger',
+        ErrorCodes.TLS_REQUIRED,
+      );
       return;
     }
     const params: Record<string, string> = {};
@@ -281,9 +300,14 @@ export class Session {
     const decision = this.decide(this.judge.startup(c), packet);
     if (!decision.allow) {
       this.closeOutcome = 'startup_denied';
-      this.log.info({ decision: decision.id, reasons: decision.reasons, code: decision.error_code }, 'startup denied');
+      this.log.info(
+        { decision: decision.id, reasons: decision.reasons, code: decision.error_code },
+        'startup denied',
+      );
       if (decision.error_code === ErrorCodes.POLICY_NO_BUNDLE) {
-        this.writeClient(encodeFatal('57P03', 'pgward: no policy bundle is loaded; connections are refused until one is'));
+        this.writeClient(
+          encodeFatal('57P03', 'pgward: no policy bundle is loaded; connections are refused until one is'),
+        );
       } else {
         this.writeClient(encodeStartupDenied(decision));
       }
@@ -303,7 +327,8 @@ export class Session {
     connectUpstream(this.deps.upstream).then(
       (up) => this.onUpstreamConnected(up.socket, up.tls, encodeStartupMessage(m.protocolVersion, forward)),
       (err: unknown) => {
-        const e = err instanceof PgwardError ? err : new PgwardError(ErrorCodes.UPSTREAM_CONNECT, String(err));
+        const e =
+          err instanceof PgwardError ? err : new PgwardError(ErrorCodes.UPSTREAM_CONNECT, String(err));
         this.log.error({ code: e.code, err: e.message }, 'cannot connect upstream');
         this.deps.observer.onUpstreamConnectError();
         this.deps.observer.onError(e.code, this.conn);
@@ -367,7 +392,10 @@ export class Session {
         return;
       }
       if (flag === 'p') {
-        throw new ProtocolError(ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE, 'channel binding requested but not offered');
+        throw new ProtocolError(
+          ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+          'channel binding requested but not offered',
+        );
       }
     }
     this.sendUpstream(bytes);
@@ -395,7 +423,10 @@ export class Session {
           this.endClient();
           return;
         default:
-          throw new ProtocolError(ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE, `unexpected message type ${type} during COPY from stdin`);
+          throw new ProtocolError(
+            ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+            `unexpected message type ${type} during COPY from stdin`,
+          );
       }
     }
     const j = this.judge.judge(type, bytes, this.conn);
@@ -403,7 +434,8 @@ export class Session {
       const d = this.decide(j, bytes);
       this.judge.settle(j, d.allow);
       if (d.allow) this.sendUpstream(bytes);
-      else if (j.type === 'Parse') this.sendSentinel(d, (token) => sentinelParse(token, j.statementName ?? ''));
+      else if (j.type === 'Parse')
+        this.sendSentinel(d, (token) => sentinelParse(token, j.statementName ?? ''));
       else if (j.type === 'Bind') this.sendSentinel(d, (token) => sentinelParse(token, token));
       else this.sendSentinel(d, sentinelQuery);
       return;
@@ -425,7 +457,10 @@ export class Session {
         this.endClient();
         return;
       default:
-        throw new ProtocolError(ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE, `unexpected message type ${type} after authentication`);
+        throw new ProtocolError(
+          ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+          `unexpected message type ${type} after authentication`,
+        );
     }
   }
 
@@ -439,7 +474,11 @@ export class Session {
       this.deps.observer.onDecision({ decision: d, input, frame, connection: this.conn });
     }
     if (d.alerts.length > 0) this.log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
-    if (!d.allow) this.log.info({ decision: d.id, reasons: d.reasons, code: d.error_code, type: input.message.type }, 'denied');
+    if (!d.allow)
+      this.log.info(
+        { decision: d.id, reasons: d.reasons, code: d.error_code, type: input.message.type },
+        'denied',
+      );
     return d;
   }
 
@@ -464,7 +503,8 @@ export class Session {
 
   private sendUpstream(bytes: Buffer): void {
     const t = bytes[0];
-    if (t === FrontendType.Sync || t === FrontendType.Query || t === FrontendType.FunctionCall) this.syncsSent++;
+    if (t === FrontendType.Sync || t === FrontendType.Query || t === FrontendType.FunctionCall)
+      this.syncsSent++;
     this.out.push(bytes);
     this.outBytes += bytes.length;
   }
@@ -562,7 +602,11 @@ export class Session {
           const mechs = a.mechanisms.filter((m) => !m.endsWith('-PLUS'));
           if (mechs.length === 0) {
             this.deps.observer.onError(ErrorCodes.AUTH_CHANNEL_BINDING, this.conn);
-            this.fatal('28000', 'pgward: the server offers only channel-bound SASL mechanisms', ErrorCodes.AUTH_CHANNEL_BINDING);
+            this.fatal(
+              '28000',
+              'pgward: the server offers only channel-bound SASL mechanisms',
+              ErrorCodes.AUTH_CHANNEL_BINDING,
+            );
             return Buffer.alloc(0);
           }
           this.saslStarting = true;
@@ -571,7 +615,11 @@ export class Session {
         if (a.name === 'AuthenticationOther' && a.code !== AuthCode.GSSContinue) {
           // GSS/SSPI/Kerberos cannot be relayed meaningfully by a TLS-terminating gateway.
           if (a.code === AuthCode.GSS || a.code === AuthCode.SSPI || a.code === AuthCode.KerberosV5) {
-            this.fatal('28000', 'pgward: GSSAPI/SSPI authentication is not supported through pgward', ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE);
+            this.fatal(
+              '28000',
+              'pgward: GSSAPI/SSPI authentication is not supported through pgward',
+              ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+            );
             return Buffer.alloc(0);
           }
         }

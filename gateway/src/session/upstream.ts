@@ -56,7 +56,9 @@ function connectTcp(opts: UpstreamOptions): Promise<net.Socket> {
     });
     s.once('error', (err) => {
       clearTimeout(timer);
-      reject(new PgwardError(ErrorCodes.UPSTREAM_CONNECT, `connect to ${opts.host}:${opts.port}: ${err.message}`));
+      reject(
+        new PgwardError(ErrorCodes.UPSTREAM_CONNECT, `connect to ${opts.host}:${opts.port}: ${err.message}`),
+      );
     });
   });
 }
@@ -146,7 +148,10 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
       return { socket: s, tls: false };
     }
     s.destroy();
-    throw new PgwardError(ErrorCodes.UPSTREAM_TLS, 'server does not support SSL, but upstream.tls.mode requires it');
+    throw new PgwardError(
+      ErrorCodes.UPSTREAM_TLS,
+      'server does not support SSL, but upstream.tls.mode requires it',
+    );
   }
   const ts = await startTls(s, opts);
   return { socket: ts, tls: true };

@@ -1,0 +1,287 @@
+#!/usr/bin/env node
+// make bench: pgbench -S (simple, extended, prepared) at 1, 8 and 32 clients against
+//   direct PostgreSQL, pgbouncer (session mode), pgward with an allow-all bundle (the bare proxy)
+//   and pgward with the shipped policies — all in one run, on the same database —
+// then gateway memory per idle client (1,000 idle connections), and the micro-benchmarks
+// (classification, policy evaluation, framing, replay). Appends a dated section to
+// docs/benchmarks.md and prints it.
+//
+// Environment: BENCH_SECONDS (default 8), BENCH_CLIENTS (default "1,8,32"), BENCH_MODES,
+// BENCH_IDLE (default 1000), BENCH_SKIP (comma list of: pgbench,idle,micro), BENCH_NO_WRITE=1.
+'use strict';
+/* eslint-disable @typescript-eslint/no-require-imports */
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const net = require('node:net');
+
+const ROOT = path.resolve(__dirname, '..');
+const SECONDS = Number(process.env.BENCH_SECONDS || 8);
+const CLIENTS = (process.env.BENCH_CLIENTS || '1,8,32').split(',').map(Number);
+const MODES = (process.env.BENCH_MODES || 'simple,extended,prepared').split(',');
+const IDLE = Number(process.env.BENCH_IDLE || 1000);
+const SKIP = new Set((process.env.BENCH_SKIP || '').split(',').filter(Boolean));
+const DB = 'pgward_bench';
+const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
+
+function log(...a) {
+  process.stderr.write(a.join(' ') + '\n');
+}
+
+function sh(cmd, args, opts = {}) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+function waitPort(port, ms = 15000) {
+  const until = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const tryOnce = () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve();
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > until) reject(new Error(`port ${port} did not open`));
+        else setTimeout(tryOnce, 100);
+      });
+    };
+    tryOnce();
+  });
+}
+
+function buildBundle(dir, out, revision) {
+  sh(path.join(ROOT, 'scripts/build-policy.sh'), [dir, out], { env: { ...process.env, PGWARD_POLICY_REVISION: revision } });
+  return out;
+}
+
+async function startPgward(bundle, tag, extra = {}) {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pgward-bench-${tag}-`));
+  const cfg = {
+    listen: `127.0.0.1:${port}`,
+    upstream: { address: extra.upstream || `${PG.host}:${PG.port}` },
+    admin: { enabled: false },
+    policy: { bundle, watch: false },
+    log: { level: 'warn' },
+    audit: { sink: 'none' },
+    limits: { max_clients: 20000, max_unauthenticated: 5000 },
+  };
+  fs.writeFileSync(path.join(dir, 'pgward.yaml'), JSON.stringify(cfg));
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')], {
+    cwd: ROOT,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  await waitPort(port);
+  return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
+}
+
+async function startPgbouncer() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-pgbouncer-'));
+  fs.writeFileSync(path.join(dir, 'users.txt'), `"${PG.user}" ""\n`);
+  fs.writeFileSync(
+    path.join(dir, 'pgbouncer.ini'),
+    [
+      '[databases]',
+      `* = host=${PG.host} port=${PG.port}`,
+      '[pgbouncer]',
+      `listen_addr = 127.0.0.1`,
+      `listen_port = ${port}`,
+      'auth_type = trust',
+      `auth_file = ${dir}/users.txt`,
+      'pool_mode = session',
+      'max_client_conn = 2000',
+      'default_pool_size = 64',
+      `logfile = ${dir}/pgbouncer.log`,
+      `pidfile = ${dir}/pgbouncer.pid`,
+      `unix_socket_dir = ${dir}`,
+      '',
+    ].join('\n'),
+  );
+  sh('chown', ['-R', 'postgres:postgres', dir]);
+  const bin = fs.existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
+  const proc = spawn('runuser', ['-u', 'postgres', '--', bin, path.join(dir, 'pgbouncer.ini')], { stdio: 'inherit' });
+  await waitPort(port);
+  return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
+}
+
+function pgbench(port, mode, clients) {
+  const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-log-'));
+  const args = [
+    '-h', PG.host, '-p', String(port), '-U', PG.user, '-n', '-S', '-M', mode,
+    '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
+    '-l', '--log-prefix', path.join(logDir, 'tx'), DB,
+  ];
+  const out = sh('pgbench', args, { env: { ...process.env, PGAPPNAME: 'pgward-bench' } });
+  const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  const lat = [];
+  for (const f of fs.readdirSync(logDir)) {
+    for (const line of fs.readFileSync(path.join(logDir, f), 'utf8').split('\n')) {
+      const cols = line.split(' ');
+      if (cols.length > 3) lat.push(Number(cols[2]));
+    }
+  }
+  fs.rmSync(logDir, { recursive: true, force: true });
+  lat.sort((a, b) => a - b);
+  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN);
+  return { tps, failed, p50: q(0.5), p99: q(0.99) };
+}
+
+function rssKiB(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
+}
+
+async function idleMemory(bundle) {
+  // The local server allows ~100 connections: a throwaway cluster takes the 1,000 idle backends.
+  const out = execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['start'], {
+    encoding: 'utf8',
+    env: { ...process.env, PGWARD_CLUSTER_MAX_CONNECTIONS: String(IDLE + 50) },
+  });
+  const cluster = JSON.parse(out.trim().split('\n').pop());
+  const gw = await startPgward(bundle, 'idle', { upstream: `127.0.0.1:${cluster.port}` });
+  const { Client } = require('pg');
+  try {
+    const warm = new Client({ host: '127.0.0.1', port: gw.port, user: 'trust_user', database: 'pgward_test' });
+    await warm.connect();
+    await warm.query('select 1');
+    await warm.end();
+    global.gc?.();
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = rssKiB(gw.proc.pid);
+    const clients = [];
+    for (let i = 0; i < IDLE; i += 50) {
+      const batch = [];
+      for (let j = i; j < Math.min(IDLE, i + 50); j++) {
+        const c = new Client({ host: '127.0.0.1', port: gw.port, user: 'trust_user', database: 'pgward_test' });
+        c.on('error', () => undefined);
+        batch.push(c.connect().then(() => c));
+      }
+      clients.push(...(await Promise.all(batch)));
+    }
+    await Promise.all(clients.slice(0, 100).map((c) => c.query('select 1')));
+    await new Promise((r) => setTimeout(r, 2000));
+    const after = rssKiB(gw.proc.pid);
+    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    return { clients: IDLE, rss_before_kib: before, rss_after_kib: after, per_client_kib: (after - before) / IDLE };
+  } finally {
+    await gw.stop();
+    execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['stop', cluster.dir]);
+  }
+}
+
+function micro() {
+  const res = {};
+  const run = (name, script, args = []) => {
+    try {
+      const out = sh(process.execPath, [path.join(ROOT, 'scripts', script), ...args]);
+      res[name] = JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop());
+    } catch (err) {
+      res[name] = { error: String(err.message || err).split('\n')[0] };
+    }
+  };
+  run('classify', 'bench-classify.js');
+  run('eval_shipped', 'bench-eval.js');
+  if (fs.existsSync(path.join(ROOT, 'scripts/bench-replay.js'))) run('replay', 'bench-replay.js');
+  if (fs.existsSync(path.join(ROOT, 'scripts/bench-framing.js'))) run('framing', 'bench-framing.js');
+  return res;
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return `${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, ${sh('psql', ['--version']).trim()}, ${sh('pgbouncer', ['--version']).split('\n')[0]}`;
+}
+
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+
+async function main() {
+  const date = new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+  const lines = [`## ${date}`, '', `Machine: ${machine()}.`, '', 'Command: `make bench` (' +
+    `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`, ''];
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
+  const bare = buildBundle(path.join(ROOT, 'tests/fixtures/bundles/allow-all'), path.join(tmp, 'allow-all.tar.gz'), 'bench-allow-all');
+  const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');
+
+  if (!SKIP.has('pgbench')) {
+    log('preparing database', DB);
+    try {
+      sh('psql', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', 'postgres', '-c', `CREATE DATABASE ${DB}`]);
+    } catch {
+      /* exists */
+    }
+    sh('pgbench', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-i', '-q', '-s', '10', DB]);
+    const bouncer = await startPgbouncer();
+    const gwBare = await startPgward(bare, 'bare');
+    const gwShipped = await startPgward(shipped, 'shipped');
+    const targets = [
+      ['direct', PG.port],
+      ['pgbouncer', bouncer.port],
+      ['pgward (allow-all)', gwBare.port],
+      ['pgward (shipped policies)', gwShipped.port],
+    ];
+    lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
+    lines.push('| mode | clients | direct | pgbouncer | pgward bare | pgward shipped | bare/pgbouncer | shipped/pgbouncer | bare/direct | shipped/direct |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|');
+    try {
+      for (const mode of MODES) {
+        for (const c of CLIENTS) {
+          const r = {};
+          for (const [name, port] of targets) {
+            log(`pgbench -S -M ${mode} -c ${c} → ${name}`);
+            r[name] = pgbench(port, mode, c);
+            if (r[name].failed) log(`  ${r[name].failed} failed transactions!`);
+          }
+          const cell = (x) => `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
+          const d = r.direct, b = r.pgbouncer, w = r['pgward (allow-all)'], s = r['pgward (shipped policies)'];
+          lines.push(`| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(w)} | ${cell(s)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / d.tps)} | ${f2(s.tps / d.tps)} |`);
+        }
+      }
+    } finally {
+      await Promise.all([bouncer.stop(), gwBare.stop(), gwShipped.stop()]);
+    }
+    lines.push('');
+  }
+
+  if (!SKIP.has('idle')) {
+    log(`idle memory with ${IDLE} connections`);
+    const m = await idleMemory(bare);
+    lines.push('### Gateway memory per idle client', '');
+    lines.push(`${m.clients} idle authenticated connections through pgward (allow-all): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**.`, '');
+  }
+
+  if (!SKIP.has('micro')) {
+    log('micro-benchmarks');
+    const m = micro();
+    lines.push('### Micro-benchmarks', '', '```json', JSON.stringify(m, null, 2), '```', '');
+  }
+
+  const section = lines.join('\n') + '\n';
+  process.stdout.write(section);
+  if (!process.env.BENCH_NO_WRITE) {
+    const file = path.join(ROOT, 'docs/benchmarks.md');
+    const head = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nEvery run of `make bench` appends a section here.\n\n';
+    fs.writeFileSync(file, head.trimEnd() + '\n\n' + section);
+    log(`appended to ${file}`);
+  }
+}
+
+main().catch((err) => {
+  log(err.stack || String(err));
+  process.exit(1);
+});
