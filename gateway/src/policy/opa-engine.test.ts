@@ -25,6 +25,7 @@ const POLICIES: Record<string, string> = {
   // Two complete definitions that disagree: a run-time conflict, which opa-wasm throws as a string.
   throws: 'decision := {"allow": true} if input.version == 1\n\ndecision := {"allow": false} if input.phase',
   oom: 'big := [x | some x in numbers.range(1, object.get(input, "n", 1))]\n\ndecision := {"allow": count(big) > 0}',
+  random: 'decision := {"allow": rand.intn("coin", 2) == 0}',
   echo: `decision := {
   "allow": input.phase == "startup",
   "reasons": [input.message.type, input.connection.user],
@@ -207,6 +208,25 @@ describe('OpaWasmEngine', () => {
     await expect(
       OpaWasmEngine.create({ ...b, wasm: Buffer.from('not wasm') }, { entrypoint: 'pgward/decision' }),
     ).rejects.toMatchObject({ code: ErrorCodes.BUNDLE_LOAD });
+  });
+});
+
+describe('decision cache', () => {
+  it('answers a repeated input from the cache with a fresh decision id', async () => {
+    const e = await engine('echo');
+    const a = e.evaluate(startup);
+    const b = e.evaluate(startup);
+    expect(b.id).not.toBe(a.id);
+    expect({ ...b, id: '', eval_seconds: 0 }).toEqual({ ...a, id: '', eval_seconds: 0 });
+    const other = e.evaluate({ ...startup, connection: { ...conn, user: 'bob' } });
+    expect(other.reasons).toEqual(['StartupMessage', 'bob']);
+  });
+
+  it('denies (and so never caches an answer of) a policy calling rand.intn, which opa-wasm cannot run', async () => {
+    const e = await engine('random');
+    const d = e.evaluate(query);
+    expect(d.allow).toBe(false);
+    expect(d.error_code).toBe('PGWARD_ERR_POLICY_EVAL');
   });
 });
 

@@ -72,11 +72,22 @@ function fail(code: ErrorCode, message: string): never {
   throw new PgwardError(code, message);
 }
 
+const DECISION_CACHE_ENTRIES = 8192;
+const DECISION_CACHE_MAX_KEY = 8192;
+
 export class OpaWasmEngine implements PolicyEngine {
   private policy: LoadedPolicy;
   /** Instances replaced after a failed evaluation (a trap can leave the wasm heap inconsistent). */
   private recreated = 0;
   private readonly encoder = new TextEncoder();
+  /**
+   * Decisions by input JSON text. A wasm policy is a pure function of input and data — the SDK's
+   * builtins include one nondeterministic function, `rand.intn`, and a bundle that calls it is
+   * never cached — so the same text gets the same decision from the same engine; the cache lives
+   * and dies with this engine (one bundle revision). Sessions repeat themselves (the same Parse
+   * text, the same Query), which is where this pays.
+   */
+  private readonly cache: Map<string, ReturnType<typeof parseDecision>> | null;
 
   private constructor(
     private readonly module: CompiledModule,
@@ -87,6 +98,7 @@ export class OpaWasmEngine implements PolicyEngine {
     private readonly info: BundleInfo,
   ) {
     this.policy = policy;
+    this.cache = loaded.wasm.includes('rand.intn') ? null : new Map();
   }
 
   static async create(bundle: LoadedBundle, opts: EngineOptions): Promise<OpaWasmEngine> {
@@ -146,13 +158,23 @@ export class OpaWasmEngine implements PolicyEngine {
   evaluate(input: InputDocument): DetailedDecision {
     const start = process.hrtime.bigint();
     const revision = this.info.revision;
-    let bytes: Uint8Array;
+    let text: string;
     try {
-      bytes = this.encoder.encode(JSON.stringify(input));
+      text = JSON.stringify(input);
     } catch (err) {
       const d = denyBody(ErrorCodes.POLICY_INPUT, `input is not serializable: ${describeThrown(err)}`);
       return stamp(d.body, d.error, revision, start);
     }
+    const cache = this.cache;
+    if (cache !== null && text.length <= DECISION_CACHE_MAX_KEY) {
+      const hit = cache.get(text);
+      if (hit !== undefined) {
+        cache.delete(text);
+        cache.set(text, hit);
+        return stamp(hit.body, hit.error, revision, start);
+      }
+    }
+    const bytes = this.encoder.encode(text);
     let raw: unknown;
     try {
       // An ArrayBuffer is taken as JSON text as is; encode() returns one of exactly that length.
@@ -166,6 +188,10 @@ export class OpaWasmEngine implements PolicyEngine {
       return stamp(d.body, d.error, revision, start);
     }
     const parsed = parseDecision(raw);
+    if (cache !== null && text.length <= DECISION_CACHE_MAX_KEY) {
+      cache.set(text, parsed);
+      if (cache.size > DECISION_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+    }
     return stamp(parsed.body, parsed.error, revision, start);
   }
 
