@@ -49,7 +49,7 @@ describe('defaults', () => {
         watch_debounce_ms: 500,
         poll_min_delay_s: 10,
         poll_max_delay_s: 30,
-        signing: { verify: false, algorithm: 'RS256', key_id: 'global' },
+        signing: { verify: false, algorithm: 'RS256', key_id: 'default' },
         wasm_memory_max_pages: 1024,
       },
       sql: { cache_entries: 10000, max_sql_bytes_in_input: 65536 },

@@ -169,7 +169,7 @@ export const configSchema = z.strictObject(
         key_file: str().optional(),
         key: str().optional(),
         algorithm: oneOf(SIGNING_ALGORITHMS).default('RS256'),
-        key_id: str().default('global'),
+        key_id: str().default('default'),
         scope: str().optional(),
       }),
       wasm_memory_max_pages: int(2, 65_536).default(1024),

@@ -25,7 +25,9 @@ export interface FrontendFrame {
 /** Chunk queue that never concatenates until a frame is complete (no quadratic copying). */
 class ChunkQueue {
   private chunks: Buffer[] = [];
-  private head = 0; // offset into chunks[0]
+  /** Index of the first live chunk: consumed chunks are skipped, not shifted (O(1) per chunk). */
+  private first = 0;
+  private head = 0; // offset into chunks[first]
   length = 0;
 
   push(chunk: Buffer): void {
@@ -36,7 +38,8 @@ class ChunkQueue {
 
   byteAt(i: number): number {
     let idx = this.head + i;
-    for (const c of this.chunks) {
+    for (let k = this.first; k < this.chunks.length; k++) {
+      const c = this.chunks[k] as Buffer;
       if (idx < c.length) return c[idx] as number;
       idx -= c.length;
     }
@@ -47,32 +50,37 @@ class ChunkQueue {
     return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) | 0;
   }
 
+  private dropFirst(): void {
+    this.first++;
+    this.head = 0;
+    if (this.first === this.chunks.length) {
+      this.chunks = [];
+      this.first = 0;
+    } else if (this.first >= 1024 && this.first * 2 >= this.chunks.length) {
+      this.chunks = this.chunks.slice(this.first);
+      this.first = 0;
+    }
+  }
+
   /** Removes and returns the next n bytes; a view when they lie in one chunk. */
   take(n: number): Buffer {
-    const first = this.chunks[0] as Buffer;
-    if (first.length - this.head >= n) {
-      const out = first.subarray(this.head, this.head + n);
+    const firstChunk = this.chunks[this.first] as Buffer;
+    if (firstChunk.length - this.head >= n) {
+      const out = firstChunk.subarray(this.head, this.head + n);
       this.head += n;
-      if (this.head === first.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
+      if (this.head === firstChunk.length) this.dropFirst();
       this.length -= n;
       return out;
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
-      const c = this.chunks[0] as Buffer;
-      const avail = c.length - this.head;
-      const want = Math.min(avail, n - filled);
+      const c = this.chunks[this.first] as Buffer;
+      const want = Math.min(c.length - this.head, n - filled);
       c.copy(out, filled, this.head, this.head + want);
       filled += want;
       this.head += want;
-      if (this.head === c.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
+      if (this.head === c.length) this.dropFirst();
     }
     this.length -= n;
     return out;
@@ -181,15 +189,18 @@ export class BackendScanner {
     while (pos < n) {
       if (this.heldLength > 0) {
         // Complete a held header or inspected message from this chunk.
-        const need = this.neededForHeld();
-        if (need === -1) {
+        if (this.heldLength < 5) {
           // The header is not complete yet: take bytes up to 5.
           const want = Math.min(5 - this.heldLength, n - pos);
           this.hold(chunk.subarray(pos, pos + want));
           pos += want;
           passStart = pos;
-          continue;
+          if (this.heldLength < 5) continue;
+          // The header is complete: count it once, and go on even when the chunk ends here (a
+          // message with an empty body, e.g. ParseComplete, must not wait for the next chunk).
+          if (this.counts) this.counts[this.heldByte(0)]!++;
         }
+        const need = this.neededForHeld();
         const want = Math.min(need, n - pos);
         this.hold(chunk.subarray(pos, pos + want));
         pos += want;
@@ -199,7 +210,6 @@ export class BackendScanner {
         this.held = [];
         this.heldLength = 0;
         const type = whole[0] as number;
-        if (this.counts) this.counts[type]!++;
         if (this.inspect[type]) {
           const rep = inspector(type, whole);
           out.push(rep ?? whole);

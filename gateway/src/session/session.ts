@@ -569,6 +569,9 @@ export class Session {
     switch (type) {
       case BackendType.ReadyForQuery: {
         this.conn.transaction_status = readReadyForQuery(msg);
+        // A COPY that failed on the server ends with ReadyForQuery; CopyData sent after it is
+        // ignored by the server, and the next Query is legitimate.
+        this.copyIn = false;
         if (this.deps.observer.onFrame) this.deps.observer.onFrame('backend', msg, this.conn);
         if (this.state === 'auth') {
           this.onAuthenticated();

@@ -95,21 +95,40 @@ export function encodeCancelRequest(processId: number, secretKey: Uint8Array): B
   return new MessageWriter(8 + secretKey.length).int32(StartupCode.CancelRequest).int32(processId).bytes(secretKey).packet();
 }
 
+/** The switches of `postgres` (process_postgres_switches); a letter followed by `:` takes an argument. */
+const POSTGRES_SWITCHES = 'B:bC:c:D:d:EeFf:h:ijk:lN:nOPp:r:S:sTt:v:W:-:';
+
+function switchTakesArgument(letter: string): boolean | undefined {
+  const i = POSTGRES_SWITCHES.indexOf(letter);
+  if (i < 0 || letter === ':') return undefined;
+  return POSTGRES_SWITCHES[i + 1] === ':';
+}
+
 /**
- * Splits the `options` startup parameter into settings, the way PostgreSQL's
- * pg_split_opts + process_postgres_switches read it: `-c name=value`, `--name=value`, backslash
- * escapes a space. Other switches are kept under their letter (e.g. `-B` → "B").
+ * Splits the `options` startup parameter into settings, the way PostgreSQL reads it:
+ * pg_split_opts (src/backend/utils/init/postinit.c) splits on whitespace (isspace), a backslash
+ * escaping the next character (a trailing backslash is dropped); process_postgres_switches then runs
+ * getopt over the words, so switches can be combined (`-Ec a=b` is `-E` then `-c a=b`) and an
+ * argument is the rest of the word or the next word. `-c name=value` and `--name=value` give
+ * `name` (dashes become underscores, lower-cased: GUC names are case-insensitive); other switches
+ * are kept as `-X` (with their argument, if any); words that are not switches as `arg:<word>`
+ * (PostgreSQL refuses the connection for those and for unknown switches, kept as `-X` too).
+ * The result has no prototype, so a name like `__proto__` is an ordinary key.
  */
 export function parseStartupOptions(options: string): Record<string, string> {
   const words: string[] = [];
   let cur = '';
   let inWord = false;
+  let escaped = false;
   for (let i = 0; i < options.length; i++) {
     const ch = options[i] as string;
-    if (ch === '\\' && i + 1 < options.length) {
-      cur += options[++i];
+    if (escaped) {
+      cur += ch;
+      escaped = false;
+    } else if (ch === '\\') {
+      escaped = true;
       inWord = true;
-    } else if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r') {
+    } else if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\v' || ch === '\f') {
       if (inWord) words.push(cur);
       cur = '';
       inWord = false;
@@ -119,26 +138,36 @@ export function parseStartupOptions(options: string): Record<string, string> {
     }
   }
   if (inWord) words.push(cur);
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
   const setKV = (kv: string): void => {
     const eq = kv.indexOf('=');
     const name = (eq < 0 ? kv : kv.slice(0, eq)).replace(/-/g, '_').toLowerCase();
     out[name] = eq < 0 ? '' : kv.slice(eq + 1);
   };
+  let endOfSwitches = false;
   for (let i = 0; i < words.length; i++) {
     const w = words[i] as string;
-    if (w === '-c') {
-      const next = words[++i];
-      if (next !== undefined) setKV(next);
-    } else if (w.startsWith('-c')) {
-      setKV(w.slice(2));
-    } else if (w.startsWith('--')) {
-      setKV(w.slice(2));
-    } else if (w.startsWith('-') && w.length >= 2) {
-      const rest = w.length > 2 ? w.slice(2) : (words[i + 1] !== undefined && !words[i + 1]!.startsWith('-') ? words[++i] : '');
-      out[`-${w[1]}`] = rest ?? '';
-    } else {
+    if (endOfSwitches || !w.startsWith('-') || w === '-') {
       out[`arg:${w}`] = '';
+      continue;
+    }
+    if (w === '--') {
+      // getopt: end of the switches; whatever follows is an argument.
+      endOfSwitches = true;
+      continue;
+    }
+    for (let j = 1; j < w.length; j++) {
+      const letter = w[j] as string;
+      const takes = switchTakesArgument(letter);
+      if (takes !== true) {
+        out[`-${letter}`] = '';
+        continue;
+      }
+      // The argument is the rest of this word, else the next word (missing: PostgreSQL refuses).
+      const arg = j + 1 < w.length ? w.slice(j + 1) : (words[++i] ?? '');
+      if (letter === 'c' || letter === '-') setKV(arg);
+      else out[`-${letter}`] = arg;
+      break;
     }
   }
   return out;
