@@ -47,7 +47,9 @@ class ChunkQueue {
   }
 
   int32At(i: number): number {
-    return ((this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3)) | 0;
+    return (
+      (this.byteAt(i) << 24) | (this.byteAt(i + 1) << 16) | (this.byteAt(i + 2) << 8) | this.byteAt(i + 3) | 0
+    );
   }
 
   private dropFirst(): void {
@@ -125,10 +127,7 @@ export class FrontendFramer {
     if (q.length < 1) return null;
     const type = q.byteAt(0);
     if (frontendTypeName(type) === undefined) {
-      throw new ProtocolError(
-        ErrorCodes.PROTOCOL_UNKNOWN_MESSAGE,
-        `invalid frontend message type ${type}`,
-      );
+      throw new ProtocolError(ErrorCodes.PROTOCOL_UNKNOWN_MESSAGE, `invalid frontend message type ${type}`);
     }
     if (q.length < 5) return null;
     const len = q.int32At(1);
@@ -206,7 +205,10 @@ export class BackendScanner {
         pos += want;
         passStart = pos;
         if (this.neededForHeld() !== 0) continue;
-        const whole = this.heldLength === this.held[0]?.length ? (this.held[0] as Buffer) : Buffer.concat(this.held, this.heldLength);
+        const whole =
+          this.heldLength === this.held[0]?.length
+            ? (this.held[0] as Buffer)
+            : Buffer.concat(this.held, this.heldLength);
         this.held = [];
         this.heldLength = 0;
         const type = whole[0] as number;
@@ -288,7 +290,8 @@ export class BackendScanner {
   private checkHeldHeader(): void {
     if (this.heldLength >= 5) {
       const len = this.heldInt32(1);
-      if (len < 4) throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
+      if (len < 4)
+        throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
     }
   }
 
@@ -302,7 +305,13 @@ export class BackendScanner {
   }
 
   private heldInt32(i: number): number {
-    return ((this.heldByte(i) << 24) | (this.heldByte(i + 1) << 16) | (this.heldByte(i + 2) << 8) | this.heldByte(i + 3)) | 0;
+    return (
+      (this.heldByte(i) << 24) |
+      (this.heldByte(i + 1) << 16) |
+      (this.heldByte(i + 2) << 8) |
+      this.heldByte(i + 3) |
+      0
+    );
   }
 
   /** -1 while the header is incomplete; else bytes still needed (0 = complete). */
@@ -310,7 +319,8 @@ export class BackendScanner {
     if (this.heldLength < 5) return -1;
     const type = this.heldByte(0);
     const len = this.heldInt32(1);
-    if (len < 4) throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
+    if (len < 4)
+      throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
     if (!this.inspect[type]) return 0; // only the header is held for skipped types
     if (len + 1 > MAX_INSPECTED_BACKEND_MESSAGE_BYTES) {
       throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);

@@ -22,7 +22,9 @@ export function readNegotiateProtocolVersion(msg: Buffer): NegotiateProtocolVers
   const r = new BodyReader(msg, 5);
   const protocolVersion = r.int32();
   if (protocolVersion >>> 16 !== 3) {
-    throw malformed(`NegotiateProtocolVersion: version ${protocolVersion >>> 16}.${protocolVersion & 0xffff}`);
+    throw malformed(
+      `NegotiateProtocolVersion: version ${protocolVersion >>> 16}.${protocolVersion & 0xffff}`,
+    );
   }
   const newestMinor = protocolVersion & 0xffff;
   const n = r.int32();
@@ -34,7 +36,10 @@ export function readNegotiateProtocolVersion(msg: Buffer): NegotiateProtocolVers
 }
 
 /** Sends the whole version number (3 << 16 | newestMinor), as PostgreSQL does. */
-export function encodeNegotiateProtocolVersion(newestMinor: number, unsupportedOptions: readonly string[]): Buffer {
+export function encodeNegotiateProtocolVersion(
+  newestMinor: number,
+  unsupportedOptions: readonly string[],
+): Buffer {
   const w = new MessageWriter().int32((3 << 16) | (newestMinor & 0xffff)).int32(unsupportedOptions.length);
   for (const o of unsupportedOptions) w.cstring(o);
   return w.message('v');

@@ -36,12 +36,17 @@ export function readFunctionCall(frame: Buffer, bodyOffset = 5): FunctionCall {
     args[i] = { format: f, value };
   }
   const resultFormat = r.int16();
-  if (resultFormat !== 0 && resultFormat !== 1) throw malformed(`FunctionCall: invalid result format ${resultFormat}`);
+  if (resultFormat !== 0 && resultFormat !== 1)
+    throw malformed(`FunctionCall: invalid result format ${resultFormat}`);
   r.done('FunctionCall');
   return { name: 'FunctionCall', oid, args, resultFormat };
 }
 
-export function encodeFunctionCall(oid: number, args: ReadonlyArray<{ format: 0 | 1; value: Buffer | null }>, resultFormat = 0): Buffer {
+export function encodeFunctionCall(
+  oid: number,
+  args: ReadonlyArray<{ format: 0 | 1; value: Buffer | null }>,
+  resultFormat = 0,
+): Buffer {
   const w = new MessageWriter().uint32(oid).int16(args.length);
   for (const a of args) w.int16(a.format);
   w.int16(args.length);

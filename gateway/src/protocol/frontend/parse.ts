@@ -23,7 +23,10 @@ export function readParse(frame: Buffer, bodyOffset = 5): Parse {
 }
 
 export function encodeParse(statement: string, sql: string, paramTypes: readonly number[] = []): Buffer {
-  const w = new MessageWriter(sql.length + statement.length + 16).cstring(statement).cstring(sql).int16(paramTypes.length);
+  const w = new MessageWriter(sql.length + statement.length + 16)
+    .cstring(statement)
+    .cstring(sql)
+    .int16(paramTypes.length);
   for (const t of paramTypes) w.uint32(t);
   return w.message('P');
 }

@@ -25,6 +25,8 @@ export const encodeSync = (): Buffer => new MessageWriter(0).message('S');
 export const encodeFlush = (): Buffer => new MessageWriter(0).message('H');
 export const encodeTerminate = (): Buffer => new MessageWriter(0).message('X');
 export const encodeCopyDone = (): Buffer => new MessageWriter(0).message('c');
-export const encodeCopyData = (data: Uint8Array): Buffer => new MessageWriter(data.length).bytes(data).message('d');
+export const encodeCopyData = (data: Uint8Array): Buffer =>
+  new MessageWriter(data.length).bytes(data).message('d');
 export const encodeCopyFail = (message: string): Buffer => new MessageWriter().cstring(message).message('f');
-export const encodePasswordMessage = (body: Uint8Array): Buffer => new MessageWriter(body.length).bytes(body).message('p');
+export const encodePasswordMessage = (body: Uint8Array): Buffer =>
+  new MessageWriter(body.length).bytes(body).message('p');

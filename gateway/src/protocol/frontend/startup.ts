@@ -52,7 +52,8 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
   if (code === StartupCode.CancelRequest) {
     const processId = r.int32();
     const keyLen = r.remaining;
-    if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES) throw invalid(`invalid length of CancelRequest: ${packet.length}`);
+    if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES)
+      throw invalid(`invalid length of CancelRequest: ${packet.length}`);
     return { name: 'CancelRequest', processId, secretKey: Buffer.from(r.rest()) };
   }
   const major = code >>> 16;
@@ -75,7 +76,10 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
   return { name: 'StartupMessage', protocolVersion: code, parameters };
 }
 
-export function encodeStartupMessage(protocolVersion: number, parameters: Iterable<[string, string]>): Buffer {
+export function encodeStartupMessage(
+  protocolVersion: number,
+  parameters: Iterable<[string, string]>,
+): Buffer {
   const w = new MessageWriter();
   w.int32(protocolVersion);
   for (const [k, v] of parameters) w.cstring(k).cstring(v);
@@ -92,7 +96,11 @@ export function encodeGSSENCRequest(): Buffer {
 }
 
 export function encodeCancelRequest(processId: number, secretKey: Uint8Array): Buffer {
-  return new MessageWriter(8 + secretKey.length).int32(StartupCode.CancelRequest).int32(processId).bytes(secretKey).packet();
+  return new MessageWriter(8 + secretKey.length)
+    .int32(StartupCode.CancelRequest)
+    .int32(processId)
+    .bytes(secretKey)
+    .packet();
 }
 
 /** The switches of `postgres` (process_postgres_switches); a letter followed by `:` takes an argument. */
