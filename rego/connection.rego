@@ -9,9 +9,13 @@ _denials contains [10, msg] if {
 }
 
 _denials contains [11, msg] if {
+	_tls_missing
+	msg := concat("", ["user ", _user, " must connect with TLS"])
+}
+
+_tls_missing if {
 	_is_tls_required_user
 	not _tls_enabled
-	msg := concat("", ["user ", _user, " must connect with TLS"])
 }
 
 _tls_enabled if input.connection.tls.enabled == true
@@ -19,16 +23,20 @@ _tls_enabled if input.connection.tls.enabled == true
 # Per-user client networks; the "*" entry applies to users without their own entry.
 # A user with neither may connect from anywhere.
 _allowed_networks := networks if {
-	networks := data.pgward.allowed_networks[_user]
+	networks := data.pgward.allowed_networks[input.connection.user]
 } else := data.pgward.allowed_networks["*"]
 
 _denials contains [12, msg] if {
-	networks := _allowed_networks
-	not _client_in_networks(networks)
+	_network_denied
 	msg := concat("", [
 		"client address ", _text(input.connection.client_addr),
 		" is not in the networks allowed for user ", _user,
 	])
+}
+
+_network_denied if {
+	networks := _allowed_networks
+	not _client_in_networks(networks)
 }
 
 # An address that is not an IP (or a CIDR that does not parse) matches nothing: deny.
@@ -46,9 +54,28 @@ _client_ip := trim_prefix(addr, "::ffff:") if {
 
 # Startup parameters and `options` settings (-c name=value, --name=value), keyed the way
 # PostgreSQL reads them: case-insensitive, dashes as underscores.
-_startup_settings contains [_setting_key(name), value] if some name, value in input.connection.parameters
+# Only the names the rules below look at are kept.
+_startup_settings contains [key, value] if {
+	some name, value in input.connection.parameters
+	key := _setting_key(name)
+	_watched_startup_setting(key)
+}
 
-_startup_settings contains [_setting_key(name), value] if some name, value in input.connection.options
+_startup_settings contains [key, value] if {
+	some name, value in input.connection.options
+	key := _setting_key(name)
+	_watched_startup_setting(key)
+}
+
+_watched_startup_setting("replication")
+
+_watched_startup_setting("role")
+
+_watched_startup_setting("session_authorization")
+
+_watched_startup_setting("default_transaction_read_only")
+
+_watched_startup_setting("transaction_read_only")
 
 _setting_key(name) := replace(lower(name), "-", "_")
 

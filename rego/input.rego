@@ -29,24 +29,31 @@ _valid_shape if {
 	_string_or_null(input.parse_error)
 }
 
-_message_types := {
-	"startup": {"StartupMessage"},
-	"message": {"Query", "Parse", "Bind", "FunctionCall", "CopyData"},
-}
-
-_valid_phase_message if {
-	input.message.type in _message_types[input.phase]
-	_valid_phase_statements
-}
+# Membership tests below are functions with one body per constant rather than `x in {...}`:
+# in the wasm target a set literal is built (allocated and hashed) on every evaluation.
 
 # A startup document carries connection information only.
-_valid_phase_statements if {
+_valid_phase_message if {
 	input.phase == "startup"
+	input.message.type == "StartupMessage"
 	count(input.statements) == 0
 	is_null(input.parse_error)
 }
 
-_valid_phase_statements if input.phase == "message"
+_valid_phase_message if {
+	input.phase == "message"
+	_message_phase_type(input.message.type)
+}
+
+_message_phase_type("Query")
+
+_message_phase_type("Parse")
+
+_message_phase_type("Bind")
+
+_message_phase_type("FunctionCall")
+
+_message_phase_type("CopyData")
 
 _valid_statement(s) if {
 	is_object(s)
@@ -78,37 +85,67 @@ _valid_relation(r) if {
 	is_object(r)
 	_string_or_null(r.schema)
 	is_string(r.name)
-	r.access in {"read", "write", "ddl"}
+	_relation_access(r.access)
 }
+
+_relation_access("read")
+
+_relation_access("write")
+
+_relation_access("ddl")
 
 _valid_copy(c) if is_null(c)
 
 _valid_copy(c) if {
-	c.direction in {"from", "to"}
+	_copy_direction(c.direction)
 	is_boolean(c.stdio)
 	is_boolean(c.program)
 	_string_or_null(c.filename)
 }
 
+_copy_direction("from")
+
+_copy_direction("to")
+
 _valid_transaction(t) if is_null(t)
 
 _valid_transaction(t) if {
 	is_string(t.kind)
-	t.mode in {"read_write", "read_only", null}
+	_transaction_mode(t.mode)
 }
+
+_transaction_mode("read_write")
+
+_transaction_mode("read_only")
+
+_transaction_mode(null)
 
 _valid_prepared(p) if is_null(p)
 
 _valid_prepared(p) if {
-	p.kind in {"prepare", "execute", "deallocate", "discard"}
+	_prepared_kind(p.kind)
 	_string_or_null(p.name)
 }
+
+_prepared_kind("prepare")
+
+_prepared_kind("execute")
+
+_prepared_kind("deallocate")
+
+_prepared_kind("discard")
 
 _valid_setting(x) if {
 	is_string(x.name)
 	_string_or_null(x.value)
-	x.via in {"set", "reset", "set_config"}
+	_setting_via(x.via)
 }
+
+_setting_via("set")
+
+_setting_via("reset")
+
+_setting_via("set_config")
 
 _string_or_null(x) if is_string(x)
 
@@ -120,11 +157,20 @@ _boolean_or_null(x) if is_null(x)
 
 # The statements judged for this message: the message's own statements, the statement a Bind
 # binds, and what PREPARE / EXECUTE stand for (two levels: PREPARE cannot nest another PREPARE).
-_top_statements contains s if some s in input.statements
+#
+# For speed, `_statements` holds only the statements that some SQL rule could concern: a
+# statement that is `_plain` (valid shape, and nothing in it that any rule below denies or alerts
+# on) is left out, so the rules, which all iterate `_statements`, have nothing to do for it. A
+# plain statement has `prepared: null`, so it stands for no inner statement either.
+_top_statements contains s if {
+	some s in input.statements
+	not _plain(s)
+}
 
 _top_statements contains s if {
 	input.message.type == "Bind"
 	some s in input.message.statement.statements
+	not _plain(s)
 }
 
 _statements contains s if some s in _top_statements
@@ -133,12 +179,75 @@ _statements contains inner if {
 	some s in _top_statements
 	inner := s.prepared.inner
 	not is_null(inner)
+	not _plain(inner)
 }
 
 _statements contains inner if {
 	some s in _top_statements
 	inner := s.prepared.inner.prepared.inner
 	not is_null(inner)
+	not _plain(inner)
+}
+
+# A statement no rule can deny or alert on. Every condition negates the trigger of a rule
+# (statements.rego): keep the two in step when a rule changes. Any doubt: not plain, and the
+# statement goes through every rule.
+_plain(s) if {
+	_valid_statement(s)
+	is_null(s.prepared) # no PREPARE/EXECUTE (rule 21), nothing inner to judge
+	is_null(s.copy) # no COPY FROM (31), PROGRAM or server file (50)
+	s.role_change == false # 31, 50
+	count(s.settings) == 0 # 30, 50
+	_plain_command(upper(s.command), s.has_where) # DROP/ALTER/TRUNCATE (50), unbounded writes (40)
+	_plain_node(s.node) # Drop*/Alter*/TruncateStmt and the admin-only nodes (50)
+	_plain_utility(s.utility) # admin-only utilities (50)
+	every f in s.functions {
+		not _is_dangerous_function(f) # 31, 50
+	}
+	every r in s.relations {
+		not _sensitive_relation(r) # sensitive_table alert
+	}
+	_plain_for_principal(s) # 31
+}
+
+_plain_command(c, has_where) if {
+	not startswith(c, "DROP")
+	not startswith(c, "ALTER")
+	c != "TRUNCATE"
+	_bounded(c, has_where)
+}
+
+_bounded(c, _) if not _unbounded_command(c)
+
+_bounded(_, true)
+
+_plain_node(n) if {
+	not startswith(n, "Drop")
+	not startswith(n, "Alter")
+	n != "TruncateStmt"
+	not _admin_only_node(n)
+}
+
+_plain_utility(u) if is_null(u)
+
+_plain_utility(u) if {
+	is_string(u)
+	not _admin_only_utility_name(u)
+}
+
+# Read-only principals: a statement that the classifier calls read-only, that is not DDL, reads
+# only, and does not start a READ WRITE transaction (copy, role change, settings and dangerous
+# functions are excluded above for everybody).
+_plain_for_principal(_) if not _is_read_only_user
+
+_plain_for_principal(s) if {
+	_is_read_only_user
+	s.read_only == true
+	s.ddl == false
+	not s.transaction.mode == "read_write"
+	every r in s.relations {
+		r.access == "read"
+	}
 }
 
 _has_parse_error if is_string(input.parse_error)
@@ -184,12 +293,12 @@ _function_base(f) := base if {
 
 _user := input.connection.user
 
-_is_admin if _user in data.pgward.admins
+_is_admin if input.connection.user in data.pgward.admins
 
-_is_break_glass if _user in data.pgward.break_glass
+_is_break_glass if input.connection.user in data.pgward.break_glass
 
-_is_read_only_user if _user in data.pgward.read_only_users
+_is_read_only_user if input.connection.user in data.pgward.read_only_users
 
-_is_blocked_user if _user in data.pgward.blocked_users
+_is_blocked_user if input.connection.user in data.pgward.blocked_users
 
-_is_tls_required_user if _user in data.pgward.tls_required_users
+_is_tls_required_user if input.connection.user in data.pgward.tls_required_users

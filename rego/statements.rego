@@ -123,9 +123,13 @@ _setting_change(x) := "call set_config with a non-constant setting name" if {
 # DELETE / UPDATE of every row: break-glass users only.
 
 _unbounded_write(s) if {
-	upper(s.command) in {"DELETE", "UPDATE"}
+	_unbounded_command(upper(s.command))
 	not _has_where(s)
 }
+
+_unbounded_command("DELETE")
+
+_unbounded_command("UPDATE")
 
 _has_where(s) if s.has_where == true
 
@@ -187,26 +191,60 @@ _admin_only_actions contains upper(replace(s.utility, "_", " ")) if {
 	_admin_only_utility(s)
 }
 
-_admin_only_utility(s) if s.utility in _admin_only_utilities
+_admin_only_utility(s) if _admin_only_utility_name(s.utility)
 
 # The same statements recognised by parse tree node, should a classifier miss the utility.
 _admin_only_actions contains _command(s) if {
 	some s in _statements
-	s.node in _admin_only_nodes
+	_admin_only_node(s.node)
 	not _admin_only_utility(s)
 }
 
-_admin_only_utilities := _builtin_admin_only_utilities | {u | some u in data.pgward.admin_only_utilities}
+_admin_only_utility_name(u) if _builtin_admin_only_utility(u)
 
-_builtin_admin_only_utilities := {
-	"do", "create_function", "create_procedure", "alter_system", "load", "create_extension",
-	"create_rule", "create_trigger", "create_event_trigger", "grant", "revoke",
-}
+_admin_only_utility_name(u) if u in data.pgward.admin_only_utilities
 
-_admin_only_nodes := {
-	"DoStmt", "CreateFunctionStmt", "AlterSystemStmt", "LoadStmt", "CreateExtensionStmt",
-	"RuleStmt", "CreateTrigStmt", "CreateEventTrigStmt", "GrantStmt", "GrantRoleStmt",
-}
+_builtin_admin_only_utility("do")
+
+_builtin_admin_only_utility("create_function")
+
+_builtin_admin_only_utility("create_procedure")
+
+_builtin_admin_only_utility("alter_system")
+
+_builtin_admin_only_utility("load")
+
+_builtin_admin_only_utility("create_extension")
+
+_builtin_admin_only_utility("create_rule")
+
+_builtin_admin_only_utility("create_trigger")
+
+_builtin_admin_only_utility("create_event_trigger")
+
+_builtin_admin_only_utility("grant")
+
+_builtin_admin_only_utility("revoke")
+
+_admin_only_node("DoStmt")
+
+_admin_only_node("CreateFunctionStmt")
+
+_admin_only_node("AlterSystemStmt")
+
+_admin_only_node("LoadStmt")
+
+_admin_only_node("CreateExtensionStmt")
+
+_admin_only_node("RuleStmt")
+
+_admin_only_node("CreateTrigStmt")
+
+_admin_only_node("CreateEventTrigStmt")
+
+_admin_only_node("GrantStmt")
+
+_admin_only_node("GrantRoleStmt")
 
 # COPY ... PROGRAM and COPY with a file on the database server.
 _admin_only_actions contains "COPY ... PROGRAM" if {
@@ -252,26 +290,75 @@ default _function_oid := "unknown"
 
 _function_oid := _text(input.message.function_oid)
 
-_is_dangerous_function(f) if _function_base(f) in _dangerous_functions
+_is_dangerous_function(f) if _dangerous_function_base(_function_base(f))
 
-_is_dangerous_function(f) if {
-	some prefix in _dangerous_function_prefixes
-	startswith(_function_base(f), prefix)
+_dangerous_function_base(b) if _builtin_dangerous_function(b)
+
+_dangerous_function_base(b) if {
+	some f in data.pgward.dangerous_functions
+	lower(f) == b
 }
 
-_dangerous_functions := _builtin_dangerous_functions | {lower(f) | some f in data.pgward.dangerous_functions}
+_dangerous_function_base(b) if startswith(b, "dblink")
 
-_builtin_dangerous_functions := {
-	"pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file",
-	"lo_import", "lo_export",
-	"pg_terminate_backend", "pg_cancel_backend",
-	"pg_reload_conf", "pg_rotate_logfile", "pg_promote", "pg_switch_wal", "pg_create_restore_point",
-	"pg_create_physical_replication_slot", "pg_create_logical_replication_slot", "pg_drop_replication_slot",
-	"pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls",
-	"query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema",
+_dangerous_function_base(b) if startswith(b, "pg_ls_")
+
+_dangerous_function_base(b) if startswith(b, "pg_read_")
+
+_dangerous_function_base(b) if startswith(b, "pg_file_")
+
+_dangerous_function_base(b) if {
+	some p in data.pgward.dangerous_function_prefixes
+	startswith(b, lower(p))
 }
 
-_dangerous_function_prefixes := {"dblink", "pg_ls_", "pg_read_", "pg_file_"} | {lower(p) | some p in data.pgward.dangerous_function_prefixes}
+_builtin_dangerous_function("pg_read_file")
+
+_builtin_dangerous_function("pg_read_binary_file")
+
+_builtin_dangerous_function("pg_ls_dir")
+
+_builtin_dangerous_function("pg_stat_file")
+
+_builtin_dangerous_function("lo_import")
+
+_builtin_dangerous_function("lo_export")
+
+_builtin_dangerous_function("pg_terminate_backend")
+
+_builtin_dangerous_function("pg_cancel_backend")
+
+_builtin_dangerous_function("pg_reload_conf")
+
+_builtin_dangerous_function("pg_rotate_logfile")
+
+_builtin_dangerous_function("pg_promote")
+
+_builtin_dangerous_function("pg_switch_wal")
+
+_builtin_dangerous_function("pg_create_restore_point")
+
+_builtin_dangerous_function("pg_create_physical_replication_slot")
+
+_builtin_dangerous_function("pg_create_logical_replication_slot")
+
+_builtin_dangerous_function("pg_drop_replication_slot")
+
+_builtin_dangerous_function("pg_file_write")
+
+_builtin_dangerous_function("pg_file_rename")
+
+_builtin_dangerous_function("pg_file_unlink")
+
+_builtin_dangerous_function("pg_file_sync")
+
+_builtin_dangerous_function("pg_logdir_ls")
+
+_builtin_dangerous_function("query_to_xml")
+
+_builtin_dangerous_function("query_to_xmlschema")
+
+_builtin_dangerous_function("query_to_xml_and_xmlschema")
 
 # Sensitive tables: allowed, with an alert naming the table.
 
@@ -281,16 +368,44 @@ _alert_set contains {"rule": "sensitive_table", "severity": severity, "message":
 	some s in _statements
 	some r in s.relations
 	some table in _sensitive_matches(r)
-	severity := _sensitive_severity[r.access]
-	msg := concat("", [_command(s), " ", _access_verb[r.access], " sensitive table ", table])
+	severity := _sensitive_severity(r.access)
+	msg := concat("", [_command(s), " ", _access_verb(r.access), " sensitive table ", table])
 }
 
-_sensitive_matches(r) := {t | some t in _sensitive_tables; t == lower(concat(".", [r.schema, r.name]))} if {
+_sensitive_matches(r) := {t | t := lower(concat(".", [r.schema, r.name])); t in _sensitive_tables} if {
 	is_string(r.schema)
 } else := {t | some t in _sensitive_tables; _table_part(t) == lower(r.name)}
 
 _table_part(t) := parts[count(parts) - 1] if parts := split(t, ".")
 
-_sensitive_severity := {"read": "medium", "write": "high", "ddl": "high"}
+# Whether _sensitive_matches(r) is not empty, by lookups.
+_sensitive_relation(r) if {
+	is_string(r.schema)
+	lower(concat(".", [r.schema, r.name])) in _sensitive_tables
+}
 
-_access_verb := {"read": "reads", "write": "writes", "ddl": "changes"}
+# An unqualified name n matches t when _table_part(t) == n: n has no dot and t is n or ends in ".n".
+_sensitive_relation(r) if {
+	not is_string(r.schema)
+	name := lower(r.name)
+	not contains(name, ".")
+	suffix := concat("", [".", name])
+	some t in _sensitive_tables
+	_table_named(t, name, suffix)
+}
+
+_table_named(t, name, _) if t == name
+
+_table_named(t, _, suffix) if endswith(t, suffix)
+
+_sensitive_severity("read") := "medium"
+
+_sensitive_severity("write") := "high"
+
+_sensitive_severity("ddl") := "high"
+
+_access_verb("read") := "reads"
+
+_access_verb("write") := "writes"
+
+_access_verb("ddl") := "changes"

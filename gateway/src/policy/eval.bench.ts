@@ -210,7 +210,9 @@ export async function runEvalBench(
   const inputs = benchInputs();
   const engine = await buildEngineFromSource(bundlePath, { entrypoint: 'pgward/decision' });
   const baselineEngine =
-    baselinePath === null ? null : await buildEngineFromSource(baselinePath, { entrypoint: 'pgward/decision' });
+    baselinePath === null
+      ? null
+      : await buildEngineFromSource(baselinePath, { entrypoint: 'pgward/decision' });
 
   // Warm up every path (JIT, wasm tier-up, the cache filled with the plain documents).
   const warm = Math.min(5_000, iterations);
