@@ -55,6 +55,8 @@ _fast if {
 	not _network_denied
 	_no_watched_settings(input.connection.parameters)
 	_no_watched_settings(input.connection.options)
+	count(_custom_deny) == 0
+	count(_custom_alert) == 0
 }
 
 _no_watched_settings(settings) if {
@@ -136,4 +138,22 @@ _denials contains [0, msg] if {
 	_valid_shape
 	not _valid_phase_message
 	msg := concat("", ["message type ", _text(input.message.type), " is not expected in phase ", _text(input.phase)])
+}
+
+# Site rules from package pgward.custom (rego/custom.rego): reasons and alerts of their own,
+# never skipped by the fast path.
+default _custom_deny := set()
+
+_custom_deny := data.pgward.custom.deny
+
+default _custom_alert := set()
+
+_custom_alert := data.pgward.custom.alert
+
+_denials contains [60, reason] if {
+	some reason in _custom_deny
+}
+
+_alert_set contains alert if {
+	some alert in _custom_alert
 }
