@@ -19,6 +19,10 @@ import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
 import { backendTypeName, encodeErrorResponse, frontendTypeName } from './protocol';
+import { CaptureSink } from './capture/capture-sink';
+import { attachCapture, type CaptureControls } from './capture/attach';
+import { attachShadow } from './replay/shadow';
+import { buildEngineFromSource } from './policy/opa-engine';
 
 export const VERSION = '0.1.0';
 
@@ -109,6 +113,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       memoryMaxPages: config.policy.wasm_memory_max_pages,
       watch: config.policy.watch,
       watchDebounceMs: config.policy.watch_debounce_ms,
+      // Bundle server polling, bearer auth and signature verification (bundle-manager.ts).
+      pollMinDelayMs: config.policy.poll_min_delay_s * 1000,
+      pollMaxDelayMs: config.policy.poll_max_delay_s * 1000,
+      bearerToken: config.policy.bearer_token,
+      bearerTokenFile: config.policy.bearer_token_file,
+      signing: config.policy.signing.verify
+        ? {
+            algorithm: config.policy.signing.algorithm,
+            key: config.policy.signing.key,
+            keyFile: config.policy.signing.key_file,
+            keyId: config.policy.signing.key_id,
+            scope: config.policy.signing.scope,
+          }
+        : undefined,
     },
     {
       logger,
@@ -165,6 +183,40 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     onBytes: (direction, n) => metrics.bytes[direction].inc(n),
     onUpstreamConnectError: () => metrics.upstreamConnectErrorsTotal.inc(),
   };
+
+  // ---- policy CI (issue 5): traffic capture and shadow evaluation, hooked into the observer ----
+  const captureSink = new CaptureSink(
+    {
+      dir: config.capture.dir,
+      users: config.capture.users,
+      databases: config.capture.databases,
+      applications: config.capture.applications,
+      max_file_bytes: config.capture.max_file_bytes,
+      max_file_age_s: config.capture.max_file_age_s,
+      redact: { ...config.capture.redact },
+      maxSqlBytesInInput: config.sql.max_sql_bytes_in_input,
+      pgwardVersion: VERSION,
+    },
+    { metrics, logger },
+  );
+  const capture: CaptureControls = attachCapture(observer, captureSink);
+  if (config.capture.enabled) await capture.start();
+  if (config.policy.shadow_bundle !== undefined) {
+    const shadowEngine = await buildEngineFromSource(config.policy.shadow_bundle, {
+      entrypoint: config.policy.entrypoint,
+      memoryMaxPages: config.policy.wasm_memory_max_pages,
+    });
+    attachShadow(observer, {
+      engine: shadowEngine,
+      audit,
+      onDisagreement: () => metrics.shadowDisagreementsTotal.inc(),
+    });
+    logger.info(
+      { shadow: config.policy.shadow_bundle, revision: shadowEngine.bundle()?.revision ?? null },
+      'shadow bundle loaded',
+    );
+  }
+  // ---- end policy CI ----
 
   const upstreamAddr = parseHostPort(config.upstream.address);
   const certFile = config.tls.cert_file;
@@ -277,6 +329,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       token,
       logger,
       server: sidecarServerOptions(tlsOpts),
+      capture,
     });
     const aa = parseHostPort(config.admin.listen);
     await sidecar.listen({ host: aa.host, port: aa.port });
@@ -314,6 +367,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       clearInterval(frameTimer);
       flushFrameCounts();
       if (sidecar) await sidecar.close();
+      await captureSink.close();
       await audit.close();
       if (decisionLog) await decisionLog.close();
       logger.info('shutdown complete');

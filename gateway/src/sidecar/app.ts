@@ -35,6 +35,8 @@ export interface SidecarDeps {
   upstreamCacheMs?: number;
   /** A probe that has not answered by then counts as not ready (default 2000 ms). */
   upstreamTimeoutMs?: number;
+  /** Traffic capture switch for POST /v1/capture/start|stop (same token rule as reload); absent: 404. */
+  capture?: { start(): Promise<unknown>; stop(): Promise<unknown> } | undefined;
 }
 
 export interface SidecarServerOptions {
@@ -193,6 +195,32 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
     if (result.ok) return { revision: result.revision };
     return reply.code(reloadFailureStatus(result.code)).send({ error: result.error, code: result.code });
   });
+
+  // Traffic capture on/off (policy CI): the same bearer token rule as the reload.
+  for (const action of ['start', 'stop'] as const) {
+    app.post(`/v1/capture/${action}`, async (req: FastifyRequest, reply: FastifyReply) => {
+      if (!checkToken(req.headers.authorization)) {
+        req.log.warn(
+          { code: ErrorCodes.ADMIN_UNAUTHORIZED },
+          `capture ${action} refused: bad or missing token`,
+        );
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Bearer')
+          .send({ error: 'unauthorized', code: ErrorCodes.ADMIN_UNAUTHORIZED });
+      }
+      if (!deps.capture) return reply.code(404).send({ error: 'capture is not available' });
+      try {
+        return await deps.capture[action]();
+      } catch (err) {
+        req.log.error(
+          { err: (err as Error).message, code: ErrorCodes.CAPTURE_SINK },
+          `capture ${action} failed`,
+        );
+        return reply.code(500).send({ error: `capture ${action} failed`, code: ErrorCodes.CAPTURE_SINK });
+      }
+    });
+  }
 
   return app;
 }

@@ -1,0 +1,143 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  encodeBind,
+  encodeParse,
+  encodeQuery,
+  encodeReadyForQuery,
+  encodeStartupMessage,
+  PROTOCOL_3_0,
+  readBind,
+  readQuery,
+} from '../protocol';
+import { encodePasswordMessage } from '../protocol/frontend/simple-messages';
+import { initSqlParser } from '../sql';
+import type { ConnectionInfo } from '../policy/types';
+import { CaptureSink, type CaptureSinkOptions } from './capture-sink';
+
+let dir = '';
+beforeAll(() => initSqlParser());
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-capture-'));
+});
+afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function conn(id: string, over: Partial<ConnectionInfo> = {}): ConnectionInfo {
+  return {
+    id,
+    client_addr: '127.0.0.1',
+    client_port: 5555,
+    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+    user: 'alice',
+    database: 'app',
+    application_name: 'psql',
+    parameters: { user: 'alice', database: 'app' },
+    options: {},
+    protocol_version: '3.0',
+    authenticated: false,
+    transaction_status: 'I',
+    ...over,
+  };
+}
+
+function opts(over: Partial<CaptureSinkOptions> = {}): CaptureSinkOptions {
+  return {
+    dir,
+    users: [],
+    databases: [],
+    applications: [],
+    max_file_bytes: 1 << 20,
+    max_file_age_s: 3600,
+    redact: { parameters: false, literals: false },
+    maxSqlBytesInInput: 1024,
+    ...over,
+  };
+}
+
+/** One session's worth of observer calls. */
+function session(sink: CaptureSink, c: ConnectionInfo, frames: Buffer[]): void {
+  sink.onFrame('frontend', encodeStartupMessage(PROTOCOL_3_0, [['user', c.user]]), c);
+  sink.onFrame('frontend', encodePasswordMessage(Buffer.from('hunter2\0')), c); // never handed in practice
+  sink.onFrame('backend', encodeReadyForQuery('I'), c);
+  c.authenticated = true;
+  for (const f of frames) sink.onFrame('frontend', f, c);
+  sink.onConnectionClosed('client_terminated', c);
+}
+
+function records(): Array<Record<string, unknown>> {
+  return fs
+    .readdirSync(dir)
+    .sort()
+    .flatMap((f) => fs.readFileSync(path.join(dir, f), 'utf8').split('\n').filter(Boolean))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+test('writes header, connection, frames, auth and close; never a password', async () => {
+  const sink = new CaptureSink(opts());
+  sink.start();
+  session(sink, conn('c1'), [encodeQuery('SELECT 1'), encodePasswordMessage(Buffer.from('x\0'))]);
+  await sink.stop();
+  const rs = records();
+  expect(rs[0]).toMatchObject({ format: 'pgward-capture', version: 1, max_sql_bytes_in_input: 1024 });
+  expect(rs.slice(1).map((r) => r.ev ?? r.dir)).toEqual(['connection', 'F', 'auth', 'B', 'F', 'close']);
+  expect(JSON.stringify(rs)).not.toContain(Buffer.from('hunter2').toString('base64').slice(0, 8));
+  expect(rs[5]).toMatchObject({ ts: 'I' });
+});
+
+test('filters by user, database and application', async () => {
+  const sink = new CaptureSink(opts({ users: ['alice'], applications: ['app'] }));
+  sink.start();
+  session(sink, conn('a', { application_name: 'app' }), [encodeQuery('SELECT 1')]);
+  session(sink, conn('b', { user: 'bob', application_name: 'app' }), [encodeQuery('SELECT 2')]);
+  session(sink, conn('c', { application_name: 'psql' }), [encodeQuery('SELECT 3')]);
+  await sink.stop();
+  expect(
+    new Set(
+      records()
+        .slice(1)
+        .map((r) => r.conn),
+    ),
+  ).toEqual(new Set(['a']));
+});
+
+test('redaction re-encodes Query/Parse with normalized SQL and Bind values', async () => {
+  const sink = new CaptureSink(opts({ redact: { literals: true, parameters: true } }));
+  sink.start();
+  session(sink, conn('r'), [
+    encodeQuery("SELECT * FROM t WHERE secret = 'hunter2'"),
+    encodeParse('s', "SELECT 'hunter2'", []),
+    encodeBind('', 's', [{ format: 0, value: Buffer.from('hunter2') }]),
+  ]);
+  await sink.stop();
+  const frames = records()
+    .filter((r) => r.dir === 'F' && r.ts)
+    .map((r) => Buffer.from(String(r.frame), 'base64'));
+  expect(readQuery(frames[0]!).sql).toBe('SELECT * FROM t WHERE secret = $1');
+  expect(frames[1]!.toString()).not.toContain('hunter2');
+  expect(readBind(frames[2]!).params[0]!.value!.toString()).toBe('[REDACTED]');
+});
+
+test('rotates by size; drops and marks connections when the stream falls behind', async () => {
+  const sink = new CaptureSink(opts({ max_file_bytes: 2048 }));
+  sink.start();
+  session(
+    sink,
+    conn('big'),
+    Array.from({ length: 40 }, (_, i) => encodeQuery(`SELECT ${i}`)),
+  );
+  await sink.stop();
+  expect(fs.readdirSync(dir).length).toBeGreaterThan(1);
+  expect(records().filter((r) => r.dir === 'F')).toHaveLength(41);
+
+  fs.rmSync(dir, { recursive: true, force: true });
+  const slow = new CaptureSink(opts({ maxBufferedBytes: 200 }));
+  slow.start();
+  session(
+    slow,
+    conn('slow'),
+    Array.from({ length: 200 }, (_, i) => encodeQuery(`SELECT ${i}`)),
+  );
+  expect(slow.stats().records_dropped).toBeGreaterThan(0);
+  await slow.stop();
+});

@@ -1,0 +1,322 @@
+/**
+ * Live traffic capture: the session observer hands every client frame after authentication, the
+ * StartupMessage, and the backend's ReadyForQuery/ErrorResponse; the sink keeps the connections
+ * selected by the user/database/application filters and writes them as capture records
+ * (capture/format.ts) into rotating files. Memory is bounded: past `maxBufferedBytes` queued in
+ * the file stream, a connection's records are dropped (counted) and it is marked truncated.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ErrorCodes, type ErrorCode } from '../errors';
+import type { FastCounter } from '../metrics/metrics';
+import type { ConnectionInfo } from '../policy/types';
+import { FrontendType, BackendType } from '../protocol/message-types';
+import { encodeQuery, readQuery } from '../protocol/frontend/query';
+import { encodeParse, readParse } from '../protocol/frontend/parse';
+import { encodeBind, readBind } from '../protocol/frontend/bind';
+import { encodeFunctionCall, readFunctionCall } from '../protocol/frontend/function-call';
+import { normalizeSql, REDACTED } from '../audit/redact';
+import type { FrameDirection } from '../session/types';
+import { connectionRecord, makeHeader, nowMicros, type CaptureHeader, type CaptureRecord } from './format';
+
+export interface CaptureSinkOptions {
+  dir: string;
+  /** Empty: every user. */
+  users: readonly string[];
+  databases: readonly string[];
+  applications: readonly string[];
+  max_file_bytes: number;
+  max_file_age_s: number;
+  redact: { parameters: boolean; literals: boolean };
+  /** sql.max_sql_bytes_in_input, written into each header so replay bounds SQL the same way. */
+  maxSqlBytesInInput: number;
+  /** Bytes queued in the file stream beyond which records are dropped. Default 8 MiB. */
+  maxBufferedBytes?: number;
+  pgwardVersion?: string;
+}
+
+export interface CaptureSinkDeps {
+  metrics?: { capturedFrames: FastCounter; countError(code: ErrorCode): void };
+  logger?: Logger;
+  /** Microseconds since the epoch. */
+  now?: () => number;
+}
+
+export interface CaptureStats {
+  active: boolean;
+  file: string | null;
+  files_opened: number;
+  frames_written: number;
+  records_dropped: number;
+  connections_captured: number;
+  write_errors: number;
+}
+
+interface ConnState {
+  /** false: filtered out (or truncated), nothing more is written for it. */
+  keep: boolean;
+  authenticated: boolean;
+}
+
+const DEFAULT_MAX_BUFFERED = 8 * 1024 * 1024;
+const REDACTED_BYTES = Buffer.from(REDACTED, 'utf8');
+
+export class CaptureSink {
+  private readonly conns = new Map<string, ConnState>();
+  private stream: fs.WriteStream | null = null;
+  private file: string | null = null;
+  private fileBytes = 0;
+  private fileOpenedAt = 0;
+  private fileSeq = 0;
+  private running = false;
+  private broken = false;
+  private readonly stats_ = {
+    files_opened: 0,
+    frames_written: 0,
+    records_dropped: 0,
+    connections_captured: 0,
+    write_errors: 0,
+  };
+  private readonly now: () => number;
+  private readonly maxBuffered: number;
+  /** Connections whose records were dropped and that still need their `truncated` marker. */
+  private readonly owedTruncation = new Set<string>();
+
+  constructor(
+    private readonly opts: CaptureSinkOptions,
+    private readonly deps: CaptureSinkDeps = {},
+  ) {
+    this.now = deps.now ?? nowMicros;
+    this.maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
+  }
+
+  get active(): boolean {
+    return this.running;
+  }
+
+  /** Starts capturing new connections (connections already open are not captured). */
+  start(): void {
+    if (this.running) return;
+    fs.mkdirSync(this.opts.dir, { recursive: true });
+    this.running = true;
+    this.broken = false;
+    this.deps.logger?.info({ dir: this.opts.dir }, 'traffic capture started');
+  }
+
+  /** Stops capturing and closes the current file. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    if (this.stream !== null && this.owedTruncation.size > 0) this.payTruncations(this.stream);
+    this.conns.clear();
+    this.owedTruncation.clear();
+    await this.closeFile();
+    this.deps.logger?.info({ frames: this.stats_.frames_written }, 'traffic capture stopped');
+  }
+
+  stats(): CaptureStats {
+    return { active: this.running, file: this.file, ...this.stats_ };
+  }
+
+  onFrame(direction: FrameDirection, frame: Buffer, c: ConnectionInfo): void {
+    if (!this.running) return;
+    let st = this.conns.get(c.id);
+    if (direction === 'frontend') {
+      // Passwords and SASL exchanges: the session never hands them, and the sink never writes them.
+      if (st === undefined) {
+        // Only connections seen from their StartupMessage on are captured (replay needs the whole
+        // statement history of a connection to judge a Bind).
+        if (c.authenticated) return;
+        st = { keep: this.selected(c), authenticated: false };
+        this.conns.set(c.id, st);
+        if (!st.keep) return;
+        this.stats_.connections_captured++;
+        this.write(c.id, connectionRecord(this.now(), c));
+        this.writeFrame(c.id, 'F', frame, null);
+        return;
+      }
+      if (!st.keep) return;
+      // Before AuthenticationOk only the authentication exchange flows: never written.
+      if (!st.authenticated || frame[0] === FrontendType.PasswordMessage) return;
+      const out = this.redactFrame(frame);
+      if (out === null) return;
+      this.writeFrame(c.id, 'F', out, c.transaction_status);
+      return;
+    }
+    if (st === undefined || !st.keep) return;
+    const type = frame[0];
+    if (type === BackendType.ReadyForQuery && !st.authenticated) {
+      st.authenticated = true;
+      this.write(c.id, { t: this.now(), conn: c.id, ev: 'auth', protocol_version: c.protocol_version });
+    }
+    this.writeFrame(c.id, 'B', frame, null);
+  }
+
+  onConnectionClosed(outcome: string, c: ConnectionInfo): void {
+    const st = this.conns.get(c.id);
+    if (st === undefined) return;
+    this.conns.delete(c.id);
+    if (!this.running || !st.keep) return;
+    this.write(c.id, { t: this.now(), conn: c.id, ev: 'close', outcome });
+  }
+
+  async close(): Promise<void> {
+    await this.stop();
+  }
+
+  private selected(c: ConnectionInfo): boolean {
+    const o = this.opts;
+    if (o.users.length > 0 && !o.users.includes(c.user)) return false;
+    if (o.databases.length > 0 && !o.databases.includes(c.database)) return false;
+    if (o.applications.length > 0 && !o.applications.includes(c.application_name ?? '')) return false;
+    return true;
+  }
+
+  /** The frame as it is written: literals and/or values rewritten per the redaction options; null to skip it. */
+  private redactFrame(frame: Buffer): Buffer | null {
+    const r = this.opts.redact;
+    if (!r.literals && !r.parameters) return frame;
+    try {
+      switch (frame[0]) {
+        case FrontendType.Query:
+          return r.literals ? encodeQuery(normalizeSql(readQuery(frame).sql)) : frame;
+        case FrontendType.Parse: {
+          if (!r.literals) return frame;
+          const p = readParse(frame);
+          return encodeParse(p.statement, normalizeSql(p.sql), p.paramTypes);
+        }
+        case FrontendType.Bind: {
+          if (!r.parameters) return frame;
+          const b = readBind(frame);
+          const params = b.params.map((p) => ({
+            format: p.format,
+            value: p.value === null ? null : REDACTED_BYTES,
+          }));
+          return encodeBind(b.portal, b.statement, params, b.resultFormats);
+        }
+        case FrontendType.FunctionCall: {
+          if (!r.parameters) return frame;
+          const f = readFunctionCall(frame);
+          const args = f.args.map((a) => ({
+            format: a.format,
+            value: a.value === null ? null : REDACTED_BYTES,
+          }));
+          return encodeFunctionCall(f.oid, args, f.resultFormat);
+        }
+        case FrontendType.CopyData:
+          // Row data is values: not written at all when parameters are redacted.
+          return r.parameters ? null : frame;
+        default:
+          return frame;
+      }
+    } catch {
+      // A frame the gateway could not decode is denied by it anyway; never write it unredacted.
+      return null;
+    }
+  }
+
+  private writeFrame(conn: string, dir: 'F' | 'B', frame: Buffer, ts: 'I' | 'T' | 'E' | null): void {
+    const rec: CaptureRecord =
+      ts === null
+        ? { t: this.now(), conn, dir, frame: frame.toString('base64') }
+        : { t: this.now(), conn, dir, ts, frame: frame.toString('base64') };
+    if (this.write(conn, rec)) {
+      this.stats_.frames_written++;
+      this.deps.metrics?.capturedFrames.inc();
+    }
+  }
+
+  /** Writes one record; false when it was dropped. */
+  private write(conn: string, rec: CaptureRecord): boolean {
+    if (this.broken) return this.drop(conn);
+    const line = JSON.stringify(rec) + '\n';
+    const n = Buffer.byteLength(line);
+    const stream = this.ensureFile(n);
+    if (stream === null) return this.drop(conn);
+    if (stream.writableLength > this.maxBuffered) return this.drop(conn);
+    if (this.owedTruncation.size > 0) this.payTruncations(stream);
+    stream.write(line);
+    this.fileBytes += n;
+    return true;
+  }
+
+  private drop(conn: string): boolean {
+    this.stats_.records_dropped++;
+    this.deps.metrics?.countError(ErrorCodes.CAPTURE_SINK);
+    const st = this.conns.get(conn);
+    if (st && st.keep) {
+      st.keep = false;
+      this.owedTruncation.add(conn);
+      this.deps.logger?.warn({ conn }, 'capture fell behind: connection no longer captured');
+    }
+    return false;
+  }
+
+  private payTruncations(stream: fs.WriteStream): void {
+    for (const conn of this.owedTruncation) {
+      const line = JSON.stringify({ t: this.now(), conn, ev: 'truncated' }) + '\n';
+      stream.write(line);
+      this.fileBytes += line.length;
+    }
+    this.owedTruncation.clear();
+  }
+
+  private ensureFile(nextBytes: number): fs.WriteStream | null {
+    const now = this.now();
+    if (
+      this.stream !== null &&
+      (this.fileBytes + nextBytes > this.opts.max_file_bytes ||
+        now - this.fileOpenedAt >= this.opts.max_file_age_s * 1e6)
+    ) {
+      void this.closeFile();
+    }
+    if (this.stream !== null) return this.stream;
+    this.fileSeq++;
+    const stamp = new Date(now / 1000).toISOString().replace(/[:.]/g, '-');
+    const file = path.join(this.opts.dir, `pgward-capture-${stamp}-${process.pid}-${this.fileSeq}.jsonl`);
+    let stream: fs.WriteStream;
+    try {
+      stream = fs.createWriteStream(file, { flags: 'wx', mode: 0o600 });
+    } catch (err) {
+      this.onWriteError(err);
+      return null;
+    }
+    stream.on('error', (err) => this.onWriteError(err));
+    const header: CaptureHeader = makeHeader({
+      source: 'pgward',
+      pgward_version: this.opts.pgwardVersion ?? '0.1.0',
+      redact: { ...this.opts.redact },
+      max_sql_bytes_in_input: this.opts.maxSqlBytesInInput,
+    });
+    const line = JSON.stringify(header) + '\n';
+    stream.write(line);
+    this.stream = stream;
+    this.file = file;
+    this.fileBytes = line.length;
+    this.fileOpenedAt = now;
+    this.stats_.files_opened++;
+    return stream;
+  }
+
+  private onWriteError(err: unknown): void {
+    this.stats_.write_errors++;
+    this.broken = true;
+    this.deps.metrics?.countError(ErrorCodes.CAPTURE_SINK);
+    this.deps.logger?.error(
+      { err: (err as Error).message, code: ErrorCodes.CAPTURE_SINK },
+      'capture file cannot be written',
+    );
+  }
+
+  private closeFile(): Promise<void> {
+    const s = this.stream;
+    this.stream = null;
+    this.file = null;
+    if (s === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      s.end(() => resolve());
+      s.once('error', () => resolve());
+    });
+  }
+}

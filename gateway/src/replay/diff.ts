@@ -1,0 +1,180 @@
+/**
+ * Comparing replayed decisions: against a baseline bundle's decisions of the same capture, or
+ * against a checked-in expectations file. Decisions are matched by key and compared by outcome,
+ * reasons and alerts only (decision ids, timings and revisions differ between runs).
+ */
+import fs from 'node:fs';
+import { PgwardError, ErrorCodes } from '../errors';
+import type { Alert } from '../policy/types';
+import type { ReplayDecision } from './replay';
+
+export const EXPECT_FORMAT = 'pgward-replay-expect';
+export const EXPECT_VERSION = 1;
+
+/** One line of an expectations file (and what a baseline decision is reduced to). */
+export interface ExpectEntry {
+  key: string;
+  type: string;
+  user: string;
+  database: string;
+  sql: string | null;
+  allow: boolean;
+  reasons: string[];
+  alerts: Alert[];
+}
+
+export type ChangeKind = 'allow→deny' | 'deny→allow' | 'alerts' | 'reasons' | 'added' | 'removed';
+
+export interface Change {
+  key: string;
+  kind: ChangeKind;
+  type: string;
+  user: string;
+  database: string;
+  sql: string | null;
+  before: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
+  after: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
+  alerts_added: string[];
+  alerts_removed: string[];
+}
+
+export function toExpect(d: ReplayDecision | ExpectEntry): ExpectEntry {
+  return {
+    key: d.key,
+    type: d.type,
+    user: d.user,
+    database: d.database,
+    sql: d.sql,
+    allow: d.allow,
+    reasons: [...d.reasons],
+    alerts: d.alerts.map((a) => ({ rule: a.rule, severity: a.severity, message: a.message })),
+  };
+}
+
+const alertId = (a: Alert): string => `${a.rule} (${a.severity})`;
+const alertFull = (a: Alert): string => `${a.rule}\u0000${a.severity}\u0000${a.message}`;
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.every((v, i) => v === y[i]);
+}
+
+/** Every difference between `before` and `after`, in the order of `after` (then removed ones). */
+export function diffDecisions(before: readonly ExpectEntry[], after: readonly ExpectEntry[]): Change[] {
+  const prev = new Map<string, ExpectEntry>();
+  for (const e of before) prev.set(e.key, e);
+  const changes: Change[] = [];
+  const outcome = (e: ExpectEntry): Change['before'] => ({
+    allow: e.allow,
+    reasons: e.reasons,
+    alerts: e.alerts,
+  });
+  for (const a of after) {
+    const b = prev.get(a.key);
+    prev.delete(a.key);
+    const base = { key: a.key, type: a.type, user: a.user, database: a.database, sql: a.sql };
+    if (!b) {
+      changes.push({
+        ...base,
+        kind: 'added',
+        before: null,
+        after: outcome(a),
+        alerts_added: a.alerts.map(alertId),
+        alerts_removed: [],
+      });
+      continue;
+    }
+    const alertsSame = sameList(b.alerts.map(alertFull), a.alerts.map(alertFull));
+    const reasonsSame = sameList(b.reasons, a.reasons);
+    if (b.allow === a.allow && alertsSame && reasonsSame) continue;
+    const beforeIds = new Set(b.alerts.map(alertId));
+    const afterIds = new Set(a.alerts.map(alertId));
+    const kind: ChangeKind =
+      b.allow !== a.allow ? (b.allow ? 'allow→deny' : 'deny→allow') : !alertsSame ? 'alerts' : 'reasons';
+    changes.push({
+      ...base,
+      kind,
+      before: outcome(b),
+      after: outcome(a),
+      alerts_added: [...afterIds].filter((x) => !beforeIds.has(x)),
+      alerts_removed: [...beforeIds].filter((x) => !afterIds.has(x)),
+    });
+  }
+  for (const b of prev.values()) {
+    changes.push({
+      key: b.key,
+      type: b.type,
+      user: b.user,
+      database: b.database,
+      sql: b.sql,
+      kind: 'removed',
+      before: outcome(b),
+      after: null,
+      alerts_added: [],
+      alerts_removed: b.alerts.map(alertId),
+    });
+  }
+  return changes;
+}
+
+export function readExpectFile(file: string): ExpectEntry[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PgwardError(
+      ErrorCodes.REPLAY_INPUT,
+      `cannot read expectations ${file}: ${(err as Error).message}`,
+    );
+  }
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const fail = (n: number, why: string): never => {
+    throw new PgwardError(ErrorCodes.REPLAY_INPUT, `${file}:${n}: ${why}`);
+  };
+  const head = (() => {
+    try {
+      return JSON.parse(lines[0] ?? 'null') as { format?: unknown; version?: unknown } | null;
+    } catch {
+      return null;
+    }
+  })();
+  if (!head || head.format !== EXPECT_FORMAT)
+    fail(1, `not an expectations file (no "format": "${EXPECT_FORMAT}")`);
+  if (head!.version !== EXPECT_VERSION) fail(1, `unsupported expectations version ${String(head!.version)}`);
+  return lines.slice(1).map((l, i) => {
+    let e: Partial<ExpectEntry>;
+    try {
+      e = JSON.parse(l) as Partial<ExpectEntry>;
+    } catch {
+      return fail(i + 2, 'not JSON');
+    }
+    if (
+      typeof e.key !== 'string' ||
+      typeof e.allow !== 'boolean' ||
+      !Array.isArray(e.reasons) ||
+      !Array.isArray(e.alerts)
+    ) {
+      return fail(i + 2, 'expected {"key", "allow", "reasons", "alerts", …}');
+    }
+    return {
+      key: e.key,
+      type: String(e.type ?? ''),
+      user: String(e.user ?? ''),
+      database: String(e.database ?? ''),
+      sql: typeof e.sql === 'string' ? e.sql : null,
+      allow: e.allow,
+      reasons: e.reasons.map(String),
+      alerts: e.alerts,
+    };
+  });
+}
+
+export function writeExpectFile(file: string, entries: readonly ExpectEntry[]): void {
+  const lines = [JSON.stringify({ format: EXPECT_FORMAT, version: EXPECT_VERSION })];
+  for (const e of entries) lines.push(JSON.stringify(toExpect(e)));
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, lines.join('\n') + '\n');
+  fs.renameSync(tmp, file);
+}

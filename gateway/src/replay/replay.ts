@@ -1,0 +1,229 @@
+/**
+ * Offline re-evaluation of captured traffic: capture records are fed in order, each connection
+ * gets a FrameJudge per engine (the same policy half the live session uses), and every judged
+ * message yields a decision. Engines are replayed side by side ("lanes") with separate statement
+ * registries, because what a Bind means depends on which earlier Parse each policy allowed.
+ */
+import { FrameJudge, type JudgedType } from '../policy/frame-judge';
+import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
+import type { Classification } from '../sql/types';
+import { BackendType } from '../protocol/message-types';
+import { readReadyForQuery } from '../protocol/backend/ready-for-query';
+import { PgwardError, ErrorCodes } from '../errors';
+import { checkHeader, type CaptureHeader, type CaptureRecord } from '../capture/format';
+
+/** One judged message, as compared between runs (decision ids differ between runs and are not kept). */
+export interface ReplayDecision {
+  /** `<capture file name>#<connection id>#<n>`: n counts judged messages of the connection from 0. */
+  key: string;
+  conn: string;
+  index: number;
+  user: string;
+  database: string;
+  application_name: string | null;
+  type: JudgedType;
+  /** Query/Parse text, or the SQL of the statement a Bind binds. */
+  sql: string | null;
+  fingerprint: string | null;
+  allow: boolean;
+  reasons: string[];
+  alerts: Alert[];
+  sqlstate: string | null;
+  error_code: string | null;
+}
+
+export interface ReplayStats {
+  records: number;
+  frames: number;
+  connections: number;
+  /** Frames of connections whose start is not in the capture (not judged). */
+  orphan_frames: number;
+  warnings: string[];
+}
+
+interface LaneConn {
+  judge: FrameJudge;
+  /** The connection was refused at startup by this lane's policy: nothing after it is judged. */
+  closed: boolean;
+}
+
+interface Conn {
+  info: ConnectionInfo;
+  phase: 'startup' | 'ready' | 'truncated';
+  judged: number;
+  lastStatus: 'I' | 'T' | 'E';
+  lanes: LaneConn[];
+}
+
+export interface ReplayerOptions {
+  classify(sql: string): Classification;
+  /** Called for every decision of every lane (lane index, decision). */
+  onDecision(lane: number, d: ReplayDecision): void;
+}
+
+export class Replayer {
+  private readonly conns = new Map<string, Conn>();
+  private source = '';
+  private maxSqlBytes = 64 * 1024;
+  readonly stats: ReplayStats = { records: 0, frames: 0, connections: 0, orphan_frames: 0, warnings: [] };
+
+  constructor(
+    private readonly engines: readonly PolicyEngine[],
+    private readonly opts: ReplayerOptions,
+  ) {}
+
+  /** Starts a capture file. Connections carry over between files (rotation splits a capture set). */
+  beginFile(name: string, header: unknown): CaptureHeader {
+    const h = checkHeader(header);
+    this.source = name;
+    this.maxSqlBytes = h.max_sql_bytes_in_input;
+    return h;
+  }
+
+  record(rec: CaptureRecord): void {
+    this.stats.records++;
+    if ('dir' in rec) {
+      this.stats.frames++;
+      this.frame(rec.conn, rec.dir, Buffer.from(rec.frame, 'base64'), rec.ts);
+      return;
+    }
+    switch (rec.ev) {
+      case 'connection': {
+        const info: ConnectionInfo = {
+          id: rec.conn,
+          client_addr: rec.client_addr,
+          client_port: rec.client_port,
+          tls: { ...rec.tls },
+          user: rec.user,
+          database: rec.database,
+          application_name: rec.application_name,
+          parameters: { ...rec.parameters },
+          options: { ...rec.options },
+          protocol_version: rec.protocol_version,
+          authenticated: false,
+          transaction_status: 'I',
+        };
+        const opts = { maxSqlBytes: this.maxSqlBytes };
+        this.conns.set(rec.conn, {
+          info,
+          phase: 'startup',
+          judged: 0,
+          lastStatus: 'I',
+          lanes: this.engines.map((e) => ({
+            judge: new FrameJudge(e, this.opts.classify, opts),
+            closed: false,
+          })),
+        });
+        this.stats.connections++;
+        return;
+      }
+      case 'auth': {
+        const c = this.conns.get(rec.conn);
+        if (!c || c.phase !== 'startup') return;
+        c.phase = 'ready';
+        c.info.authenticated = true;
+        c.info.protocol_version = rec.protocol_version;
+        return;
+      }
+      case 'close':
+        this.conns.delete(rec.conn);
+        return;
+      case 'truncated': {
+        const c = this.conns.get(rec.conn);
+        if (c) c.phase = 'truncated';
+        this.stats.warnings.push(
+          `connection ${rec.conn}: capture truncated (the sink fell behind); later messages not judged`,
+        );
+        return;
+      }
+      default:
+        throw new PgwardError(
+          ErrorCodes.REPLAY_INPUT,
+          `unknown capture record ${JSON.stringify(rec).slice(0, 100)}`,
+        );
+    }
+  }
+
+  private frame(id: string, dir: 'F' | 'B', frame: Buffer, ts: 'I' | 'T' | 'E' | undefined): void {
+    const c = this.conns.get(id);
+    if (!c) {
+      this.stats.orphan_frames++;
+      return;
+    }
+    if (dir === 'B') {
+      if (frame[0] === BackendType.ReadyForQuery && frame.length === 6)
+        c.lastStatus = readReadyForQuery(frame);
+      return;
+    }
+    if (c.phase === 'truncated') return;
+    if (c.phase === 'startup') {
+      // The only client frame captured before authentication is the StartupMessage.
+      const info = { ...c.info };
+      c.lanes.forEach((lane, i) => {
+        if (lane.closed) return;
+        const j = lane.judge.startup(info);
+        if (!j.decision.allow) lane.closed = true;
+        this.emit(i, c, j.type, null, null, j.decision);
+      });
+      c.judged++;
+      return;
+    }
+    const type = frame[0] as number;
+    c.info.transaction_status = ts ?? c.lastStatus;
+    let judged = false;
+    c.lanes.forEach((lane, i) => {
+      if (lane.closed || c.phase === 'truncated') return;
+      let j;
+      try {
+        j = lane.judge.judge(type, frame, c.info);
+      } catch (err) {
+        // The live session closes the connection (08P01) on a frame it cannot decode.
+        c.phase = 'truncated';
+        this.stats.warnings.push(
+          `connection ${id}: undecodable frame (${(err as Error).message}); later messages not judged`,
+        );
+        return;
+      }
+      if (j === null) return;
+      judged = true;
+      lane.judge.settle(j, j.decision.allow);
+      const m = j.input.message;
+      const sql = m.sql ?? m.statement?.sql ?? null;
+      this.emit(i, c, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
+    });
+    if (judged) c.judged++;
+  }
+
+  private emit(
+    lane: number,
+    c: Conn,
+    type: JudgedType,
+    sql: string | null,
+    fingerprint: string | null,
+    d: {
+      allow: boolean;
+      reasons: string[];
+      alerts: Alert[];
+      sqlstate: string | null;
+      error_code: string | null;
+    },
+  ): void {
+    const i = c.info;
+    this.opts.onDecision(lane, {
+      key: `${this.source}#${i.id}#${c.judged}`,
+      conn: i.id,
+      index: c.judged,
+      user: i.user,
+      database: i.database,
+      application_name: i.application_name,
+      type,
+      sql,
+      fingerprint,
+      allow: d.allow,
+      reasons: d.reasons,
+      alerts: d.alerts,
+      sqlstate: d.sqlstate,
+      error_code: d.error_code,
+    });
+  }
+}
