@@ -9,6 +9,8 @@ const transform = {
 };
 const transformIgnorePatterns = ['/node_modules/(?!cookie/)'];
 module.exports = {
+  // Integration tests start real processes; unit tests finish far below this anyway.
+  testTimeout: 60000,
   projects: [
     {
       displayName: 'unit',
@@ -23,7 +25,6 @@ module.exports = {
       transform,
       transformIgnorePatterns,
       testMatch: ['<rootDir>/tests/**/*.test.ts'],
-      testTimeout: 60000,
     },
   ],
 };

@@ -217,7 +217,12 @@ _plain_command(c, has_where) if {
 	_bounded(c, has_where)
 }
 
-_bounded(c, _) if not _unbounded_command(c)
+# has_where is false whenever the statement runs a DELETE or UPDATE without WHERE anywhere
+# (a data-modifying CTE, EXPLAIN ANALYZE, COPY (DELETE …)), whatever its own command.
+_bounded(c, has_where) if {
+	not _unbounded_command(c)
+	has_where != false
+}
 
 _bounded(_, true)
 

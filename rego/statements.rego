@@ -127,6 +127,14 @@ _unbounded_write(s) if {
 	not _has_where(s)
 }
 
+# A DELETE or UPDATE without WHERE inside another statement: a data-modifying CTE,
+# EXPLAIN ANALYZE, COPY (DELETE … RETURNING …) TO.
+_unbounded_write(s) if s.has_where == false
+
+_unbounded_what(s) := concat("", [_command(s), " without WHERE"]) if {
+	_unbounded_command(upper(s.command))
+} else := concat("", [_command(s), " running a DELETE or UPDATE without WHERE"])
+
 _unbounded_command("DELETE")
 
 _unbounded_command("UPDATE")
@@ -137,14 +145,14 @@ _denials contains [40, msg] if {
 	not _is_break_glass
 	some s in _statements
 	_unbounded_write(s)
-	msg := concat("", [_command(s), " without WHERE", _on_targets(s)])
+	msg := concat("", [_unbounded_what(s), _on_targets(s)])
 }
 
 _alert_set contains {"rule": "break_glass", "severity": "high", "message": msg} if {
 	_is_break_glass
 	some s in _statements
 	_unbounded_write(s)
-	msg := concat("", ["break-glass user ", _user, " ran ", _command(s), " without WHERE", _on_targets(s)])
+	msg := concat("", ["break-glass user ", _user, " ran ", _unbounded_what(s), _on_targets(s)])
 }
 
 # Actions reserved for admins. Denied for everybody else; an alert when an admin takes one.

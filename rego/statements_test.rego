@@ -251,6 +251,21 @@ unbounded_cases := [
 	{"note": "lower-case command", "stmt": object.union(delete_from("app", "t", false), {"command": "delete"}), "reason": "DELETE without WHERE on app.t"},
 	{"note": "has_where null on DELETE", "stmt": delete_from("public", "orders", null), "reason": "DELETE without WHERE on public.orders"},
 	{"note": "no relation", "stmt": object.union(delete_from("public", "orders", false), {"relations": []}), "reason": "DELETE without WHERE"},
+	{
+		"note": "EXPLAIN ANALYZE DELETE",
+		"stmt": object.union(delete_from("public", "orders", false), {"command": "EXPLAIN", "node": "ExplainStmt"}),
+		"reason": "EXPLAIN running a DELETE or UPDATE without WHERE on public.orders",
+	},
+	{
+		"note": "COPY (DELETE … RETURNING) TO",
+		"stmt": object.union(delete_from("public", "orders", false), {"command": "COPY", "node": "CopyStmt"}),
+		"reason": "COPY running a DELETE or UPDATE without WHERE on public.orders",
+	},
+	{
+		"note": "data-modifying CTE",
+		"stmt": object.union(update_of(null, "orders", false), {"command": "SELECT", "node": "SelectStmt"}),
+		"reason": "SELECT running a DELETE or UPDATE without WHERE on orders",
+	},
 ]
 
 test_unbounded_write_denied[tc.note] if {

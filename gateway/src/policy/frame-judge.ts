@@ -106,13 +106,17 @@ export class FrameJudge {
           this.opts,
         );
         let decision = this.engine.evaluate(input);
-        if (decision.allow && !stmt) {
-          // pgward cannot know what an unknown statement would run: never let it through.
-          decision = denyWith(
-            decision,
-            ErrorCodes.POLICY_INPUT,
-            `Bind of a statement pgward has not seen ("${b.statement}")`,
-          );
+        if (!stmt) {
+          // pgward cannot know what an unknown statement would run: never let it through, whatever
+          // the policy says, and answer as the server would (26000 invalid_sql_statement_name).
+          decision = {
+            ...denyWith(
+              decision,
+              ErrorCodes.POLICY_INPUT,
+              `prepared statement "${b.statement}" is unknown to pgward`,
+            ),
+            sqlstate: '26000',
+          };
         }
         return { type: 'Bind', input, decision };
       }

@@ -137,6 +137,7 @@ export class Session {
     return (
       this.state === 'ready' &&
       this.conn.transaction_status === 'I' &&
+      this.syncsSent === this.readyReceived &&
       this.pending.size === 0 &&
       !this.copyIn
     );
@@ -742,6 +743,9 @@ export class Session {
     if (this.issuedPid !== null) this.deps.cancel.release(this.issuedPid);
     const up = this.upstream;
     if (up && !up.destroyed) {
+      // A backend busy with a query does not read its socket until the query ends, and by default
+      // does not notice a vanished client: cancel what is still running, then terminate.
+      if (this.conn.authenticated && this.syncsSent > this.readyReceived) this.cancelUpstream();
       if (this.conn.authenticated) up.end(encodeTerminate());
       else up.destroy();
       setTimeout(() => up.destroy(), 2000).unref();
