@@ -14,9 +14,9 @@ import { ActiveEngine } from '../gateway/src/policy/opa-engine';
 const REPO = path.resolve(__dirname, '..');
 type Doc = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
-const docs: Doc[] = YAML.parseAllDocuments(fs.readFileSync(path.join(REPO, 'deploy/kubernetes/pgward.yaml'), 'utf8')).map(
-  (d) => d.toJS() as Doc,
-);
+const docs: Doc[] = YAML.parseAllDocuments(
+  fs.readFileSync(path.join(REPO, 'deploy/kubernetes/pgward.yaml'), 'utf8'),
+).map((d) => d.toJS() as Doc);
 const byKind = (k: string): Doc => {
   const d = docs.find((x) => x.kind === k);
   if (!d) throw new Error(`no ${k}`);
@@ -61,7 +61,9 @@ describe('deploy/kubernetes/pgward.yaml', () => {
     expect(svc.spec.ports.map((p: Doc) => p.targetPort)).toEqual(['postgres', 'admin']);
     // The drain timeout must fit inside the pod's grace period.
     const cfg = YAML.parse(String(byKind('ConfigMap').data['pgward.yaml'])) as Doc;
-    expect(cfg.limits.shutdown_timeout_ms / 1000).toBeLessThan(dep.spec.template.spec.terminationGracePeriodSeconds);
+    expect(cfg.limits.shutdown_timeout_ms / 1000).toBeLessThan(
+      dep.spec.template.spec.terminationGracePeriodSeconds,
+    );
   });
 });
 

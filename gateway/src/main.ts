@@ -18,7 +18,9 @@ import { ClassificationCache, classify as classifySql, initSqlParser, type Class
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
-import { backendTypeName, encodeErrorResponse, frontendTypeName } from './protocol';
+import { backendTypeName, encodeErrorResponse, frontendTypeName, readBind } from './protocol';
+import { decodeParameter } from './policy/input';
+import type { BindParameter, InputDocument } from './policy/types';
 import { CaptureSink } from './capture/capture-sink';
 import { attachCapture, type CaptureControls } from './capture/attach';
 import { attachShadow } from './replay/shadow';
@@ -167,7 +169,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         alerts: d.alerts,
         error_code: d.error_code,
         frame: ev.frame,
-        parameters: ev.input.message.parameters ?? ev.input.message.arguments ?? null,
+        parameters: auditParameters(ev.input, ev.frame),
       });
     },
     onError: (code) => metrics.countError(code),
@@ -383,6 +385,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     sessions,
     shutdown,
   };
+}
+
+/**
+ * Bind values for an audit record: when the bundle declared it never reads them, the input has
+ * types and formats only, and the values are decoded here from the frame (rare: denials and
+ * alerts only), so the audit log — with its own redaction settings — still shows them.
+ */
+function auditParameters(input: InputDocument, frame: Buffer): BindParameter[] | null {
+  const params = input.message.parameters ?? input.message.arguments ?? null;
+  if (!params || input.message.type !== 'Bind' || !params.some((p) => p.encoding === 'omitted'))
+    return params;
+  try {
+    const raw = readBind(frame).params;
+    return params.map((p, i) =>
+      p.encoding === 'omitted' ? decodeParameter(p.type_oid, raw[i]?.format ?? 0, raw[i]?.value ?? null) : p,
+    );
+  } catch {
+    return params;
+  }
 }
 
 /** Readiness: the upstream accepts TCP connections. */

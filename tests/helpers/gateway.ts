@@ -148,7 +148,14 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
     });
   };
 
-  const ready = await waitForLog((l) => l.msg === 'pgward listening', 30000);
+  let ready: Record<string, unknown>;
+  try {
+    ready = await waitForLog((l) => l.msg === 'pgward listening', 30000);
+  } catch (err) {
+    proc.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   const [host, port] = splitAddr(String(ready.listen));
   const adminPort = ready.admin ? splitAddr(String(ready.admin))[1] : null;
   const gw: RunningGateway = {

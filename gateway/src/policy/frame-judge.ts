@@ -96,6 +96,7 @@ export class FrameJudge {
           if (ref) stmt = { ref, paramTypes: [] };
         }
         const types = stmt ? stmt.paramTypes : [];
+        const values = this.engine.bundle()?.bind_parameter_values ?? true;
         const input = buildBindInput(
           conn,
           {
@@ -103,20 +104,20 @@ export class FrameJudge {
             statement: stmt ? stmt.ref : null,
             params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
           },
-          this.opts,
+          values ? this.opts : { ...this.opts, bindParameterValues: false },
         );
         let decision = this.engine.evaluate(input);
         if (!stmt) {
           // pgward cannot know what an unknown statement would run: never let it through, whatever
           // the policy says, and answer as the server would (26000 invalid_sql_statement_name).
-          decision = {
-            ...denyWith(
-              decision,
-              ErrorCodes.POLICY_INPUT,
-              `prepared statement "${b.statement}" is unknown to pgward`,
-            ),
-            sqlstate: '26000',
-          };
+          const denied = decision.allow
+            ? denyWith(
+                decision,
+                ErrorCodes.POLICY_INPUT,
+                `prepared statement "${b.statement}" is unknown to pgward`,
+              )
+            : decision;
+          decision = { ...denied, sqlstate: '26000' };
         }
         return { type: 'Bind', input, decision };
       }

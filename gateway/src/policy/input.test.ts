@@ -107,14 +107,15 @@ describe('input builders', () => {
     expect(bad.parse_error).toMatch(/syntax error/);
   });
 
-  it('query over maxSqlBytes is cut, has no statements and a parse_error (fail closed)', () => {
+  it('query over maxSqlBytes: the text is cut and marked, the statements stay whole', () => {
     const sql = `SELECT 1; ${'-- é\n'.repeat(10)}DELETE FROM t`;
     const input = buildQueryInput(conn, sql, ok(sel, del), { maxSqlBytes: 20 });
     expect(input.message.truncated).toBe(true);
     expect(Buffer.byteLength(input.message.sql!)).toBeLessThanOrEqual(20);
     expect(sql.startsWith(input.message.sql!)).toBe(true);
-    expect(input.statements).toEqual([]);
-    expect(input.parse_error).toBe('sql text exceeds 20 bytes');
+    expect(input.statements.map((st) => st.command)).toEqual(['SELECT', 'DELETE']);
+    for (const st of input.statements) expect(Buffer.byteLength(st.sql)).toBeLessThanOrEqual(20);
+    expect(input.parse_error).toBeNull();
   });
 
   it('truncateUtf8 never splits a character', () => {
@@ -147,11 +148,8 @@ describe('input builders', () => {
     const long = buildParseInput(conn, { statementName: '', sql: 'SELECT 12345', paramTypes: [] }, ok(sel), {
       maxSqlBytes: 5,
     });
-    expect(long).toMatchObject({
-      statements: [],
-      parse_error: 'sql text exceeds 5 bytes',
-      message: { truncated: true },
-    });
+    expect(long).toMatchObject({ parse_error: null, message: { truncated: true } });
+    expect(long.statements.map((st) => st.command)).toEqual(['SELECT']);
   });
 
   it('bind is judged by the statement it binds', () => {
@@ -207,10 +205,10 @@ describe('input builders', () => {
     expect(long.message.statement).toEqual({
       name: '',
       sql: 'SELECT 1',
-      statements: [],
-      parse_error: 'sql text exceeds 8 bytes',
+      statements: [sel],
+      parse_error: null,
     });
-    expect(long.parse_error).toBe('sql text exceeds 8 bytes');
+    expect(long.parse_error).toBeNull();
   });
 
   it('function call', () => {
@@ -442,5 +440,44 @@ describe('SqlPreparedRegistry', () => {
     const r = new SqlPreparedRegistry();
     r.observe({ statements: [prepare('p', sel)], parse_error: 'x' });
     expect(r.size).toBe(0);
+  });
+});
+
+describe('Bind parameters when the bundle does not read values', () => {
+  const conn2: ConnectionInfo = {
+    id: 'c',
+    client_addr: '127.0.0.1',
+    client_port: 1,
+    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+    user: 'u',
+    database: 'd',
+    application_name: null,
+    parameters: {},
+    options: {},
+    protocol_version: '3.0',
+    authenticated: true,
+    transaction_status: 'I',
+  };
+  it('keeps type, format and NULL-ness, and omits the values', () => {
+    const mk = (v: string) =>
+      buildBindInput(
+        conn2,
+        {
+          portalName: '',
+          statement: null,
+          params: [
+            { typeOid: 23, format: 0, value: Buffer.from(v) },
+            { typeOid: 25, format: 1, value: null },
+          ],
+        },
+        { maxSqlBytes: 1000, bindParameterValues: false },
+      );
+    const a = mk('1');
+    expect(a.message.parameters).toEqual([
+      { type_oid: 23, format: 'text', value: null, encoding: 'omitted' },
+      { type_oid: 25, format: 'binary', value: null, encoding: 'null' },
+    ]);
+    // Inputs that differ only in values are identical: the decision cache can answer them.
+    expect(JSON.stringify(mk('2'))).toBe(JSON.stringify(a));
   });
 });

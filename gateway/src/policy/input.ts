@@ -11,6 +11,8 @@ export interface InputOptions {
   maxSqlBytes: number;
   /** Bind/FunctionCall values longer than this are cut and the message marked `truncated`. Default 4096. */
   maxParamBytes?: number;
+  /** false: Bind parameters carry type and format only (the bundle declared it never reads values). */
+  bindParameterValues?: boolean;
 }
 
 /** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */
@@ -42,10 +44,6 @@ export interface FunctionCallArgs {
 export const DEFAULT_MAX_PARAM_BYTES = 4096;
 export const UNKNOWN_STATEMENT_ERROR = 'statement unknown to pgward';
 
-export function sqlTooLongError(maxSqlBytes: number): string {
-  return `sql text exceeds ${maxSqlBytes} bytes`;
-}
-
 /** Cuts `text` to at most `maxBytes` UTF-8 bytes without splitting a character. */
 export function truncateUtf8(text: string, maxBytes: number): { text: string; truncated: boolean } {
   if (text.length * 3 <= maxBytes || Buffer.byteLength(text, 'utf8') <= maxBytes)
@@ -66,11 +64,25 @@ function cutUtf8(bytes: Buffer, maxBytes: number): Buffer {
   return bytes.subarray(0, end);
 }
 
+/** Statement texts cut to the same bound as the message text (the facts stay whole). */
+function boundStatementTexts(statements: StatementInfo[], maxSqlBytes: number): StatementInfo[] {
+  return statements.map((st) => {
+    const c = truncateUtf8(st.sql, maxSqlBytes);
+    return c.truncated ? { ...st, sql: c.text } : st;
+  });
+}
+
 function boundedSql(sql: string, classification: Classification, maxSqlBytes: number) {
   const cut = truncateUtf8(sql, maxSqlBytes);
   if (cut.truncated) {
-    // Never let a policy judge half a statement: no statements, a parse error.
-    return { sql: cut.text, truncated: true, statements: [], parse_error: sqlTooLongError(maxSqlBytes) };
+    // The classification was made on the whole text, so policies still judge every statement
+    // completely; only the text placed in the input is cut (and marked).
+    return {
+      sql: cut.text,
+      truncated: true,
+      statements: boundStatementTexts(classification.statements, maxSqlBytes),
+      parse_error: classification.parse_error,
+    };
   }
   return {
     sql,
@@ -139,7 +151,14 @@ export function buildParseInput(
 export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: InputOptions): InputDocument {
   const maxParamBytes = opts.maxParamBytes ?? DEFAULT_MAX_PARAM_BYTES;
   let truncated = false;
-  const parameters = args.params.map((p) => {
+  const withValues = opts.bindParameterValues !== false;
+  const parameters = args.params.map((p): BindParameter => {
+    if (!withValues) {
+      const format = p.format === 1 ? 'binary' : 'text';
+      return p.value === null
+        ? { type_oid: p.typeOid, format, value: null, encoding: 'null' }
+        : { type_oid: p.typeOid, format, value: null, encoding: 'omitted' };
+    }
     if (p.value !== null && p.value.length > maxParamBytes) truncated = true;
     return decodeParameter(p.typeOid, p.format, p.value, maxParamBytes);
   });
@@ -154,8 +173,8 @@ export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: Input
       statement = {
         name: s.name,
         sql: cut.text,
-        statements: [],
-        parse_error: sqlTooLongError(opts.maxSqlBytes),
+        statements: boundStatementTexts(s.statements, opts.maxSqlBytes),
+        parse_error: s.parse_error,
       };
     } else {
       statement = s;

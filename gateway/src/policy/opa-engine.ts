@@ -72,6 +72,13 @@ function fail(code: ErrorCode, message: string): never {
   throw new PgwardError(code, message);
 }
 
+/** data.pgward.input_options.bind_parameter_values; anything but an explicit false means true. */
+export function readsBindValues(data: unknown): boolean {
+  const pgward = (data as { pgward?: { input_options?: { bind_parameter_values?: unknown } } } | null)
+    ?.pgward;
+  return pgward?.input_options?.bind_parameter_values !== false;
+}
+
 const DECISION_CACHE_ENTRIES = 8192;
 const DECISION_CACHE_MAX_KEY = 8192;
 
@@ -137,6 +144,7 @@ export class OpaWasmEngine implements PolicyEngine {
       source: bundle.source,
       loaded_at: new Date().toISOString(),
       opa_version: opaVersion,
+      bind_parameter_values: readsBindValues(bundle.data),
     };
     return new OpaWasmEngine(module, policy, id, memory, bundle, info);
   }

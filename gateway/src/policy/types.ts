@@ -35,7 +35,12 @@ export interface BindParameter {
   /** Decoded value for common types; base64 of the bytes otherwise; null for SQL NULL. */
   value: string | number | boolean | null;
   /** 'decoded' when value is the typed value, 'base64' when it is raw bytes. */
-  encoding: 'decoded' | 'base64' | 'null';
+  /**
+   * 'decoded' when value is the typed value, 'base64' when it is raw bytes, 'null' for SQL NULL,
+   * 'omitted' when the active bundle declared that it does not read Bind values
+   * (data.pgward.input_options.bind_parameter_values: false).
+   */
+  encoding: 'decoded' | 'base64' | 'null' | 'omitted';
 }
 
 export interface PreparedRef {
@@ -102,6 +107,12 @@ export interface BundleInfo {
   source: string;
   loaded_at: string;
   opa_version: string | null;
+  /**
+   * false when the bundle's data says its policies never read Bind parameter values
+   * (`data.pgward.input_options.bind_parameter_values: false`): Bind inputs then carry each
+   * parameter's type and format but not its value, which makes them cacheable.
+   */
+  bind_parameter_values?: boolean;
 }
 
 /** What the session and the sidecar need from a policy engine. */

@@ -170,6 +170,7 @@ export class BackendScanner {
   constructor(
     private readonly inspect: Uint8Array,
     private readonly counts: Float64Array | null = null,
+    private readonly passLarge: Uint8Array | null = null,
   ) {}
 
   /** Returns the buffers to forward to the client, in order. Throws ProtocolError on bad framing. */
@@ -212,7 +213,7 @@ export class BackendScanner {
         this.held = [];
         this.heldLength = 0;
         const type = whole[0] as number;
-        if (this.inspect[type]) {
+        if (this.inspects(type, whole.readInt32BE(1))) {
           const rep = inspector(type, whole);
           out.push(rep ?? whole);
         } else {
@@ -244,7 +245,7 @@ export class BackendScanner {
         throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
       }
       if (this.counts) this.counts[type]!++;
-      if (!this.inspect[type]) {
+      if (!this.inspects(type, len)) {
         const total = len + 1;
         if (n - pos >= total) {
           pos += total;
@@ -253,9 +254,6 @@ export class BackendScanner {
           pos = n;
         }
         continue;
-      }
-      if (len + 1 > MAX_INSPECTED_BACKEND_MESSAGE_BYTES) {
-        throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
       }
       const total = len + 1;
       if (n - pos >= total) {
@@ -321,10 +319,19 @@ export class BackendScanner {
     const len = this.heldInt32(1);
     if (len < 4)
       throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `invalid backend message length ${len}`);
-    if (!this.inspect[type]) return 0; // only the header is held for skipped types
-    if (len + 1 > MAX_INSPECTED_BACKEND_MESSAGE_BYTES) {
-      throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
-    }
+    if (!this.inspects(type, len)) return 0; // only the header is held for skipped types
     return len + 1 - this.heldLength;
+  }
+
+  /**
+   * Whether a message is handed to the inspector whole. Inspected messages are held in memory, so
+   * they are capped; a type marked in `passLarge` (ErrorResponse: PostgreSQL quotes whole values
+   * in some messages) passes through uninspected above the cap instead of failing the session.
+   */
+  private inspects(type: number, len: number): boolean {
+    if (!this.inspect[type]) return false;
+    if (len + 1 <= MAX_INSPECTED_BACKEND_MESSAGE_BYTES) return true;
+    if (this.passLarge?.[type]) return false;
+    throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, `backend message of ${len} bytes is too large`);
   }
 }

@@ -64,6 +64,13 @@ for (const t of [
   INSPECT[t] = 1;
 }
 
+/**
+ * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
+ * forwarded unread: it cannot be the rewrite target of a denial, whose errors are small.
+ */
+const PASS_LARGE = new Uint8Array(256);
+PASS_LARGE[BackendType.ErrorResponse] = 1;
+
 let sessionCounter = 0;
 const sessionPrefix = randomBytes(4).toString('hex');
 
@@ -100,7 +107,7 @@ export class Session {
     this.id = `${sessionPrefix}-${sessionCounter.toString(36)}`;
     this.client = socket;
     this.framer = new FrontendFramer(deps.limits.maxMessageBytes);
-    this.scanner = new BackendScanner(INSPECT, deps.frameCounts.backend);
+    this.scanner = new BackendScanner(INSPECT, deps.frameCounts.backend, PASS_LARGE);
     this.judge = new FrameJudge(deps.engine, deps.classify, { maxSqlBytes: deps.limits.maxSqlBytesInInput });
     this.conn = {
       id: this.id,
@@ -420,7 +427,6 @@ export class Session {
           return;
         case FrontendType.Terminate:
           this.closeOutcome = 'client_terminated';
-          this.sendUpstream(bytes);
           this.endClient();
           return;
         default:
@@ -453,8 +459,8 @@ export class Session {
         this.sendUpstream(bytes);
         return;
       case FrontendType.Terminate:
+        // finish() sends the upstream its Terminate.
         this.closeOutcome = 'client_terminated';
-        this.sendUpstream(bytes);
         this.endClient();
         return;
       default:
@@ -512,7 +518,7 @@ export class Session {
 
   /** One write per client read: the frames judged from one chunk go upstream together. */
   private flushUpstream(): void {
-    if (this.out.length === 0 || !this.upstream) return;
+    if (this.out.length === 0 || !this.upstream || this.upstream.writableEnded) return;
     const up = this.upstream;
     const bufs = this.out;
     this.deps.observer.onBytes('client_to_upstream', this.outBytes);
@@ -521,9 +527,13 @@ export class Session {
     let ok = true;
     if (bufs.length === 1) ok = up.write(bufs[0] as Buffer);
     else {
-      up.cork();
-      for (const b of bufs) ok = up.write(b);
-      up.uncork();
+      const merged = coalesce(bufs);
+      if (merged.length === 1) ok = up.write(merged[0] as Buffer);
+      else {
+        up.cork();
+        for (const b of merged) ok = up.write(b);
+        up.uncork();
+      }
     }
     if (!ok && !this.clientPaused) {
       this.clientPaused = true;
@@ -743,9 +753,18 @@ export class Session {
     if (this.issuedPid !== null) this.deps.cancel.release(this.issuedPid);
     const up = this.upstream;
     if (up && !up.destroyed) {
+      // What was judged and allowed before the client left still goes (e.g. Query + Terminate).
+      this.flushUpstream();
       // A backend busy with a query does not read its socket until the query ends, and by default
       // does not notice a vanished client: cancel what is still running, then terminate.
-      if (this.conn.authenticated && this.syncsSent > this.readyReceived) this.cancelUpstream();
+      // (A client that said Terminate after its last request meant that request to run.)
+      if (
+        this.conn.authenticated &&
+        this.closeOutcome !== 'client_terminated' &&
+        this.syncsSent > this.readyReceived
+      ) {
+        this.cancelUpstream();
+      }
       if (this.conn.authenticated) up.end(encodeTerminate());
       else up.destroy();
       setTimeout(() => up.destroy(), 2000).unref();
@@ -760,6 +779,26 @@ export class Session {
       this.deps.unauthenticated.count--;
     }
   }
+}
+
+/**
+ * Frames forwarded unchanged are views into the chunk they arrived in; adjacent views of the same
+ * chunk become one buffer again, so a pipeline read in one chunk goes upstream in one write.
+ */
+export function coalesce(bufs: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let cur = bufs[0] as Buffer;
+  for (let i = 1; i < bufs.length; i++) {
+    const b = bufs[i] as Buffer;
+    if (b.buffer === cur.buffer && b.byteOffset === cur.byteOffset + cur.length) {
+      cur = Buffer.from(cur.buffer, cur.byteOffset, cur.length + b.length);
+    } else {
+      out.push(cur);
+      cur = b;
+    }
+  }
+  out.push(cur);
+  return out;
 }
 
 function normalizeAddr(a: string | undefined): string {
