@@ -3,12 +3,7 @@
  * field by field, with redaction off and on.
  */
 import { Client } from 'pg';
-import {
-  encodeBind,
-  encodeExecute,
-  encodeSync,
-  readErrorFields,
-} from '../../gateway/src/protocol';
+import { encodeBind, encodeExecute, encodeSync, readErrorFields } from '../../gateway/src/protocol';
 import { startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
 import { ensureLocalTestDb } from '../helpers/cluster';
 import { RawClient, errorOf } from '../policy/raw-client';
