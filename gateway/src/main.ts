@@ -4,7 +4,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import fs from 'node:fs';
-import { randomUUID } from 'node:crypto';
+import { X509Certificate, randomUUID } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { parseHostPort, type Config } from './config';
@@ -245,7 +245,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       connectTimeoutMs: config.upstream.connect_timeout_ms,
       tls: { ...config.upstream.tls },
     },
-    clientTls: { context: clientTlsContext, require: config.tls.require, requestCert: !!config.tls.ca_file },
+    clientTls: {
+      context: clientTlsContext,
+      require: config.tls.require,
+      requestCert: !!config.tls.ca_file,
+      certDer: certFile ? new X509Certificate(fs.readFileSync(certFile)).raw : null,
+    },
     limits: {
       maxMessageBytes: config.limits.max_message_bytes,
       loginTimeoutMs: config.limits.login_timeout_ms,

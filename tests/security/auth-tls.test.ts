@@ -245,3 +245,33 @@ describe('SCRAM channel binding through a TLS-terminating gateway', () => {
     });
   });
 });
+
+describe('SCRAM channel binding when pgward presents the server certificate', () => {
+  // tls-server-end-point binds to a hash of the server certificate: with the database server's
+  // own certificate and key on pgward, the binding holds end to end and SCRAM-SHA-256-PLUS passes.
+  let gwSameCert: RunningGateway;
+  beforeAll(async () => {
+    const f = testCertFiles(certsDir);
+    gwSameCert = await startGateway({
+      upstream: `${cluster.host}:${cluster.port}`,
+      config: {
+        tls: { cert_file: f.serverCert, key_file: f.serverKey },
+        upstream: { tls: { mode: 'verify-full', ca_file: f.caCert } },
+      },
+    });
+  }, 60_000);
+
+  test.each([['prefer'], ['require']] as const)(
+    'channel_binding=%s logs in with channel binding',
+    async (cb) => {
+      const r = await psqlVia({ gw: gwSameCert, clientTls: true, user: 'scram_user', channelBinding: cb });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.split('\n')[0]).toBe('scram_user|t');
+    },
+  );
+
+  test('a wrong password is still the server’s own error', async () => {
+    const r = await psqlVia({ gw: gwSameCert, clientTls: true, user: 'scram_user', password: 'wrong' });
+    expect(r.stderr).toContain('password authentication failed for user "scram_user"');
+  });
+});

@@ -81,6 +81,8 @@ export class Session {
   private client: net.Socket | tls.TLSSocket;
   private upstream: net.Socket | tls.TLSSocket | null = null;
   private upstreamTls = false;
+  /** Both hops are TLS with the same server certificate: SCRAM-SHA-256-PLUS can pass through. */
+  private channelBindingHonoured = false;
   private readonly framer: FrontendFramer;
   private readonly scanner: BackendScanner;
   private conn: ConnectionInfo;
@@ -352,6 +354,12 @@ export class Session {
     }
     this.upstream = socket;
     this.upstreamTls = isTls;
+    const own = this.deps.clientTls.certDer;
+    this.channelBindingHonoured =
+      isTls &&
+      this.conn.tls.enabled &&
+      own !== null &&
+      (socket as tls.TLSSocket).getPeerCertificate().raw?.equals(own) === true;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onUpstreamData(chunk));
     socket.on('error', (err) => {
@@ -389,17 +397,17 @@ export class Session {
       const flag = scramChannelBindingFlag(readSASLInitialResponse(bytes).data);
       // A client that supports channel binding, told the server does not, sends 'y'; a TLS
       // upstream then (rightly) fails the exchange as a downgrade. Say why, clearly, instead.
-      if (flag === 'y' && this.upstreamTls) {
+      if (flag === 'y' && this.upstreamTls && !this.channelBindingHonoured) {
         this.deps.observer.onError(ErrorCodes.AUTH_CHANNEL_BINDING, this.conn);
         this.fatal(
           '28000',
           'pgward: SCRAM channel binding cannot pass through a TLS-terminating gateway',
           ErrorCodes.AUTH_CHANNEL_BINDING,
-          'Connect with channel_binding=disable, or without TLS between the client and pgward.',
+          "Connect with channel_binding=disable, or give pgward the database server's own certificate and key (tls.cert_file, tls.key_file) so that the binding holds end to end.",
         );
         return;
       }
-      if (flag === 'p') {
+      if (flag === 'p' && !this.channelBindingHonoured) {
         throw new ProtocolError(
           ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
           'channel binding requested but not offered',
@@ -611,8 +619,11 @@ export class Session {
       case BackendType.Authentication: {
         const a = readAuthentication(msg);
         if (a.name === 'AuthenticationSASL') {
-          // Channel binding cannot be honoured through a gateway that terminates (or adds) TLS:
+          this.saslStarting = true;
+          // The binding (a hash of the server certificate) holds end to end only when the client
+          // talks TLS to pgward and pgward presents the upstream's own certificate; otherwise
           // never offer SCRAM-SHA-256-PLUS to the client.
+          if (this.channelBindingHonoured) return null;
           const mechs = a.mechanisms.filter((m) => !m.endsWith('-PLUS'));
           if (mechs.length === 0) {
             this.deps.observer.onError(ErrorCodes.AUTH_CHANNEL_BINDING, this.conn);
@@ -623,7 +634,6 @@ export class Session {
             );
             return Buffer.alloc(0);
           }
-          this.saslStarting = true;
           return mechs.length === a.mechanisms.length ? null : encodeAuthenticationSASL(mechs);
         }
         if (a.name === 'AuthenticationOther' && a.code !== AuthCode.GSSContinue) {

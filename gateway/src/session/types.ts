@@ -20,6 +20,12 @@ export interface ClientTls {
   require: boolean;
   /** Ask for client certificates (verified against this CA) */
   requestCert: boolean;
+  /**
+   * DER of pgward's own certificate. SCRAM channel binding (tls-server-end-point) hashes the
+   * server certificate, so it survives the gateway only when pgward presents the very certificate
+   * the upstream server presents.
+   */
+  certDer: Buffer | null;
 }
 
 /** Everything observers get about one decision (audit, decision log, metrics, capture, shadow). */
