@@ -4,7 +4,7 @@
  * batches (Parse/Bind/Describe/Execute/Sync) in 16 KiB chunks. After a build:
  * `node -e "require('./dist/protocol/framing.bench').runFramingBench()"`.
  */
-import { BackendType } from './message-types';
+import { SESSION_INSPECTED_BACKEND_TYPES, typeTable } from './message-types';
 import { BackendScanner, FrontendFramer } from './framing';
 import { MessageWriter } from './writer';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './limits';
@@ -27,18 +27,7 @@ export interface FramingBenchResult {
 }
 
 /** The types the session inspects: everything else (DataRow above all) is skipped by length. */
-const INSPECT = new Uint8Array(256);
-for (const t of [
-  BackendType.Authentication,
-  BackendType.BackendKeyData,
-  BackendType.ReadyForQuery,
-  BackendType.ErrorResponse,
-  BackendType.CopyInResponse,
-  BackendType.CopyBothResponse,
-  BackendType.NegotiateProtocolVersion,
-]) {
-  INSPECT[t] = 1;
-}
+const INSPECT = typeTable(SESSION_INSPECTED_BACKEND_TYPES);
 
 function chunk(stream: Buffer, size: number): Buffer[] {
   const out: Buffer[] = [];

@@ -31,6 +31,8 @@ import {
   readBackendKeyData,
   readErrorFields,
   type BackendInspector,
+  SESSION_INSPECTED_BACKEND_TYPES,
+  typeTable,
 } from './index';
 
 // ---------------------------------------------------------------------------------------------
@@ -55,19 +57,8 @@ function rowDescription(names: readonly string[]): Buffer {
 const commandComplete = (tag: string): Buffer => new MessageWriter().cstring(tag).message('C');
 const parseComplete = (): Buffer => new MessageWriter(0).message('1');
 
-/** The set the session inspects (gateway/src/session/session.ts). */
-const INSPECT = new Uint8Array(256);
-for (const t of [
-  BackendType.Authentication,
-  BackendType.BackendKeyData,
-  BackendType.ReadyForQuery,
-  BackendType.ErrorResponse,
-  BackendType.CopyInResponse,
-  BackendType.CopyBothResponse,
-  BackendType.NegotiateProtocolVersion,
-]) {
-  INSPECT[t] = 1;
-}
+/** The set the session inspects. */
+const INSPECT = typeTable(SESSION_INSPECTED_BACKEND_TYPES);
 
 const err = (code: string): Buffer =>
   encodeErrorResponse({ severity: 'ERROR', code, message: `boom ${code}`, detail: 'd', hint: 'h' });

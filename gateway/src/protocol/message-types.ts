@@ -78,3 +78,26 @@ export const StartupCode = {
 
 export const PROTOCOL_3_0 = 0x00030000;
 export const PROTOCOL_3_2 = 0x00030002;
+
+/**
+ * Backend messages a pgward session reads whole, because they change its state or may be
+ * rewritten: Authentication (SASL mechanisms), BackendKeyData (replaced by pgward's key),
+ * ReadyForQuery (transaction status), ErrorResponse (denials in position), COPY responses
+ * (COPY IN mode), NegotiateProtocolVersion. Everything else (DataRow above all) is skipped by length.
+ */
+export const SESSION_INSPECTED_BACKEND_TYPES: readonly number[] = [
+  BackendType.Authentication,
+  BackendType.BackendKeyData,
+  BackendType.ReadyForQuery,
+  BackendType.ErrorResponse,
+  BackendType.CopyInResponse,
+  BackendType.CopyBothResponse,
+  BackendType.NegotiateProtocolVersion,
+];
+
+/** A 256-entry flag table (index = type byte) for BackendScanner. */
+export function typeTable(types: readonly number[]): Uint8Array {
+  const t = new Uint8Array(256);
+  for (const x of types) t[x] = 1;
+  return t;
+}

@@ -15,6 +15,8 @@ import {
   AuthCode,
   BackendScanner,
   BackendType,
+  SESSION_INSPECTED_BACKEND_TYPES,
+  typeTable,
   FrontendFramer,
   FrontendType,
   PROTOCOL_3_0,
@@ -51,18 +53,7 @@ import type { SessionDeps } from './types';
 type State = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
 
 /** Backend message types the session inspects; all others pass through unread. */
-const INSPECT = new Uint8Array(256);
-for (const t of [
-  BackendType.Authentication,
-  BackendType.BackendKeyData,
-  BackendType.ReadyForQuery,
-  BackendType.ErrorResponse,
-  BackendType.CopyInResponse,
-  BackendType.CopyBothResponse,
-  BackendType.NegotiateProtocolVersion,
-]) {
-  INSPECT[t] = 1;
-}
+const INSPECT = typeTable(SESSION_INSPECTED_BACKEND_TYPES);
 
 /**
  * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
