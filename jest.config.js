@@ -1,10 +1,10 @@
 /** Two projects: unit tests beside the code, integration tests that run real processes. */
 const transform = {
-  '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+  '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
   // cookie 2 (used by fastify's inject via light-my-request) is ESM-only; jest on Node 20 cannot require it.
   '/node_modules/cookie/.+\\.js$': [
     'ts-jest',
-    { isolatedModules: true, diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs' } },
+    { diagnostics: false, tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } },
   ],
 };
 const transformIgnorePatterns = ['/node_modules/(?!cookie/)'];

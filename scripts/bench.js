@@ -86,7 +86,11 @@ async function startPgward(bundle, tag, extra = {}) {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   await waitPort(port);
-  return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
+  const stop = () =>
+    proc.exitCode !== null || proc.signalCode !== null
+      ? Promise.resolve()
+      : new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
+  return { port, proc, stop };
 }
 
 async function startPgbouncer() {
@@ -178,7 +182,33 @@ async function idleMemory(bundle) {
     await new Promise((r) => setTimeout(r, 2000));
     const after = rssKiB(gw.proc.pid);
     await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
-    return { clients: IDLE, rss_before_kib: before, rss_after_kib: after, per_client_kib: (after - before) / IDLE };
+    await gw.stop();
+    // The floor for comparison: a minimal Node.js proxy (socket.pipe both ways) on the same test.
+    const floorPort = await freePort();
+    const floor = spawn(process.execPath, ['-e', `require('net').createServer((c) => { const u = require('net').connect(${cluster.port}, '127.0.0.1'); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${floorPort}, '127.0.0.1')`], { stdio: 'ignore' });
+    await waitPort(floorPort);
+    const floorBefore = rssKiB(floor.pid);
+    const fc = [];
+    for (let i = 0; i < IDLE; i += 50) {
+      const batch = [];
+      for (let j = i; j < Math.min(IDLE, i + 50); j++) {
+        const c = new Client({ host: '127.0.0.1', port: floorPort, user: 'trust_user', database: 'pgward_test' });
+        c.on('error', () => undefined);
+        batch.push(c.connect().then(() => c));
+      }
+      fc.push(...(await Promise.all(batch)));
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const floorAfter = rssKiB(floor.pid);
+    await Promise.all(fc.map((c) => c.end().catch(() => undefined)));
+    floor.kill();
+    return {
+      clients: IDLE,
+      rss_before_kib: before,
+      rss_after_kib: after,
+      per_client_kib: (after - before) / IDLE,
+      floor_per_client_kib: (floorAfter - floorBefore) / IDLE,
+    };
   } finally {
     await gw.stop();
     execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['stop', cluster.dir]);
@@ -262,7 +292,7 @@ async function main() {
     log(`idle memory with ${IDLE} connections`);
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
-    lines.push(`${m.clients} idle authenticated connections through pgward (allow-all): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**.`, '');
+    lines.push(`${m.clients} idle authenticated connections through pgward (allow-all): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**. A minimal Node.js pipe proxy on the same test: ${f2(m.floor_per_client_kib)} KiB per client.`, '');
   }
 
   if (!SKIP.has('micro')) {
