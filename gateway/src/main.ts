@@ -14,7 +14,7 @@ import { buildSidecar, sidecarServerOptions } from './sidecar/app';
 import { createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager } from './policy/bundle-manager';
-import { ClassificationCache, classify as classifySql, initSqlParser, type Classification } from './sql';
+import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
@@ -75,16 +75,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       )
     : null;
 
+  // Two levels: the exact text, then its shape (texts that differ only in constants, for the
+  // classifications that cannot depend on a constant's value; sql/shape-cache.ts).
   const cache = new ClassificationCache({ maxEntries: config.sql.cache_entries });
+  const shapes = new ShapeCache(config.sql.cache_entries);
   const classify = (sql: string): Classification => {
     const hit = cache.get(sql);
     if (hit) {
       metrics.sqlCache.hit.inc();
       return hit;
     }
+    const key = shapes.key(sql);
+    const shaped = key !== null ? shapes.get(key, sql) : undefined;
+    if (shaped) {
+      metrics.sqlCache.hit.inc();
+      return shaped;
+    }
     metrics.sqlCache.miss.inc();
     const t0 = process.hrtime.bigint();
-    const c = classifySql(sql);
+    const c = shapes.classify(key, sql);
     metrics.sqlClassifySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
     return cache.set(sql, c);
   };

@@ -23,6 +23,14 @@ function statementText(sql: string, ascii: boolean, bytes: Buffer | null, raw: R
 
 /** Classifies SQL text. Synchronous; throws only when initSqlParser() has not completed. */
 export function classify(sql: string): Classification {
+  return classifyWithSpans(sql, null);
+}
+
+/**
+ * classify(), also reporting each statement's raw [start, end) in the text (end -1: to the end),
+ * for ASCII texts (UTF-8 byte offsets are then string offsets). Used by the shape cache.
+ */
+export function classifyWithSpans(sql: string, spans: Array<[number, number]> | null): Classification {
   if (!isSqlParserReady()) throw new Error('SQL parser not initialised: await initSqlParser() first');
   if (sql === '') return { statements: [], parse_error: null };
   // The parser reads a C string: text after a NUL would be invisible to it but not to others.
@@ -42,6 +50,11 @@ export function classify(sql: string): Classification {
       const node = unwrapNode(raw.stmt);
       if (node === null) throw new Error('parse tree without a statement node');
       const text = statementText(sql, ascii, bytes, raw);
+      if (spans !== null && ascii) {
+        const start = raw.stmt_location ?? 0;
+        const len = raw.stmt_len ?? 0;
+        spans.push([start, len > 0 ? start + len : -1]);
+      }
       statements.push(analyzeStatement(node[0], node[1], text, fingerprintStatement(text)));
     }
     return { statements, parse_error: null };

@@ -4,3 +4,5 @@ export type { ClassificationCacheOptions, ClassificationCacheStats, Classifier }
 export { UTILITY_CLASSES } from './statement-kinds';
 export type { UtilityClass } from './statement-kinds';
 export type * from './types';
+export { ShapeCache, shapeIndependent } from './shape-cache';
+export { shapeKey } from './shape';

@@ -1,0 +1,82 @@
+/**
+ * A second-level cache keyed by a text's shape (see shape.ts): texts that differ only in the
+ * values of their constants share a classification, with each statement's own `sql` sliced from
+ * the text at hand. Only classifications that cannot depend on a constant's value are shared:
+ * no settings, COPY, transaction control, PREPARE/EXECUTE, utility statement or role change —
+ * so relations, functions, WHERE, read-only and DDL facts are the same for every such text.
+ */
+import { classifyWithSpans } from './classify';
+import { shapeKey } from './shape';
+import type { Classification, StatementInfo } from './types';
+
+interface Template {
+  classification: Classification;
+  spans: Array<[number, number]>;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Whether no fact of this classification can change with the value of a constant. */
+export function shapeIndependent(c: Classification): boolean {
+  if (c.parse_error !== null || c.statements.length === 0) return false;
+  return c.statements.every(
+    (s) =>
+      s.settings.length === 0 &&
+      s.copy === null &&
+      s.transaction === null &&
+      s.prepared === null &&
+      s.utility === null &&
+      !s.role_change,
+  );
+}
+
+export class ShapeCache {
+  private readonly templates = new Map<string, Template>();
+  hits = 0;
+
+  constructor(
+    readonly maxEntries: number,
+    readonly maxSqlLength = 16 * 1024,
+  ) {}
+
+  get size(): number {
+    return this.templates.size;
+  }
+
+  /** The shape key of `sql`, or null when it has none (then classify the text itself). */
+  key(sql: string): string | null {
+    return this.maxEntries > 0 && sql.length <= this.maxSqlLength ? shapeKey(sql) : null;
+  }
+
+  /** The classification of `sql` from a template of the same shape, or undefined. */
+  get(key: string, sql: string): Classification | undefined {
+    const t = this.templates.get(key);
+    if (t === undefined) return undefined;
+    this.templates.delete(key);
+    this.templates.set(key, t);
+    this.hits++;
+    const statements: StatementInfo[] = t.classification.statements.map((s, i) => {
+      const [start, end] = t.spans[i] as [number, number];
+      return { ...s, sql: sql.slice(start, end < 0 ? undefined : end).trim() };
+    });
+    return { statements, parse_error: null };
+  }
+
+  /** Classifies `sql` in full and keeps it as the template of its shape when it qualifies. */
+  classify(key: string | null, sql: string): Classification {
+    const spans: Array<[number, number]> = [];
+    const c = classifyWithSpans(sql, spans);
+    if (key !== null && spans.length === c.statements.length && shapeIndependent(c)) {
+      this.templates.set(key, { classification: deepFreeze(c), spans });
+      if (this.templates.size > this.maxEntries)
+        this.templates.delete(this.templates.keys().next().value as string);
+    }
+    return c;
+  }
+}

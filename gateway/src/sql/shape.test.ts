@@ -1,0 +1,110 @@
+import fc from 'fast-check';
+import { classify, initSqlParser } from './classify';
+import { shapeKey } from './shape';
+import { ShapeCache, shapeIndependent } from './shape-cache';
+
+beforeAll(async () => {
+  await initSqlParser();
+});
+
+describe('shapeKey', () => {
+  it.each([
+    [
+      'SELECT abalance FROM pgbench_accounts WHERE aid = 12345;',
+      'SELECT abalance FROM pgbench_accounts WHERE aid = 00000;',
+    ],
+    [
+      "SELECT * FROM t1 WHERE name = 'it''s' AND x > 1.5e3",
+      "SELECT * FROM t1 WHERE name = '     ' AND x > 0.0e3",
+    ],
+    ['SELECT $1, $2 FROM t', 'SELECT $1, $2 FROM t'],
+    ['SELECT "col 1" FROM "t""2"', 'SELECT "col 1" FROM "t""2"'],
+    ["SELECT 1 -- 42 'x'\n, 2 /* 3 /* 4 */ */", "SELECT 0 -- 42 'x'\n, 0 /* 3 /* 4 */ */"],
+    ["SELECT B'0101', X'1F', E'ab', N'x'", "SELECT B'0101', X'1F', E'ab', N'x'"],
+    ['SELECT a1$2 FROM t_9', 'SELECT a1$2 FROM t_9'],
+  ])('%s', (sql, key) => {
+    expect(shapeKey(sql)).toBe(key);
+    expect(key).toHaveLength(sql.length);
+  });
+
+  it.each([
+    ["SELECT 'a\\'b'"],
+    ['SELECT $$x$$'],
+    ['SELECT $tag$x$tag$'],
+    ["SELECT 'é'"],
+    ['SELECT U&"d\\0061t"'],
+    ["SELECT u&'x'"],
+    ["SELECT 'unterminated"],
+    ['SELECT "unterminated'],
+    ['SELECT 1 /* unterminated'],
+  ])('gives no key for what it is not sure about: %s', (sql) => {
+    expect(shapeKey(sql)).toBeNull();
+  });
+
+  it('different identifiers give different keys', () => {
+    expect(shapeKey('SELECT * FROM t1')).not.toBe(shapeKey('SELECT * FROM t2'));
+    expect(shapeKey('SELECT pg_read_file(1)')).not.toBe(shapeKey('SELECT pg_read_filf(1)'));
+  });
+});
+
+describe('ShapeCache', () => {
+  const literal = fc.oneof(
+    fc.nat({ max: 10_000_000 }).map(String),
+    fc
+      .string({ unit: fc.constantFrom('a', 'b', ' ', "'", '1', '-', '*', '/', ';', '$', '"'), maxLength: 12 })
+      .map((s) => `'${s.replace(/'/g, "''")}'`),
+  );
+  const templates = [
+    (a: string, _b: string) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${a}`,
+    (a: string, b: string) => `UPDATE t SET v = ${a} WHERE id = ${b}`,
+    (a: string, b: string) => `DELETE FROM t WHERE id = ${a} OR name = ${b}`,
+    (a: string, b: string) =>
+      `INSERT INTO t (id, v) VALUES (${a}, ${b}) ON CONFLICT (id) DO UPDATE SET v = ${b}`,
+    (a: string, b: string) => `SELECT ${a}; SELECT * FROM credit_cards WHERE n = ${b}; DELETE FROM t`,
+    (a: string, b: string) =>
+      `WITH d AS (DELETE FROM t WHERE x = ${a} RETURNING *) SELECT count(*), ${b} FROM d`,
+    (a: string, b: string) => `SELECT pg_read_file(${a}), nextval(${b})`,
+    // Not shape-independent: never served from a template, always classified in full.
+    (a: string, b: string) => `SELECT set_config('role', ${b}, false), ${a}`,
+    (a: string, b: string) => `SET search_path = ${b}; SELECT ${a}`,
+    (a: string, b: string) => `COPY t FROM ${b} WITH (FORMAT csv); SELECT ${a}`,
+  ];
+
+  it('answers every literal variant exactly as a full classification would', () => {
+    const cache = new ShapeCache(100);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: templates.length - 1 }), literal, literal, (t, a, b) => {
+        const sql = templates[t]!(a, b);
+        const full = classify(sql);
+        const key = cache.key(sql);
+        const viaCache = (key !== null ? cache.get(key, sql) : undefined) ?? cache.classify(key, sql);
+        expect(viaCache).toEqual(full);
+      }),
+      { numRuns: 400 },
+    );
+    expect(cache.hits).toBeGreaterThan(30);
+  });
+
+  it('keeps only shape-independent classifications', () => {
+    expect(shapeIndependent(classify("SELECT * FROM t WHERE a = 'x'"))).toBe(true);
+    expect(shapeIndependent(classify("SELECT set_config('role', 'x', false)"))).toBe(false);
+    expect(shapeIndependent(classify("COPY t FROM '/etc/passwd'"))).toBe(false);
+    expect(shapeIndependent(classify('BEGIN'))).toBe(false);
+    expect(shapeIndependent(classify('PREPARE p AS SELECT 1'))).toBe(false);
+    expect(shapeIndependent(classify("DO 'BEGIN END'"))).toBe(false);
+    expect(shapeIndependent(classify('SELEC 1'))).toBe(false);
+    const cache = new ShapeCache(10);
+    const key = cache.key("SET role = 'x'")!;
+    cache.classify(key, "SET role = 'x'");
+    expect(cache.get(key, "SET role = 'y'")).toBeUndefined();
+  });
+
+  it('is bounded', () => {
+    const cache = new ShapeCache(3);
+    for (let i = 0; i < 10; i++) {
+      const sql = `SELECT * FROM t${i} WHERE id = 1`;
+      cache.classify(cache.key(sql), sql);
+    }
+    expect(cache.size).toBe(3);
+  });
+});
