@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // make bench: pgbench -S (simple, extended, prepared) at 1, 8 and 32 clients against
-//   direct PostgreSQL, pgbouncer (session mode), pgward with an allow-all bundle (the bare proxy)
+//   direct PostgreSQL, pgbouncer (session mode), pgward with a bare allow-everything policy
 //   and pgward with the shipped policies — all in one run, on the same database —
 // then gateway memory per idle client (1,000 idle connections), and the micro-benchmarks
 // (classification, policy evaluation, framing, replay). Appends a dated section to
@@ -245,7 +245,16 @@ async function main() {
   const lines = [`## ${date}`, '', `Machine: ${machine()}.`, '', 'Command: `make bench` (' +
     `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`, ''];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
-  const bare = buildBundle(path.join(ROOT, 'tests/fixtures/bundles/allow-all'), path.join(tmp, 'allow-all.tar.gz'), 'bench-allow-all');
+  // The bare proxy: a policy that allows everything, raises no alert, and declares it reads no
+  // Bind values — what is left is pgward's own cost per judged message.
+  const bareDir = path.join(tmp, 'bare');
+  fs.mkdirSync(bareDir);
+  fs.writeFileSync(
+    path.join(bareDir, 'policy.rego'),
+    'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "reasons": [], "alerts": []}\n',
+  );
+  fs.writeFileSync(path.join(bareDir, 'data.json'), JSON.stringify({ pgward: { input_options: { bind_parameter_values: false } } }));
+  const bare = buildBundle(bareDir, path.join(tmp, 'bare.tar.gz'), 'bench-bare');
   const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');
 
   if (!SKIP.has('pgbench')) {
@@ -292,7 +301,7 @@ async function main() {
     log(`idle memory with ${IDLE} connections`);
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
-    lines.push(`${m.clients} idle authenticated connections through pgward (allow-all): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**. A minimal Node.js pipe proxy on the same test: ${f2(m.floor_per_client_kib)} KiB per client.`, '');
+    lines.push(`${m.clients} idle authenticated connections through pgward (bare policy): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**. A minimal Node.js pipe proxy on the same test: ${f2(m.floor_per_client_kib)} KiB per client.`, '');
   }
 
   if (!SKIP.has('micro')) {
