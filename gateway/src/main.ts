@@ -11,7 +11,7 @@ import { parseHostPort, type Config } from './config';
 import { ErrorCodes } from './errors';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { buildSidecar, sidecarServerOptions } from './sidecar/app';
-import { createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
+import { auditEventFrom, createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager } from './policy/bundle-manager';
 import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
@@ -156,28 +156,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       if (d.error_code) metrics.countError(d.error_code);
       decisionLog?.log(ev.input, d, config.policy.entrypoint);
       if (d.allow && d.alerts.length === 0) return true;
-      const c = ev.connection;
       return audit.record({
-        kind: d.allow ? 'alert' : 'deny',
-        decision_id: d.id,
-        revision: d.revision,
-        connection: {
-          id: c.id,
-          client_addr: c.client_addr,
-          client_port: c.client_port,
-          user: c.user,
-          database: c.database,
-          application_name: c.application_name,
-          tls: c.tls,
-        },
-        message_type: ev.input.message.type,
-        sql: ev.input.message.sql ?? null,
-        statements: ev.input.statements,
-        parse_error: ev.input.parse_error,
-        reasons: d.reasons,
-        alerts: d.alerts,
-        error_code: d.error_code,
-        frame: ev.frame,
+        ...auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame),
         parameters: auditParameters(ev.input, ev.frame),
       });
     },
