@@ -158,6 +158,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       if (d.allow && d.alerts.length === 0) return true;
       return audit.record({
         ...auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame),
+        // The SQL as sent, even when the bundle declared it never reads SQL text.
+        ...(ev.original ? { sql: ev.original.sql, statements: ev.original.statements } : {}),
         parameters: auditParameters(ev.input, ev.frame),
       });
     },

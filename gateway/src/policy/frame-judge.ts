@@ -11,7 +11,7 @@ import { readParse } from '../protocol/frontend/parse';
 import { readBind } from '../protocol/frontend/bind';
 import { readFunctionCall } from '../protocol/frontend/function-call';
 import { readClose } from '../protocol/frontend/portal-messages';
-import type { Classification } from '../sql/types';
+import type { Classification, StatementInfo } from '../sql/types';
 import {
   SqlPreparedRegistry,
   buildBindInput,
@@ -29,6 +29,11 @@ export interface Judgement {
   type: JudgedType;
   input: InputDocument;
   decision: Decision;
+  /**
+   * The SQL as sent and its statements with their texts, for audit and replay reports: the input
+   * has no SQL text when the bundle declared it never reads any (input_options.sql_text).
+   */
+  original?: { sql: string; statements: StatementInfo[] };
   /** Parse: the statement name (a denied Parse is replaced by one of the same name). */
   statementName?: string;
   /** The classification to apply to the registries when the message is allowed. */
@@ -64,8 +69,14 @@ export class FrameJudge {
       case FrontendType.Query: {
         const q = readQuery(frame);
         const c = this.sqlPrepared.expand(this.classify(q.sql));
-        const input = buildQueryInput(conn, q.sql, c, this.opts);
-        return { type: 'Query', input, decision: this.engine.evaluate(input), classification: c };
+        const input = buildQueryInput(conn, q.sql, c, this.inputOptions());
+        return {
+          type: 'Query',
+          input,
+          decision: this.engine.evaluate(input),
+          classification: c,
+          original: { sql: q.sql, statements: c.statements },
+        };
       }
       case FrontendType.Parse: {
         const p = readParse(frame);
@@ -74,7 +85,7 @@ export class FrameJudge {
           conn,
           { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] },
           c,
-          this.opts,
+          this.inputOptions(),
         );
         const j: Judgement = {
           type: 'Parse',
@@ -82,6 +93,7 @@ export class FrameJudge {
           decision: this.engine.evaluate(input),
           statementName: p.statement,
           classification: c,
+          original: { sql: p.sql, statements: c.statements },
         };
         if (j.decision.allow) {
           this.pendingParse = { name: p.statement, sql: p.sql, paramTypes: p.paramTypes };
@@ -96,7 +108,6 @@ export class FrameJudge {
           if (ref) stmt = { ref, paramTypes: [] };
         }
         const types = stmt ? stmt.paramTypes : [];
-        const values = this.engine.bundle()?.bind_parameter_values ?? true;
         const input = buildBindInput(
           conn,
           {
@@ -104,7 +115,7 @@ export class FrameJudge {
             statement: stmt ? stmt.ref : null,
             params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
           },
-          values ? this.opts : { ...this.opts, bindParameterValues: false },
+          this.inputOptions(),
         );
         let decision = this.engine.evaluate(input);
         if (!stmt) {
@@ -119,11 +130,12 @@ export class FrameJudge {
             : decision;
           decision = { ...denied, sqlstate: '26000' };
         }
-        return { type: 'Bind', input, decision };
+        const original = stmt ? { sql: stmt.ref.sql, statements: stmt.ref.statements } : undefined;
+        return original ? { type: 'Bind', input, decision, original } : { type: 'Bind', input, decision };
       }
       case FrontendType.FunctionCall: {
         const f = readFunctionCall(frame);
-        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, this.opts);
+        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, this.inputOptions());
         return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
       }
       case FrontendType.Close: {
@@ -137,6 +149,17 @@ export class FrameJudge {
       default:
         return null;
     }
+  }
+
+  /** The input options, with what the active bundle declared it never reads left out. */
+  private inputOptions(): InputOptions {
+    const b = this.engine.bundle();
+    if (b === null || (b.bind_parameter_values !== false && b.sql_text !== false)) return this.opts;
+    return {
+      ...this.opts,
+      ...(b.bind_parameter_values === false ? { bindParameterValues: false } : {}),
+      ...(b.sql_text === false ? { sqlText: false } : {}),
+    };
   }
 
   private pendingParse: { name: string; sql: string; paramTypes: readonly number[] } | null = null;

@@ -481,3 +481,64 @@ describe('Bind parameters when the bundle does not read values', () => {
     expect(JSON.stringify(mk('2'))).toBe(JSON.stringify(a));
   });
 });
+
+describe('SQL text when the bundle does not read it', () => {
+  const conn3: ConnectionInfo = {
+    id: 'c',
+    client_addr: '127.0.0.1',
+    client_port: 1,
+    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+    user: 'u',
+    database: 'd',
+    application_name: null,
+    parameters: {},
+    options: {},
+    protocol_version: '3.0',
+    authenticated: true,
+    transaction_status: 'I',
+  };
+  const st = (sql: string): StatementInfo => ({
+    command: 'SELECT',
+    node: 'SelectStmt',
+    sql,
+    fingerprint: 'ab',
+    relations: [{ schema: null, name: 't', access: 'read' }],
+    functions: [],
+    has_where: null,
+    read_only: true,
+    ddl: false,
+    role_change: false,
+    utility: null,
+    copy: null,
+    transaction: null,
+    prepared: null,
+    settings: [],
+  });
+  it('leaves the facts and drops every text, so constant-only differences give one input', () => {
+    const mk = (n: number) =>
+      buildQueryInput(
+        conn3,
+        `SELECT * FROM t WHERE id = ${n}`,
+        { statements: [st(`SELECT * FROM t WHERE id = ${n}`)], parse_error: null },
+        {
+          maxSqlBytes: 1000,
+          sqlText: false,
+        },
+      );
+    const a = mk(1);
+    expect(a.message.sql).toBe('');
+    expect(a.statements[0]).toMatchObject({ sql: '', relations: [{ name: 't' }] });
+    expect(JSON.stringify(mk(2))).toBe(JSON.stringify(a));
+    const bind = buildBindInput(
+      conn3,
+      {
+        portalName: '',
+        statement: { name: 's', sql: 'SELECT 1', statements: [st('SELECT 1')], parse_error: null },
+        params: [],
+      },
+      { maxSqlBytes: 1000, sqlText: false },
+    );
+    expect(bind.message.statement).toMatchObject({ sql: '', statements: [{ sql: '' }] });
+    expect(bind.statements[0]!.sql).toBe('');
+  });
+});

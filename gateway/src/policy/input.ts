@@ -13,6 +13,8 @@ export interface InputOptions {
   maxParamBytes?: number;
   /** false: Bind parameters carry type and format only (the bundle declared it never reads values). */
   bindParameterValues?: boolean;
+  /** false: no SQL text in the input, only the classification facts (the bundle declared it never reads text). */
+  sqlText?: boolean;
 }
 
 /** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */
@@ -72,7 +74,24 @@ function boundStatementTexts(statements: StatementInfo[], maxSqlBytes: number): 
   });
 }
 
-function boundedSql(sql: string, classification: Classification, maxSqlBytes: number) {
+/** The statements without their texts (for bundles that never read SQL text). */
+export function withoutSqlText(statements: StatementInfo[]): StatementInfo[] {
+  return statements.map((st) => {
+    const p = st.prepared;
+    const prepared = p !== null && p.inner !== undefined ? { ...p, inner: { ...p.inner, sql: '' } } : p;
+    return { ...st, sql: '', prepared };
+  });
+}
+
+function boundedSql(sql: string, classification: Classification, maxSqlBytes: number, sqlText = true) {
+  if (!sqlText) {
+    return {
+      sql: '',
+      truncated: false,
+      statements: withoutSqlText(classification.statements),
+      parse_error: classification.parse_error,
+    };
+  }
   const cut = truncateUtf8(sql, maxSqlBytes);
   if (cut.truncated) {
     // The classification was made on the whole text, so policies still judge every statement
@@ -109,7 +128,7 @@ export function buildQueryInput(
   classification: Classification,
   opts: InputOptions,
 ): InputDocument {
-  const b = boundedSql(sql, classification, opts.maxSqlBytes);
+  const b = boundedSql(sql, classification, opts.maxSqlBytes, opts.sqlText !== false);
   return {
     version: 1,
     phase: 'message',
@@ -126,7 +145,7 @@ export function buildParseInput(
   classification: Classification,
   opts: InputOptions,
 ): InputDocument {
-  const b = boundedSql(args.sql, classification, opts.maxSqlBytes);
+  const b = boundedSql(args.sql, classification, opts.maxSqlBytes, opts.sqlText !== false);
   return {
     version: 1,
     phase: 'message',
@@ -168,7 +187,14 @@ export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: Input
   if (args.statement !== null) {
     const s = args.statement;
     const cut = truncateUtf8(s.sql, opts.maxSqlBytes);
-    if (cut.truncated) {
+    if (opts.sqlText === false) {
+      statement = {
+        name: s.name,
+        sql: '',
+        statements: withoutSqlText(s.statements),
+        parse_error: s.parse_error,
+      };
+    } else if (cut.truncated) {
       truncated = true;
       statement = {
         name: s.name,

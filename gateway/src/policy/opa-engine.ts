@@ -72,6 +72,12 @@ function fail(code: ErrorCode, message: string): never {
   throw new PgwardError(code, message);
 }
 
+/** data.pgward.input_options.sql_text; anything but an explicit false means true. */
+export function readsSqlText(data: unknown): boolean {
+  const pgward = (data as { pgward?: { input_options?: { sql_text?: unknown } } } | null)?.pgward;
+  return pgward?.input_options?.sql_text !== false;
+}
+
 /** data.pgward.input_options.bind_parameter_values; anything but an explicit false means true. */
 export function readsBindValues(data: unknown): boolean {
   const pgward = (data as { pgward?: { input_options?: { bind_parameter_values?: unknown } } } | null)
@@ -145,6 +151,7 @@ export class OpaWasmEngine implements PolicyEngine {
       loaded_at: new Date().toISOString(),
       opa_version: opaVersion,
       bind_parameter_values: readsBindValues(bundle.data),
+      sql_text: readsSqlText(bundle.data),
     };
     return new OpaWasmEngine(module, policy, id, memory, bundle, info);
   }

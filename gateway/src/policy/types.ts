@@ -113,6 +113,13 @@ export interface BundleInfo {
    * parameter's type and format but not its value, which makes them cacheable.
    */
   bind_parameter_values?: boolean;
+  /**
+   * false when the bundle's data says its policies never read SQL text
+   * (`data.pgward.input_options.sql_text: false`): `message.sql` and every statement's `sql` are
+   * then "" in the input (the classification facts stay), which makes inputs of queries that
+   * differ only in constants identical, hence cacheable.
+   */
+  sql_text?: boolean;
 }
 
 /** What the session and the sidecar need from a policy engine. */

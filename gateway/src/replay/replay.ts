@@ -188,7 +188,7 @@ export class Replayer {
       judged = true;
       lane.judge.settle(j, j.decision.allow);
       const m = j.input.message;
-      const sql = m.sql ?? m.statement?.sql ?? null;
+      const sql = j.original?.sql ?? m.sql ?? m.statement?.sql ?? null;
       this.emit(i, c, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;

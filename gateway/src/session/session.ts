@@ -474,10 +474,22 @@ export class Session {
   private decide(j: Judgement, frame: Buffer): Decision {
     const input = j.input;
     let d = j.decision;
-    const recorded = this.deps.observer.onDecision({ decision: d, input, frame, connection: this.conn });
+    const recorded = this.deps.observer.onDecision({
+      decision: d,
+      input,
+      frame,
+      connection: this.conn,
+      original: j.original,
+    });
     if (d.allow && d.alerts.length > 0 && !recorded && this.deps.auditFailClosed) {
       d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
-      this.deps.observer.onDecision({ decision: d, input, frame, connection: this.conn });
+      this.deps.observer.onDecision({
+        decision: d,
+        input,
+        frame,
+        connection: this.conn,
+        original: j.original,
+      });
     }
     if (d.alerts.length > 0) this.log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
     if (!d.allow)

@@ -1,7 +1,7 @@
 /** What a session needs from the rest of the process: narrow interfaces, wired in main.ts. */
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { Classification } from '../sql/types';
+import type { Classification, StatementInfo } from '../sql/types';
 import type { ConnectionInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { ErrorCode } from '../errors';
 import type { CancelRegistry } from './cancel-registry';
@@ -35,6 +35,8 @@ export interface DecisionEvent {
   /** The original frame bytes (never a PasswordMessage). */
   frame: Buffer;
   connection: ConnectionInfo;
+  /** The SQL as sent and its statements with texts (the input may carry none: input_options.sql_text). */
+  original?: { sql: string; statements: StatementInfo[] } | undefined;
 }
 
 export type FrameDirection = 'frontend' | 'backend';
