@@ -253,7 +253,7 @@ async function main() {
     path.join(bareDir, 'policy.rego'),
     'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "reasons": [], "alerts": []}\n',
   );
-  fs.writeFileSync(path.join(bareDir, 'data.json'), JSON.stringify({ pgward: { input_options: { bind_parameter_values: false } } }));
+  fs.writeFileSync(path.join(bareDir, 'data.json'), JSON.stringify({ pgward: { input_options: { bind_parameter_values: false, sql_text: false } } }));
   const bare = buildBundle(bareDir, path.join(tmp, 'bare.tar.gz'), 'bench-bare');
   const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');
 
