@@ -246,7 +246,7 @@ async function main() {
     `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`, ''];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
   // The bare proxy: a policy that allows everything, raises no alert, and declares it reads no
-  // Bind values — what is left is pgward's own cost per judged message.
+  // Bind values nor SQL text — what is left is pgward's own cost per judged message.
   const bareDir = path.join(tmp, 'bare');
   fs.mkdirSync(bareDir);
   fs.writeFileSync(
