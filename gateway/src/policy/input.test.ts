@@ -443,25 +443,26 @@ describe('SqlPreparedRegistry', () => {
   });
 });
 
+const minimalConn: ConnectionInfo = {
+  id: 'c',
+  client_addr: '127.0.0.1',
+  client_port: 1,
+  tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+  user: 'u',
+  database: 'd',
+  application_name: null,
+  parameters: {},
+  options: {},
+  protocol_version: '3.0',
+  authenticated: true,
+  transaction_status: 'I',
+};
+
 describe('Bind parameters when the bundle does not read values', () => {
-  const conn2: ConnectionInfo = {
-    id: 'c',
-    client_addr: '127.0.0.1',
-    client_port: 1,
-    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
-    user: 'u',
-    database: 'd',
-    application_name: null,
-    parameters: {},
-    options: {},
-    protocol_version: '3.0',
-    authenticated: true,
-    transaction_status: 'I',
-  };
   it('keeps type, format and NULL-ness, and omits the values', () => {
     const mk = (v: string) =>
       buildBindInput(
-        conn2,
+        minimalConn,
         {
           portalName: '',
           statement: null,
@@ -483,20 +484,6 @@ describe('Bind parameters when the bundle does not read values', () => {
 });
 
 describe('SQL text when the bundle does not read it', () => {
-  const conn3: ConnectionInfo = {
-    id: 'c',
-    client_addr: '127.0.0.1',
-    client_port: 1,
-    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
-    user: 'u',
-    database: 'd',
-    application_name: null,
-    parameters: {},
-    options: {},
-    protocol_version: '3.0',
-    authenticated: true,
-    transaction_status: 'I',
-  };
   const st = (sql: string): StatementInfo => ({
     command: 'SELECT',
     node: 'SelectStmt',
@@ -517,7 +504,7 @@ describe('SQL text when the bundle does not read it', () => {
   it('leaves the facts and drops every text, so constant-only differences give one input', () => {
     const mk = (n: number) =>
       buildQueryInput(
-        conn3,
+        minimalConn,
         `SELECT * FROM t WHERE id = ${n}`,
         { statements: [st(`SELECT * FROM t WHERE id = ${n}`)], parse_error: null },
         {
@@ -530,7 +517,7 @@ describe('SQL text when the bundle does not read it', () => {
     expect(a.statements[0]).toMatchObject({ sql: '', relations: [{ name: 't' }] });
     expect(JSON.stringify(mk(2))).toBe(JSON.stringify(a));
     const bind = buildBindInput(
-      conn3,
+      minimalConn,
       {
         portalName: '',
         statement: { name: 's', sql: 'SELECT 1', statements: [st('SELECT 1')], parse_error: null },
