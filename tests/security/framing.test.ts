@@ -237,6 +237,40 @@ describe('bad typed messages after authentication: FATAL 08P01, close, the upstr
     },
   );
 
+  // Messages pgward forwards without judging are still decoded: a body it does not understand
+  // closes the connection, and nothing after it (here an INSERT) reaches the server.
+  const int32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+  test.each(
+    [
+      [
+        'Execute with trailing bytes',
+        typed('E', Buffer.concat([Buffer.from('\0'), int32(0), Buffer.from('x')])),
+      ],
+      ['Execute without its row count', typed('E', Buffer.from('\0'))],
+      ['Describe of target X', typed('D', Buffer.from('X\0'))],
+      ['Sync with a body', typed('S', Buffer.from('x'))],
+      ['Flush with a body', typed('H', Buffer.from('x'))],
+      ['CopyDone with a body', typed('c', Buffer.from('x'))],
+      ['CopyFail without its terminator', typed('f', Buffer.from('oops'))],
+    ].map(([name, frame], i) => [name, frame, 300 + i] as const),
+  )('malformed unjudged message: %s', async (_name, frame, marker) => {
+    const app = newApp('unjudged');
+    const c = await loggedIn(app);
+    try {
+      c.write(Buffer.concat([frame as Buffer, typed('Q', insertBody(marker))]));
+      expectFatal08P01(await c.readToClose(), /trailing bytes|truncated|invalid target|not terminated/);
+      expect(c.isClosed).toBe(true);
+    } finally {
+      c.destroy();
+    }
+    await settle();
+    expect(await markerRows(marker)).toBe(0);
+  });
+
   test.each([
     ['md5_user', 5, 201],
     ['scram_user', 10, 202],

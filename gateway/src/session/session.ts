@@ -19,7 +19,6 @@ import {
   typeTable,
   FrontendFramer,
   FrontendType,
-  PROTOCOL_3_0,
   ProtocolError,
   encodeAuthenticationSASL,
   encodeBackendKeyData,
@@ -29,7 +28,11 @@ import {
   parseStartupOptions,
   readAuthentication,
   readBackendKeyData,
+  readCopyFail,
+  readDescribe,
+  readEmpty,
   readErrorFields,
+  readExecute,
   readNegotiateProtocolVersion,
   readReadyForQuery,
   readSASLInitialResponse,
@@ -59,8 +62,16 @@ const INSPECT = typeTable(SESSION_INSPECTED_BACKEND_TYPES);
  * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
  * forwarded unread: it cannot be the rewrite target of a denial, whose errors are small.
  */
-const PASS_LARGE = new Uint8Array(256);
-PASS_LARGE[BackendType.ErrorResponse] = 1;
+const COPY_IN_FRAMES = typeTable([
+  FrontendType.CopyData,
+  FrontendType.CopyDone,
+  FrontendType.CopyFail,
+  FrontendType.Flush,
+  FrontendType.Sync,
+  FrontendType.Terminate,
+]);
+
+const PASS_LARGE = typeTable([BackendType.ErrorResponse]);
 
 let sessionCounter = 0;
 const sessionPrefix = randomBytes(4).toString('hex');
@@ -86,6 +97,8 @@ export class Session {
   private readonly pending = new Map<string, { decision: Decision; sync: number }>();
   private readonly judge: FrameJudge;
   private copyIn = false;
+  /** The server offered SASL: the client's next 'p' is a SASLInitialResponse. */
+  private saslStarting = false;
   private sawFatal = false;
   private draining = false;
   private closeOutcome = 'closed';
@@ -408,32 +421,17 @@ export class Session {
     this.sendUpstream(bytes);
   }
 
-  private saslStarting = false;
-
   private onReadyFrame(type: number, bytes: Buffer): void {
     if (this.deps.observer.onFrame) this.deps.observer.onFrame('frontend', bytes, this.conn);
     if (this.copyIn) {
-      switch (type) {
-        case FrontendType.CopyData:
-        case FrontendType.Flush:
-        case FrontendType.Sync:
-          this.sendUpstream(bytes);
-          return;
-        case FrontendType.CopyDone:
-        case FrontendType.CopyFail:
-          this.copyIn = false;
-          this.sendUpstream(bytes);
-          return;
-        case FrontendType.Terminate:
-          this.closeOutcome = 'client_terminated';
-          this.endClient();
-          return;
-        default:
-          throw new ProtocolError(
-            ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
-            `unexpected message type ${type} during COPY from stdin`,
-          );
+      // COPY FROM STDIN: only the copy sub-protocol (and Flush/Sync, which the server ignores there).
+      if (!COPY_IN_FRAMES[type]) {
+        throw new ProtocolError(
+          ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+          `unexpected message type ${type} during COPY from stdin`,
+        );
       }
+      if (type === FrontendType.CopyDone || type === FrontendType.CopyFail) this.copyIn = false;
     }
     const j = this.judge.judge(type, bytes, this.conn);
     if (j) {
@@ -446,19 +444,33 @@ export class Session {
       else this.sendSentinel(d, sentinelQuery);
       return;
     }
+    // Messages that are not judged are still decoded: bytes pgward did not understand never go
+    // upstream (a malformed body is a protocol violation, FATAL 08P01).
     switch (type) {
-      case FrontendType.Close:
       case FrontendType.Execute:
+        readExecute(bytes);
+        break;
       case FrontendType.Describe:
+        readDescribe(bytes);
+        break;
       case FrontendType.Sync:
+        readEmpty(bytes, 'Sync');
+        break;
       case FrontendType.Flush:
-      case FrontendType.CopyData:
+        readEmpty(bytes, 'Flush');
+        break;
       case FrontendType.CopyDone:
+        readEmpty(bytes, 'CopyDone');
+        break;
       case FrontendType.CopyFail:
-        this.sendUpstream(bytes);
-        return;
+        readCopyFail(bytes);
+        break;
+      case FrontendType.Close: // decoded by the judge
+      case FrontendType.CopyData: // opaque by definition
+        break;
       case FrontendType.Terminate:
         // finish() sends the upstream its Terminate.
+        readEmpty(bytes, 'Terminate');
         this.closeOutcome = 'client_terminated';
         this.endClient();
         return;
@@ -468,6 +480,7 @@ export class Session {
           `unexpected message type ${type} after authentication`,
         );
     }
+    this.sendUpstream(bytes);
   }
 
   /** Evaluates, records, and applies the audit fail-closed rule. */
@@ -824,5 +837,3 @@ function formatSubject(s: tls.Certificate): string {
     .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : String(v)}`)
     .join(',');
 }
-
-export { PROTOCOL_3_0 };
