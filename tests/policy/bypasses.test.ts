@@ -20,7 +20,6 @@ import {
   encodeSync,
 } from '../../gateway/src/protocol';
 import {
-  connectAs,
   direct,
   dropDatabase,
   expectPolicyError,
@@ -29,6 +28,7 @@ import {
   snapshot,
   withDirect,
   type TrackedClient,
+  ClientPool,
 } from './policy-helpers';
 import { RawClient, errorOf, statusOf, type BackendMsg } from './raw-client';
 
@@ -37,17 +37,10 @@ const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-policy-bypass-'));
 let gw: RunningGateway;
 let victim: Client;
 let victimPid: number;
-const clients = new Map<string, TrackedClient>();
 let seq = 0;
 
-async function as(user: string): Promise<TrackedClient> {
-  let c = clients.get(user);
-  if (!c) {
-    c = await connectAs(gw, user, DB);
-    clients.set(user, c);
-  }
-  return c;
-}
+const pool = new ClientPool(() => gw, DB);
+const as = (user: string): Promise<TrackedClient> => pool.as(user);
 
 beforeAll(async () => {
   await recreateDatabase(DB);
@@ -65,7 +58,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of clients.values()) await c.end();
+  await pool.endAll();
   await victim?.end().catch(() => undefined);
   await gw?.stop();
   await dropDatabase(DB);
@@ -76,8 +69,7 @@ afterAll(async () => {
 });
 
 afterEach(async () => {
-  for (const c of clients.values())
-    if ((await c.status()) !== 'I') await c.client.query('ROLLBACK').catch(() => undefined);
+  await pool.rollbackOpen();
   // A bypass that got through must not change what the next test starts from.
   await withDirect(DB, (c) =>
     c.query('DELETE FROM t; INSERT INTO t SELECT g, g FROM generate_series(1, 10) g'),

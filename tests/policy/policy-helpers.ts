@@ -201,3 +201,33 @@ export function expectPolicyError(err: PgErrorLike, reason: string, code = '4250
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** One connection per user through a gateway, opened on first use and shared by the tests of a file. */
+export class ClientPool {
+  private readonly clients = new Map<string, TrackedClient>();
+
+  constructor(
+    private readonly gateway: () => Pick<RunningGateway, 'host' | 'port'>,
+    private readonly database: string,
+  ) {}
+
+  async as(user: string): Promise<TrackedClient> {
+    let c = this.clients.get(user);
+    if (!c) {
+      c = await connectAs(this.gateway(), user, this.database);
+      this.clients.set(user, c);
+    }
+    return c;
+  }
+
+  /** A failed assertion must not leave a shared client inside a transaction for the next case. */
+  async rollbackOpen(): Promise<void> {
+    for (const c of this.clients.values())
+      if ((await c.status()) !== 'I') await c.client.query('ROLLBACK').catch(() => undefined);
+  }
+
+  async endAll(): Promise<void> {
+    for (const c of this.clients.values()) await c.end();
+    this.clients.clear();
+  }
+}

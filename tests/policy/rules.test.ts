@@ -18,6 +18,7 @@ import {
   snapshot,
   withDirect,
   type TrackedClient,
+  ClientPool,
 } from './policy-helpers';
 
 const DB = 'pgward_policy_rules';
@@ -187,17 +188,10 @@ const DENY: DenyCase[] = [
 ];
 
 let gw: RunningGateway;
-const clients = new Map<string, TrackedClient>();
 let stmtSeq = 0;
 
-async function clientFor(user: string): Promise<TrackedClient> {
-  let c = clients.get(user);
-  if (!c) {
-    c = await connectAs(gw, user, DB);
-    clients.set(user, c);
-  }
-  return c;
-}
+const pool = new ClientPool(() => gw, DB);
+const clientFor = (user: string): Promise<TrackedClient> => pool.as(user);
 
 beforeAll(async () => {
   await recreateDatabase(DB);
@@ -205,7 +199,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  for (const c of clients.values()) await c.end();
+  await pool.endAll();
   await gw?.stop();
   await dropDatabase(DB);
   // A bypass of ALTER SYSTEM would have left this behind; never leave it in the shared server.
@@ -216,8 +210,7 @@ afterAll(async () => {
 
 // A failed assertion must not leave a shared client inside a transaction for the next case.
 afterEach(async () => {
-  for (const c of clients.values())
-    if ((await c.status()) !== 'I') await c.client.query('ROLLBACK').catch(() => undefined);
+  await pool.rollbackOpen();
 });
 
 describe.each(DENY)('$rule: $user `$sql`', (tc) => {

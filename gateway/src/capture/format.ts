@@ -3,7 +3,7 @@
  * record per line in the order the gateway saw them. Frames are the original protocol bytes in
  * base64 (re-encoded only when redaction rewrote them). Password frames ('p') never appear.
  */
-import type { ConnectionInfo, TlsInfo } from '../policy/types';
+import type { ConnectionInfo } from '../policy/types';
 
 export const CAPTURE_FORMAT = 'pgward-capture';
 export const CAPTURE_VERSION = 1;
@@ -23,20 +23,18 @@ export interface CaptureHeader {
 }
 
 /** The context of one connection, as the gateway knew it when the StartupMessage was judged. */
-export interface ConnectionRecord {
-  t: number;
-  conn: string;
-  ev: 'connection';
-  client_addr: string;
-  client_port: number;
-  tls: TlsInfo;
-  user: string;
-  database: string;
-  application_name: string | null;
-  parameters: Record<string, string>;
-  options: Record<string, string>;
-  protocol_version: string;
-}
+export type ConnectionRecord = { t: number; conn: string; ev: 'connection' } & Pick<
+  ConnectionInfo,
+  | 'client_addr'
+  | 'client_port'
+  | 'tls'
+  | 'user'
+  | 'database'
+  | 'application_name'
+  | 'parameters'
+  | 'options'
+  | 'protocol_version'
+>;
 
 /** AuthenticationOk reached: what follows is the ready phase. */
 export interface AuthRecord {

@@ -21,7 +21,7 @@ import {
   buildStartupInput,
   type InputOptions,
 } from './input';
-import type { ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
+import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
 
@@ -36,6 +36,8 @@ export interface Judgement {
   original?: { sql: string; statements: StatementInfo[] };
   /** Parse: the statement name (a denied Parse is replaced by one of the same name). */
   statementName?: string;
+  /** Parse: the declared parameter type OIDs (they give a later Bind's values their types). */
+  paramTypes?: readonly number[];
   /** The classification to apply to the registries when the message is allowed. */
   classification?: Classification;
 }
@@ -92,12 +94,10 @@ export class FrameJudge {
           input,
           decision: this.engine.evaluate(input),
           statementName: p.statement,
+          paramTypes: p.paramTypes,
           classification: c,
           original: { sql: p.sql, statements: c.statements },
         };
-        if (j.decision.allow) {
-          this.pendingParse = { name: p.statement, sql: p.sql, paramTypes: p.paramTypes };
-        }
         return j;
       }
       case FrontendType.Bind: {
@@ -151,9 +151,23 @@ export class FrameJudge {
     }
   }
 
-  /** The input options, with what the active bundle declared it never reads left out. */
+  /** Input options worked out for this BundleInfo (undefined: not yet). */
+  private optsFor: BundleInfo | null | undefined = undefined;
+  private optsCached: InputOptions | undefined;
+
+  /**
+   * The input options, with what the active bundle declared it never reads left out (computed
+   * once per bundle: this runs for every judged message).
+   */
   private inputOptions(): InputOptions {
     const b = this.engine.bundle();
+    if (b === this.optsFor && this.optsCached !== undefined) return this.optsCached;
+    this.optsFor = b;
+    this.optsCached = this.optionsFor(b);
+    return this.optsCached;
+  }
+
+  private optionsFor(b: BundleInfo | null): InputOptions {
     if (b === null || (b.bind_parameter_values !== false && b.sql_text !== false)) return this.opts;
     return {
       ...this.opts,
@@ -162,15 +176,11 @@ export class FrameJudge {
     };
   }
 
-  private pendingParse: { name: string; sql: string; paramTypes: readonly number[] } | null = null;
-
   /**
    * Applies a judged message's effect on the registries once its fate is final (`allowed` may be
    * false for an allowed decision turned into a denial, e.g. when the audit log cannot record it).
    */
   settle(j: Judgement, allowed: boolean): void {
-    const parse = this.pendingParse;
-    this.pendingParse = null;
     const c = j.classification;
     if (j.type === 'Query') {
       if (allowed && c) this.sqlPrepared.observe(c);
@@ -178,10 +188,10 @@ export class FrameJudge {
     }
     if (j.type === 'Parse') {
       const name = j.statementName ?? '';
-      if (allowed && parse && c) {
+      if (allowed && c && j.original) {
         this.statements.set(name, {
-          ref: { name, sql: parse.sql, statements: c.statements, parse_error: c.parse_error },
-          paramTypes: parse.paramTypes,
+          ref: { name, sql: j.original.sql, statements: c.statements, parse_error: c.parse_error },
+          paramTypes: j.paramTypes ?? [],
         });
         // Protocol-level and SQL-level prepared statements share one namespace on the server.
         this.sqlPrepared.observeParse(name, c);
