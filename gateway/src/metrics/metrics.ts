@@ -182,6 +182,7 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     help: "Policy decisions by outcome, phase and fail-closed error code ('' for policy decisions).",
     labelNames: ['outcome', 'phase', 'code'] as const,
     registers: [registry],
+    collect: flushAll,
   });
   const alertsTotal = new Counter({
     name: 'pgward_alerts_total',
@@ -314,6 +315,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   sqlCacheTotal.inc({ result: 'miss' }, 0);
 
   const capturedFrames = bind((n) => captureFramesTotal.inc(n));
+
+  // The common decision (allowed, no error) is counted without a label lookup per message.
+  const allowed: Record<DecisionPhase, PendingCount> = {
+    startup: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'startup', code: '' }, n)),
+    message: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'message', code: '' }, n)),
+  };
   captureFramesTotal.inc(0);
 
   const frameCounters: Record<FrameDirection, Map<string, PendingCount>> = {
@@ -377,11 +384,13 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       else unknownBackend.pending += n;
     },
     countDecision(decision, phase) {
-      decisionsTotal.inc({
-        outcome: decision.allow ? 'allow' : 'deny',
-        phase,
-        code: decision.error_code ?? '',
-      });
+      if (decision.allow && decision.error_code === null) allowed[phase].pending++;
+      else
+        decisionsTotal.inc({
+          outcome: decision.allow ? 'allow' : 'deny',
+          phase,
+          code: decision.error_code ?? '',
+        });
       for (const a of decision.alerts) alertsTotal.inc({ rule: a.rule, severity: a.severity });
       policyEvalSeconds.observe(decision.eval_seconds);
     },

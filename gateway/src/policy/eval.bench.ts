@@ -10,7 +10,7 @@
  * Both go through the whole `evaluate()` (JSON.stringify, cache, wasm, decision parsing).
  * With a baseline bundle (allow-all), the same uncached mix shows the SDK's fixed cost.
  */
-import { classify, initSqlParser } from '../sql';
+import { ClassificationCache, classify, initSqlParser } from '../sql';
 import {
   buildBindInput,
   buildParseInput,
@@ -19,7 +19,7 @@ import {
   SqlPreparedRegistry,
 } from './input';
 import { buildEngineFromSource, type OpaWasmEngine } from './opa-engine';
-import type { ConnectionInfo, InputDocument } from './types';
+import type { BundleInfo, ConnectionInfo, InputDocument } from './types';
 
 /** Issue 3: policy evaluation at most 10 µs median for the shipped set. */
 export const TARGET_MEDIAN_US = 10;
@@ -64,16 +64,27 @@ export interface EvalBenchResult {
   by_input: InputStats[];
 }
 
+// As a session holds it: nested objects frozen (policy/input-json.ts keeps the connection's text).
 const conn: ConnectionInfo = {
   id: 'bench-1',
   client_addr: '10.0.0.7',
   client_port: 50432,
-  tls: { enabled: true, version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', client_cert_subject: null },
+  tls: Object.freeze({
+    enabled: true,
+    version: 'TLSv1.3',
+    cipher: 'TLS_AES_128_GCM_SHA256',
+    client_cert_subject: null,
+  }),
   user: 'app',
   database: 'app',
   application_name: 'orders-api',
-  parameters: { user: 'app', database: 'app', application_name: 'orders-api', client_encoding: 'UTF8' },
-  options: {},
+  parameters: Object.freeze({
+    user: 'app',
+    database: 'app',
+    application_name: 'orders-api',
+    client_encoding: 'UTF8',
+  }),
+  options: Object.freeze({}),
   protocol_version: '3.0',
   authenticated: true,
   transaction_status: 'I',
@@ -84,13 +95,23 @@ export interface BenchInput {
   doc: InputDocument;
 }
 
-export function benchInputs(): BenchInput[] {
-  const opts = { maxSqlBytes: 16 * 1024 };
+/**
+ * The mix, built as the gateway builds it for `bundle`: classifications come from the shared,
+ * frozen cache, and what the bundle declared it never reads (SQL text, Bind values) is left out.
+ */
+export function benchInputs(bundle: BundleInfo | null = null): BenchInput[] {
+  const opts = {
+    maxSqlBytes: 16 * 1024,
+    sqlText: bundle?.sql_text !== false,
+    bindParameterValues: bundle?.bind_parameter_values !== false,
+  };
   const registry = new SqlPreparedRegistry();
-  const query = (sql: string) => buildQueryInput(conn, sql, registry.expand(classify(sql)), opts);
+  const cache = new ClassificationCache({ maxEntries: 100 });
+  const classified = (sql: string) => cache.get(sql) ?? cache.set(sql, classify(sql));
+  const query = (sql: string) => buildQueryInput(conn, sql, registry.expand(classified(sql)), opts);
   const join =
     'SELECT o.id, o.total, c.name FROM public.orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1 AND o.status = $2';
-  const joinClass = classify(join);
+  const joinClass = classified(join);
   return [
     { name: 'startup', doc: buildStartupInput({ ...conn, authenticated: false }) },
     { name: 'select 1', doc: query('SELECT 1') },
@@ -207,8 +228,8 @@ export async function runEvalBench(
   baselinePath: string | null = null,
 ): Promise<EvalBenchResult> {
   await initSqlParser();
-  const inputs = benchInputs();
   const engine = await buildEngineFromSource(bundlePath, { entrypoint: 'pgward/decision' });
+  const inputs = benchInputs(engine.bundle());
   const baselineEngine =
     baselinePath === null
       ? null

@@ -3,6 +3,7 @@
  * Bind/FunctionCall parameters, and the per-session registry of SQL-level prepared statements
  * that lets `EXECUTE p` be judged by what `p` does.
  */
+import { statementsWithoutText } from '../sql/frozen';
 import type { Classification, StatementInfo } from '../sql/types';
 import type { BindParameter, ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
 
@@ -74,13 +75,9 @@ function boundStatementTexts(statements: StatementInfo[], maxSqlBytes: number): 
   });
 }
 
-/** The statements without their texts (for bundles that never read SQL text). */
-export function withoutSqlText(statements: StatementInfo[]): StatementInfo[] {
-  return statements.map((st) => {
-    const p = st.prepared;
-    const prepared = p !== null && p.inner !== undefined ? { ...p, inner: { ...p.inner, sql: '' } } : p;
-    return { ...st, sql: '', prepared };
-  });
+/** The statements without their texts (for bundles that never read SQL text); shared when frozen. */
+export function withoutSqlText(statements: readonly StatementInfo[]): StatementInfo[] {
+  return statementsWithoutText(statements);
 }
 
 function boundedSql(sql: string, classification: Classification, maxSqlBytes: number, sqlText = true) {

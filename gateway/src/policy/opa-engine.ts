@@ -8,6 +8,8 @@ import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
 import { loadBundle, type LoadBundleOptions, type LoadedBundle } from './bundle';
 import { denyBody, parseDecision, type DecisionBody } from './decision';
 import { buildQueryInput, buildStartupInput } from './input';
+import { inputJson, inputKey } from './input-json';
+import { deepFreeze } from '../sql/frozen';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
 /** A Decision plus the detail of a fail-closed error, for logs only (never sent to a client). */
@@ -51,7 +53,18 @@ function seconds(start: bigint): number {
 }
 
 function stamp(body: DecisionBody, error: string | null, revision: string, start: bigint): DetailedDecision {
-  return { id: nextDecisionId(), ...body, revision, eval_seconds: seconds(start), error_message: error };
+  return {
+    id: nextDecisionId(),
+    allow: body.allow,
+    reasons: body.reasons,
+    alerts: body.alerts,
+    sqlstate: body.sqlstate,
+    session_parameters: body.session_parameters,
+    error_code: body.error_code,
+    revision,
+    eval_seconds: seconds(start),
+    error_message: error,
+  };
 }
 
 /** Whatever opa-wasm throws (strings, objects with message, RangeError from memory.grow) as text. */
@@ -94,7 +107,7 @@ export class OpaWasmEngine implements PolicyEngine {
   private recreated = 0;
   private readonly encoder = new TextEncoder();
   /**
-   * Decisions by input JSON text. A wasm policy is a pure function of input and data — the SDK's
+   * Decisions by input (inputKey: the JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure function of input and data — the SDK's
    * builtins include one nondeterministic function, `rand.intn`, and a bundle that calls it is
    * never cached — so the same text gets the same decision from the same engine; the cache lives
    * and dies with this engine (one bundle revision). Sessions repeat themselves (the same Parse
@@ -173,21 +186,26 @@ export class OpaWasmEngine implements PolicyEngine {
   evaluate(input: InputDocument): DetailedDecision {
     const start = process.hrtime.bigint();
     const revision = this.info.revision;
+    const cache = this.cache;
+    let key: string | null = null;
     let text: string;
     try {
-      text = JSON.stringify(input);
+      if (cache !== null) {
+        key = inputKey(input);
+        if (key.length > DECISION_CACHE_MAX_KEY) key = null;
+        else {
+          const hit = cache.get(key);
+          if (hit !== undefined) {
+            cache.delete(key);
+            cache.set(key, hit);
+            return stamp(hit.body, hit.error, revision, start);
+          }
+        }
+      }
+      text = inputJson(input);
     } catch (err) {
       const d = denyBody(ErrorCodes.POLICY_INPUT, `input is not serializable: ${describeThrown(err)}`);
       return stamp(d.body, d.error, revision, start);
-    }
-    const cache = this.cache;
-    if (cache !== null && text.length <= DECISION_CACHE_MAX_KEY) {
-      const hit = cache.get(text);
-      if (hit !== undefined) {
-        cache.delete(text);
-        cache.set(text, hit);
-        return stamp(hit.body, hit.error, revision, start);
-      }
     }
     const bytes = this.encoder.encode(text);
     let raw: unknown;
@@ -203,8 +221,10 @@ export class OpaWasmEngine implements PolicyEngine {
       return stamp(d.body, d.error, revision, start);
     }
     const parsed = parseDecision(raw);
-    if (cache !== null && text.length <= DECISION_CACHE_MAX_KEY) {
-      cache.set(text, parsed);
+    if (cache !== null && key !== null) {
+      // Every decision made from a cached body shares its lists: nobody may change them.
+      deepFreeze(parsed.body);
+      cache.set(key, parsed);
       if (cache.size > DECISION_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
     }
     return stamp(parsed.body, parsed.error, revision, start);

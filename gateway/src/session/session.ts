@@ -119,12 +119,14 @@ export class Session {
       id: this.id,
       client_addr: normalizeAddr(socket.remoteAddress),
       client_port: socket.remotePort ?? 0,
-      tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+      // Nested objects are frozen and replaced, never changed in place: the policy layer keeps the
+      // connection's JSON text while no field changes (policy/input-json.ts).
+      tls: Object.freeze({ enabled: false, version: null, cipher: null, client_cert_subject: null }),
       user: '',
       database: '',
       application_name: null,
-      parameters: {},
-      options: {},
+      parameters: Object.freeze({}),
+      options: Object.freeze({}),
       protocol_version: '3.0',
       authenticated: false,
       transaction_status: 'I',
@@ -264,12 +266,12 @@ export class Session {
       const cert = ts.getPeerCertificate();
       const authorized = ts.authorized;
       const subject = authorized && cert && cert.subject ? formatSubject(cert.subject) : null;
-      this.conn.tls = {
+      this.conn.tls = Object.freeze({
         enabled: true,
         version: ts.getProtocol() ?? null,
         cipher: ts.getCipher()?.name ?? null,
         client_cert_subject: subject,
-      };
+      });
       this.state = 'startup';
       this.pump();
     });
@@ -305,8 +307,8 @@ export class Session {
     c.user = params.user ?? '';
     c.database = params.database ?? c.user;
     c.application_name = params.application_name ?? null;
-    c.parameters = params;
-    c.options = params.options ? parseStartupOptions(params.options) : {};
+    c.parameters = Object.freeze(params);
+    c.options = Object.freeze(params.options ? parseStartupOptions(params.options) : {});
     c.protocol_version = `3.${this.protocolMinor}`;
     this.log = this.log.child({ user: c.user, db: c.database });
     if (this.deps.observer.onFrame) this.deps.observer.onFrame('frontend', packet, c);

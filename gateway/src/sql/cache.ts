@@ -3,6 +3,7 @@
  * frozen: callers share them and must copy before changing anything.
  */
 import { classify } from './classify';
+import { deepFreeze } from './frozen';
 import type { Classification } from './types';
 
 export interface ClassificationCacheOptions {
@@ -23,14 +24,6 @@ export interface ClassificationCacheStats {
 }
 
 export const DEFAULT_MAX_SQL_LENGTH = 16 * 1024;
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
-}
 
 export class ClassificationCache {
   readonly maxEntries: number;

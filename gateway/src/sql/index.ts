@@ -6,3 +6,4 @@ export type { UtilityClass } from './statement-kinds';
 export type * from './types';
 export { ShapeCache, shapeIndependent } from './shape-cache';
 export { shapeKey } from './shape';
+export { deepFreeze, statementsWithoutText } from './frozen';

@@ -6,20 +6,13 @@
  * so relations, functions, WHERE, read-only and DDL facts are the same for every such text.
  */
 import { classifyWithSpans } from './classify';
+import { deepFreeze, shareTextFree } from './frozen';
 import { shapeKey } from './shape';
 import type { Classification, StatementInfo } from './types';
 
 interface Template {
   classification: Classification;
   spans: Array<[number, number]>;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }
 
 /** Whether no fact of this classification can change with the value of a constant. */
@@ -65,6 +58,7 @@ export class ShapeCache {
       const [start, end] = t.spans[i] as [number, number];
       return { ...s, sql: sql.slice(start, end < 0 ? undefined : end).trim() };
     });
+    shareTextFree(statements, t.classification.statements);
     return { statements, parse_error: null };
   }
 

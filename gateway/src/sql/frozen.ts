@@ -1,0 +1,54 @@
+/**
+ * Classifications are shared: the caches hand the same objects to every session, deep-frozen so
+ * that nobody can change them. Frozen lists also let the policy layer keep derived forms and
+ * their JSON text per object (policy/input-json.ts) instead of rebuilding them for each message.
+ */
+import type { StatementInfo } from './types';
+
+export function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+/** Text-free forms of frozen statement lists. */
+const textFree = new WeakMap<readonly StatementInfo[], readonly StatementInfo[]>();
+/** On a shape-cache hit's list: the frozen template it was made from (a property, not a WeakMap entry, to keep the per-query cost low). */
+const TEMPLATE = Symbol('pgward.template');
+
+/** The statements without their SQL texts ("" in `sql` and in a PREPARE's inner statement). */
+function strip(statements: readonly StatementInfo[]): StatementInfo[] {
+  return statements.map((st) => {
+    const p = st.prepared;
+    const prepared = p !== null && p.inner !== undefined ? { ...p, inner: { ...p.inner, sql: '' } } : p;
+    return { ...st, sql: '', prepared };
+  });
+}
+
+/**
+ * The statements without their SQL texts, for bundles that never read SQL text. For a frozen list
+ * the result is computed once, frozen, and shared; so it is for a list registered with
+ * `shareTextFree` (texts of one shape differ only in `sql`, which this removes).
+ */
+export function statementsWithoutText(statements: readonly StatementInfo[]): StatementInfo[] {
+  const template = (statements as { [TEMPLATE]?: readonly StatementInfo[] })[TEMPLATE];
+  if (template !== undefined) return statementsWithoutText(template);
+  const known = textFree.get(statements);
+  if (known !== undefined) return known as StatementInfo[];
+  const stripped = strip(statements);
+  if (!Object.isFrozen(statements)) return stripped;
+  const frozen = deepFreeze(stripped);
+  textFree.set(statements, frozen);
+  return frozen;
+}
+
+/**
+ * Records that `derived` (a shape-cache hit: the template's statements with this text's `sql`)
+ * has the same text-free form as the frozen `template`.
+ */
+export function shareTextFree(derived: StatementInfo[], template: readonly StatementInfo[]): void {
+  if (Object.isFrozen(template) && !Object.isFrozen(derived))
+    Object.defineProperty(derived, TEMPLATE, { value: template, enumerable: false });
+}
