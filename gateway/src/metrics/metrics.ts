@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { BundleInfo, Decision } from '../policy/types';
+import { FastHistogram } from './fast-histogram';
 
 export const METRIC_PREFIX = 'pgward_';
 /** Gauge `pgward_ready{component}`; the sidecar finds it in the registry by this name. */
@@ -117,7 +118,7 @@ export interface Metrics {
   readonly decisionsTotal: Counter<'outcome' | 'phase' | 'code'>;
   readonly alertsTotal: Counter<'rule' | 'severity'>;
   readonly errorsTotal: Counter<'code'>;
-  readonly policyEvalSeconds: Histogram<string>;
+  readonly policyEvalSeconds: FastHistogram;
   readonly sqlClassifySeconds: Histogram<string>;
   readonly sqlCacheTotal: Counter<'result'>;
   readonly bundleInfo: Gauge<'revision' | 'source' | 'entrypoint'>;
@@ -196,12 +197,13 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     labelNames: ['code'] as const,
     registers: [registry],
   });
-  const policyEvalSeconds = new Histogram({
-    name: 'pgward_policy_eval_seconds',
-    help: 'Time to evaluate one policy input in the wasm engine.',
-    buckets: LATENCY_BUCKETS,
-    registers: [registry],
-  });
+  // Observed for every judged message: the cheap kind.
+  const policyEvalSeconds = new FastHistogram(
+    'pgward_policy_eval_seconds',
+    'Time to evaluate one policy input (the decision cache included).',
+    LATENCY_BUCKETS,
+    registry,
+  );
   const sqlClassifySeconds = new Histogram({
     name: 'pgward_sql_classify_seconds',
     help: 'Time to parse and classify one SQL text.',

@@ -3,6 +3,7 @@
  * the hot-swappable active engine, and the reload path: build new, smoke-test, swap one reference.
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { loadPolicy, loadPolicySync, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
 import { loadBundle, type LoadBundleOptions, type LoadedBundle } from './bundle';
@@ -48,11 +49,12 @@ export function nextDecisionId(): string {
   return `${ID_PREFIX}-${idCounter}`;
 }
 
-function seconds(start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9;
+/** performance.now(): a third of process.hrtime.bigint()'s cost, and sub-microsecond here. */
+function seconds(start: number): number {
+  return (performance.now() - start) / 1e3;
 }
 
-function stamp(body: DecisionBody, error: string | null, revision: string, start: bigint): DetailedDecision {
+function stamp(body: DecisionBody, error: string | null, revision: string, start: number): DetailedDecision {
   return {
     id: nextDecisionId(),
     allow: body.allow,
@@ -184,7 +186,7 @@ export class OpaWasmEngine implements PolicyEngine {
   }
 
   evaluate(input: InputDocument): DetailedDecision {
-    const start = process.hrtime.bigint();
+    const start = performance.now();
     const revision = this.info.revision;
     const cache = this.cache;
     let key: string | null = null;
@@ -259,7 +261,7 @@ export class ActiveEngine implements PolicyEngine {
     const engine = this.current;
     if (engine === null) {
       const d = denyBody(ErrorCodes.POLICY_NO_BUNDLE, 'no policy bundle is loaded');
-      return stamp(d.body, d.error, '', process.hrtime.bigint());
+      return stamp(d.body, d.error, '', performance.now());
     }
     return engine.evaluate(input);
   }
