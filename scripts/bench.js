@@ -123,6 +123,21 @@ async function startPgbouncer() {
   return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
 }
 
+/** A minimal Node.js proxy: no parsing, `pipe()` both ways. */
+const NODE_FLOOR = (upstreamPort, port) =>
+  `require('net').createServer({ noDelay: true }, (c) => { const u = require('net').connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${port}, '127.0.0.1')`;
+
+async function startNodeFloor(upstreamPort) {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['-e', NODE_FLOOR(upstreamPort, port)], { stdio: 'ignore' });
+  await waitPort(port);
+  const stop = () =>
+    proc.exitCode !== null || proc.signalCode !== null
+      ? Promise.resolve()
+      : new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
+  return { port, proc, stop };
+}
+
 function pgbench(port, mode, clients) {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-log-'));
   const args = [
@@ -151,6 +166,54 @@ function rssKiB(pid) {
   return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
 }
 
+/** Opens `n` authenticated connections (50 at a time) to `port`; each runs one query. */
+async function openIdle(port, n) {
+  const { Client } = require('pg');
+  const clients = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = [];
+    for (let j = i; j < Math.min(n, i + 50); j++) {
+      const c = new Client({ host: '127.0.0.1', port, user: 'trust_user', database: 'pgward_test' });
+      c.on('error', () => undefined);
+      batch.push(c.connect().then(() => c.query('select 1')).then(() => c));
+    }
+    clients.push(...(await Promise.all(batch)));
+  }
+  return clients;
+}
+
+const closeAll = (clients) => Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+
+/**
+ * RSS of the process behind `port` before and after IDLE idle connections, cold (fresh process)
+ * and warm (after the same number of connections came and went: V8's young generation grows
+ * with a burst of allocation and keeps that size, a fixed cost that is not per client).
+ */
+async function measureIdle(pid, port) {
+  // One connection first: code loaded and compiled on first use is not per client.
+  await closeAll(await openIdle(port, 1));
+  await new Promise((r) => setTimeout(r, 1000));
+  const cold = rssKiB(pid);
+  let clients = await openIdle(port, IDLE);
+  await new Promise((r) => setTimeout(r, 2000));
+  const coldAfter = rssKiB(pid);
+  await closeAll(clients);
+  await new Promise((r) => setTimeout(r, 2000));
+  const warm = rssKiB(pid);
+  clients = await openIdle(port, IDLE);
+  await new Promise((r) => setTimeout(r, 2000));
+  const warmAfter = rssKiB(pid);
+  await closeAll(clients);
+  return {
+    cold_before_kib: cold,
+    cold_after_kib: coldAfter,
+    cold_per_client_kib: (coldAfter - cold) / IDLE,
+    warm_before_kib: warm,
+    warm_after_kib: warmAfter,
+    warm_per_client_kib: (warmAfter - warm) / IDLE,
+  };
+}
+
 async function idleMemory(bundle) {
   // The local server allows ~100 connections: a throwaway cluster takes the 1,000 idle backends.
   const out = execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['start'], {
@@ -159,56 +222,14 @@ async function idleMemory(bundle) {
   });
   const cluster = JSON.parse(out.trim().split('\n').pop());
   const gw = await startPgward(bundle, 'idle', { upstream: `127.0.0.1:${cluster.port}` });
-  const { Client } = require('pg');
   try {
-    const warm = new Client({ host: '127.0.0.1', port: gw.port, user: 'trust_user', database: 'pgward_test' });
-    await warm.connect();
-    await warm.query('select 1');
-    await warm.end();
-    global.gc?.();
-    await new Promise((r) => setTimeout(r, 1000));
-    const before = rssKiB(gw.proc.pid);
-    const clients = [];
-    for (let i = 0; i < IDLE; i += 50) {
-      const batch = [];
-      for (let j = i; j < Math.min(IDLE, i + 50); j++) {
-        const c = new Client({ host: '127.0.0.1', port: gw.port, user: 'trust_user', database: 'pgward_test' });
-        c.on('error', () => undefined);
-        batch.push(c.connect().then(() => c));
-      }
-      clients.push(...(await Promise.all(batch)));
-    }
-    await Promise.all(clients.slice(0, 100).map((c) => c.query('select 1')));
-    await new Promise((r) => setTimeout(r, 2000));
-    const after = rssKiB(gw.proc.pid);
-    await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+    const pgward = await measureIdle(gw.proc.pid, gw.port);
     await gw.stop();
     // The floor for comparison: a minimal Node.js proxy (socket.pipe both ways) on the same test.
-    const floorPort = await freePort();
-    const floor = spawn(process.execPath, ['-e', `require('net').createServer((c) => { const u = require('net').connect(${cluster.port}, '127.0.0.1'); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${floorPort}, '127.0.0.1')`], { stdio: 'ignore' });
-    await waitPort(floorPort);
-    const floorBefore = rssKiB(floor.pid);
-    const fc = [];
-    for (let i = 0; i < IDLE; i += 50) {
-      const batch = [];
-      for (let j = i; j < Math.min(IDLE, i + 50); j++) {
-        const c = new Client({ host: '127.0.0.1', port: floorPort, user: 'trust_user', database: 'pgward_test' });
-        c.on('error', () => undefined);
-        batch.push(c.connect().then(() => c));
-      }
-      fc.push(...(await Promise.all(batch)));
-    }
-    await new Promise((r) => setTimeout(r, 2000));
-    const floorAfter = rssKiB(floor.pid);
-    await Promise.all(fc.map((c) => c.end().catch(() => undefined)));
-    floor.kill();
-    return {
-      clients: IDLE,
-      rss_before_kib: before,
-      rss_after_kib: after,
-      per_client_kib: (after - before) / IDLE,
-      floor_per_client_kib: (floorAfter - floorBefore) / IDLE,
-    };
+    const floor = await startNodeFloor(cluster.port);
+    const nodeFloor = await measureIdle(floor.proc.pid, floor.port);
+    await floor.stop();
+    return { clients: IDLE, pgward, floor: nodeFloor };
   } finally {
     await gw.stop();
     execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['stop', cluster.dir]);
@@ -268,15 +289,18 @@ async function main() {
     const bouncer = await startPgbouncer();
     const gwBare = await startPgward(bare, 'bare');
     const gwShipped = await startPgward(shipped, 'shipped');
+    const floor = await startNodeFloor(PG.port);
     const targets = [
       ['direct', PG.port],
       ['pgbouncer', bouncer.port],
+      ['node floor', floor.port],
       ['pgward (allow-all)', gwBare.port],
       ['pgward (shipped policies)', gwShipped.port],
     ];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
-    lines.push('| mode | clients | direct | pgbouncer | pgward bare | pgward shipped | bare/pgbouncer | shipped/pgbouncer | bare/direct | shipped/direct |');
-    lines.push('|---|---|---|---|---|---|---|---|---|---|');
+    lines.push('"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.', '');
+    lines.push('| mode | clients | direct | pgbouncer | node floor | pgward bare | pgward shipped | floor/pgbouncer | bare/pgbouncer | shipped/pgbouncer | bare/floor | shipped/direct |');
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     try {
       for (const mode of MODES) {
         for (const c of CLIENTS) {
@@ -287,12 +311,12 @@ async function main() {
             if (r[name].failed) log(`  ${r[name].failed} failed transactions!`);
           }
           const cell = (x) => `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
-          const d = r.direct, b = r.pgbouncer, w = r['pgward (allow-all)'], s = r['pgward (shipped policies)'];
-          lines.push(`| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(w)} | ${cell(s)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / d.tps)} | ${f2(s.tps / d.tps)} |`);
+          const d = r.direct, b = r.pgbouncer, fl = r['node floor'], w = r['pgward (allow-all)'], s = r['pgward (shipped policies)'];
+          lines.push(`| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(fl)} | ${cell(w)} | ${cell(s)} | ${f2(fl.tps / b.tps)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / fl.tps)} | ${f2(s.tps / d.tps)} |`);
         }
       }
     } finally {
-      await Promise.all([bouncer.stop(), gwBare.stop(), gwShipped.stop()]);
+      await Promise.all([bouncer.stop(), gwBare.stop(), gwShipped.stop(), floor.stop()]);
     }
     lines.push('');
   }
@@ -301,7 +325,13 @@ async function main() {
     log(`idle memory with ${IDLE} connections`);
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
-    lines.push(`${m.clients} idle authenticated connections through pgward (bare policy): RSS ${f1(m.rss_before_kib)} KiB → ${f1(m.rss_after_kib)} KiB, **${f2(m.per_client_kib)} KiB per client**. A minimal Node.js pipe proxy on the same test: ${f2(m.floor_per_client_kib)} KiB per client.`, '');
+    lines.push(`${m.clients} idle authenticated connections (each ran one query), RSS growth per client. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`, '');
+    lines.push('| process | cold: RSS KiB before → after | cold per client | warm: RSS KiB before → after | warm per client |');
+    lines.push('|---|---|---|---|---|');
+    for (const [name, r] of [['pgward (bare policy)', m.pgward], ['minimal Node.js pipe proxy', m.floor]]) {
+      lines.push(`| ${name} | ${f1(r.cold_before_kib)} → ${f1(r.cold_after_kib)} | ${f2(r.cold_per_client_kib)} KiB | ${f1(r.warm_before_kib)} → ${f1(r.warm_after_kib)} | **${f2(r.warm_per_client_kib)} KiB** |`);
+    }
+    lines.push('');
   }
 
   if (!SKIP.has('micro')) {
