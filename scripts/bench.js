@@ -64,33 +64,69 @@ function waitPort(port, ms = 15000) {
 }
 
 function buildBundle(dir, out, revision) {
-  sh(path.join(ROOT, 'scripts/build-policy.sh'), [dir, out], { env: { ...process.env, PGWARD_POLICY_REVISION: revision } });
+  sh(path.join(ROOT, 'scripts/build-policy.sh'), [dir, out], {
+    env: { ...process.env, PGWARD_POLICY_REVISION: revision },
+  });
   return out;
 }
 
 async function startPgward(bundle, tag, extra = {}) {
   const port = await freePort();
+  const adminPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pgward-bench-${tag}-`));
   const cfg = {
     listen: `127.0.0.1:${port}`,
     upstream: { address: extra.upstream || `${PG.host}:${PG.port}` },
-    admin: { enabled: false },
+    admin: { enabled: true, listen: `127.0.0.1:${adminPort}` },
     policy: { bundle, watch: false },
     log: { level: 'warn' },
     audit: { sink: 'none' },
     limits: { max_clients: 20000, max_unauthenticated: 5000 },
   };
   fs.writeFileSync(path.join(dir, 'pgward.yaml'), JSON.stringify(cfg));
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const proc = spawn(
+    process.execPath,
+    [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
   await waitPort(port);
   const stop = () =>
     proc.exitCode !== null || proc.signalCode !== null
       ? Promise.resolve()
       : new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
-  return { port, proc, stop };
+  return { port, adminPort, proc, stop };
+}
+
+/**
+ * The gateway's own pgward_policy_eval_seconds histogram (every judged message, the decision cache
+ * included): how many evaluations, the share at or under 10 µs, and the bucket holding the median.
+ */
+async function evalHistogram(adminPort) {
+  const res = await fetch(`http://127.0.0.1:${adminPort}/metrics`);
+  const text = await res.text();
+  const buckets = [];
+  let count = 0;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    let m = /^pgward_policy_eval_seconds_bucket\{le="([^"]+)"\} (\S+)$/.exec(line);
+    if (m) buckets.push([m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2])]);
+    m = /^pgward_policy_eval_seconds_count (\S+)$/.exec(line);
+    if (m) count = Number(m[1]);
+    m = /^pgward_policy_eval_seconds_sum (\S+)$/.exec(line);
+    if (m) sum = Number(m[1]);
+  }
+  const at = (le) => buckets.find(([b]) => Math.abs(b - le) < 1e-12)?.[1] ?? NaN;
+  const medianBucket = buckets.find(([, n]) => n >= count / 2)?.[0] ?? NaN;
+  return {
+    evaluations: count,
+    mean_us: count ? (sum / count) * 1e6 : NaN,
+    share_le_10us: count ? at(1e-5) / count : NaN,
+    share_le_5us: count ? at(5e-6) / count : NaN,
+    median_at_most_us: medianBucket * 1e6,
+  };
 }
 
 async function startPgbouncer() {
@@ -118,7 +154,9 @@ async function startPgbouncer() {
   );
   sh('chown', ['-R', 'postgres:postgres', dir]);
   const bin = fs.existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
-  const proc = spawn('runuser', ['-u', 'postgres', '--', bin, path.join(dir, 'pgbouncer.ini')], { stdio: 'inherit' });
+  const proc = spawn('runuser', ['-u', 'postgres', '--', bin, path.join(dir, 'pgbouncer.ini')], {
+    stdio: 'inherit',
+  });
   await waitPort(port);
   return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
 }
@@ -141,9 +179,26 @@ async function startNodeFloor(upstreamPort) {
 function pgbench(port, mode, clients) {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-log-'));
   const args = [
-    '-h', PG.host, '-p', String(port), '-U', PG.user, '-n', '-S', '-M', mode,
-    '-c', String(clients), '-j', String(Math.min(clients, 2)), '-T', String(SECONDS),
-    '-l', '--log-prefix', path.join(logDir, 'tx'), DB,
+    '-h',
+    PG.host,
+    '-p',
+    String(port),
+    '-U',
+    PG.user,
+    '-n',
+    '-S',
+    '-M',
+    mode,
+    '-c',
+    String(clients),
+    '-j',
+    String(Math.min(clients, 2)),
+    '-T',
+    String(SECONDS),
+    '-l',
+    '--log-prefix',
+    path.join(logDir, 'tx'),
+    DB,
   ];
   const out = sh('pgbench', args, { env: { ...process.env, PGAPPNAME: 'pgward-bench' } });
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
@@ -175,7 +230,12 @@ async function openIdle(port, n) {
     for (let j = i; j < Math.min(n, i + 50); j++) {
       const c = new Client({ host: '127.0.0.1', port, user: 'trust_user', database: 'pgward_test' });
       c.on('error', () => undefined);
-      batch.push(c.connect().then(() => c.query('select 1')).then(() => c));
+      batch.push(
+        c
+          .connect()
+          .then(() => c.query('select 1'))
+          .then(() => c),
+      );
     }
     clients.push(...(await Promise.all(batch)));
   }
@@ -241,7 +301,13 @@ function micro() {
   const run = (name, script, args = []) => {
     try {
       const out = sh(process.execPath, [path.join(ROOT, 'scripts', script), ...args]);
-      res[name] = JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop());
+      res[name] = JSON.parse(
+        out
+          .trim()
+          .split('\n')
+          .filter((l) => l.startsWith('{'))
+          .pop(),
+      );
     } catch (err) {
       res[name] = { error: String(err.message || err).split('\n')[0] };
     }
@@ -263,8 +329,15 @@ const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
 async function main() {
   const date = new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
-  const lines = [`## ${date}`, '', `Machine: ${machine()}.`, '', 'Command: `make bench` (' +
-    `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`, ''];
+  const lines = [
+    `## ${date}`,
+    '',
+    `Machine: ${machine()}.`,
+    '',
+    'Command: `make bench` (' +
+      `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`,
+    '',
+  ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
   // The bare proxy: a policy that allows everything, raises no alert, and declares it reads no
   // Bind values nor SQL text — what is left is pgward's own cost per judged message.
@@ -274,14 +347,28 @@ async function main() {
     path.join(bareDir, 'policy.rego'),
     'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "reasons": [], "alerts": []}\n',
   );
-  fs.writeFileSync(path.join(bareDir, 'data.json'), JSON.stringify({ pgward: { input_options: { bind_parameter_values: false, sql_text: false } } }));
+  fs.writeFileSync(
+    path.join(bareDir, 'data.json'),
+    JSON.stringify({ pgward: { input_options: { bind_parameter_values: false, sql_text: false } } }),
+  );
   const bare = buildBundle(bareDir, path.join(tmp, 'bare.tar.gz'), 'bench-bare');
   const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');
 
   if (!SKIP.has('pgbench')) {
     log('preparing database', DB);
     try {
-      sh('psql', ['-h', PG.host, '-p', String(PG.port), '-U', PG.user, '-d', 'postgres', '-c', `CREATE DATABASE ${DB}`]);
+      sh('psql', [
+        '-h',
+        PG.host,
+        '-p',
+        String(PG.port),
+        '-U',
+        PG.user,
+        '-d',
+        'postgres',
+        '-c',
+        `CREATE DATABASE ${DB}`,
+      ]);
     } catch {
       /* exists */
     }
@@ -298,8 +385,13 @@ async function main() {
       ['pgward (shipped policies)', gwShipped.port],
     ];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
-    lines.push('"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.', '');
-    lines.push('| mode | clients | direct | pgbouncer | node floor | pgward bare | pgward shipped | floor/pgbouncer | bare/pgbouncer | shipped/pgbouncer | bare/floor | shipped/direct |');
+    lines.push(
+      '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.',
+      '',
+    );
+    lines.push(
+      '| mode | clients | direct | pgbouncer | node floor | pgward bare | pgward shipped | floor/pgbouncer | bare/pgbouncer | shipped/pgbouncer | bare/floor | shipped/direct |',
+    );
     lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     try {
       for (const mode of MODES) {
@@ -310,11 +402,23 @@ async function main() {
             r[name] = pgbench(port, mode, c);
             if (r[name].failed) log(`  ${r[name].failed} failed transactions!`);
           }
-          const cell = (x) => `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
-          const d = r.direct, b = r.pgbouncer, fl = r['node floor'], w = r['pgward (allow-all)'], s = r['pgward (shipped policies)'];
-          lines.push(`| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(fl)} | ${cell(w)} | ${cell(s)} | ${f2(fl.tps / b.tps)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / fl.tps)} | ${f2(s.tps / d.tps)} |`);
+          const cell = (x) =>
+            `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
+          const d = r.direct,
+            b = r.pgbouncer,
+            fl = r['node floor'],
+            w = r['pgward (allow-all)'],
+            s = r['pgward (shipped policies)'];
+          lines.push(
+            `| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(fl)} | ${cell(w)} | ${cell(s)} | ${f2(fl.tps / b.tps)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / fl.tps)} | ${f2(s.tps / d.tps)} |`,
+          );
         }
       }
+      const h = await evalHistogram(gwShipped.adminPort);
+      lines.push('');
+      lines.push(
+        `Policy evaluations inside the gateway with the shipped policies over all the runs above (its own pgward_policy_eval_seconds histogram, the decision cache included): ${h.evaluations} evaluations, median ≤ ${f2(h.median_at_most_us)} µs (bucket bound), mean ${f2(h.mean_us)} µs, ${(100 * h.share_le_5us).toFixed(2)} % ≤ 5 µs, ${(100 * h.share_le_10us).toFixed(2)} % ≤ 10 µs.`,
+      );
     } finally {
       await Promise.all([bouncer.stop(), gwBare.stop(), gwShipped.stop(), floor.stop()]);
     }
@@ -325,11 +429,21 @@ async function main() {
     log(`idle memory with ${IDLE} connections`);
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
-    lines.push(`${m.clients} idle authenticated connections (each ran one query), RSS growth per client. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`, '');
-    lines.push('| process | cold: RSS KiB before → after | cold per client | warm: RSS KiB before → after | warm per client |');
+    lines.push(
+      `${m.clients} idle authenticated connections (each ran one query), RSS growth per client. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`,
+      '',
+    );
+    lines.push(
+      '| process | cold: RSS KiB before → after | cold per client | warm: RSS KiB before → after | warm per client |',
+    );
     lines.push('|---|---|---|---|---|');
-    for (const [name, r] of [['pgward (bare policy)', m.pgward], ['minimal Node.js pipe proxy', m.floor]]) {
-      lines.push(`| ${name} | ${f1(r.cold_before_kib)} → ${f1(r.cold_after_kib)} | ${f2(r.cold_per_client_kib)} KiB | ${f1(r.warm_before_kib)} → ${f1(r.warm_after_kib)} | **${f2(r.warm_per_client_kib)} KiB** |`);
+    for (const [name, r] of [
+      ['pgward (bare policy)', m.pgward],
+      ['minimal Node.js pipe proxy', m.floor],
+    ]) {
+      lines.push(
+        `| ${name} | ${f1(r.cold_before_kib)} → ${f1(r.cold_after_kib)} | ${f2(r.cold_per_client_kib)} KiB | ${f1(r.warm_before_kib)} → ${f1(r.warm_after_kib)} | **${f2(r.warm_per_client_kib)} KiB** |`,
+      );
     }
     lines.push('');
   }
@@ -344,7 +458,9 @@ async function main() {
   process.stdout.write(section);
   if (!process.env.BENCH_NO_WRITE) {
     const file = path.join(ROOT, 'docs/benchmarks.md');
-    const head = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\nEvery run of `make bench` appends a section here.\n\n';
+    const head = fs.existsSync(file)
+      ? fs.readFileSync(file, 'utf8')
+      : '# Benchmarks\n\nEvery run of `make bench` appends a section here.\n\n';
     fs.writeFileSync(file, head.trimEnd() + '\n\n' + section);
     log(`appended to ${file}`);
   }

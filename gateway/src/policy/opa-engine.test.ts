@@ -5,7 +5,13 @@ import * as path from 'node:path';
 import { ErrorCodes, PgwardError } from '../errors';
 import { loadBundle } from './bundle';
 import { buildQueryInput, buildStartupInput } from './input';
-import { ActiveEngine, buildEngineFromSource, OpaWasmEngine, smokeInputs } from './opa-engine';
+import {
+  ActiveEngine,
+  buildEngineFromSource,
+  OpaWasmEngine,
+  smokeInputs,
+  GenerationalCache,
+} from './opa-engine';
 import type { ConnectionInfo, InputDocument } from './types';
 
 const REPO = path.resolve(__dirname, '../../..');
@@ -287,5 +293,25 @@ describe('buildEngineFromSource', () => {
 
   it('smoke inputs are a startup and a Query', () => {
     expect(smokeInputs().map((i) => i.message.type)).toEqual(['StartupMessage', 'Query']);
+  });
+});
+
+describe('GenerationalCache', () => {
+  it('stays within its bound and keeps what was used since the last turnover', () => {
+    const c = new GenerationalCache<number>(4);
+    for (let i = 0; i < 100; i++) {
+      c.set(`k${i}`, i);
+      expect(c.size).toBeLessThanOrEqual(4);
+    }
+    const fresh = new GenerationalCache<number>(4);
+    fresh.set('a', 1);
+    fresh.set('b', 2); // young full (2 of 4)
+    fresh.set('c', 3); // a, b become old
+    expect(fresh.get('a')).toBe(1); // moved to young: young = c, a
+    fresh.set('d', 4); // turnover: old = c, a; b is dropped
+    expect(fresh.get('b')).toBeUndefined();
+    expect(fresh.get('a')).toBe(1);
+    expect(fresh.get('c')).toBe(3);
+    expect(fresh.get('d')).toBe(4);
   });
 });

@@ -101,6 +101,45 @@ export function readsBindValues(data: unknown): boolean {
 }
 
 const DECISION_CACHE_ENTRIES = 8192;
+
+/**
+ * A bounded map that keeps what is used: two generations of at most half the bound each. A hit in
+ * the young one costs one lookup (no reordering, as an exact LRU would do on every hit); a hit in
+ * the old one moves the entry to the young one; when the young one is full it becomes the old one
+ * and the old one is dropped. Everything used since the last turnover survives the next one.
+ */
+export class GenerationalCache<V> {
+  private young = new Map<string, V>();
+  private old = new Map<string, V>();
+  private readonly half: number;
+
+  constructor(maxEntries: number) {
+    this.half = Math.max(1, Math.floor(maxEntries / 2));
+  }
+
+  get size(): number {
+    return this.young.size + this.old.size;
+  }
+
+  get(key: string): V | undefined {
+    const v = this.young.get(key);
+    if (v !== undefined) return v;
+    const o = this.old.get(key);
+    if (o !== undefined) {
+      this.old.delete(key);
+      this.set(key, o);
+    }
+    return o;
+  }
+
+  set(key: string, value: V): void {
+    if (this.young.size >= this.half) {
+      this.old = this.young;
+      this.young = new Map();
+    }
+    this.young.set(key, value);
+  }
+}
 const DECISION_CACHE_MAX_KEY = 8192;
 
 export class OpaWasmEngine implements PolicyEngine {
@@ -115,7 +154,7 @@ export class OpaWasmEngine implements PolicyEngine {
    * and dies with this engine (one bundle revision). Sessions repeat themselves (the same Parse
    * text, the same Query), which is where this pays.
    */
-  private readonly cache: Map<string, ReturnType<typeof parseDecision>> | null;
+  private readonly cache: GenerationalCache<ReturnType<typeof parseDecision>> | null;
 
   private constructor(
     private readonly module: CompiledModule,
@@ -126,7 +165,7 @@ export class OpaWasmEngine implements PolicyEngine {
     private readonly info: BundleInfo,
   ) {
     this.policy = policy;
-    this.cache = loaded.wasm.includes('rand.intn') ? null : new Map();
+    this.cache = loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
   }
 
   static async create(bundle: LoadedBundle, opts: EngineOptions): Promise<OpaWasmEngine> {
@@ -198,8 +237,6 @@ export class OpaWasmEngine implements PolicyEngine {
         else {
           const hit = cache.get(key);
           if (hit !== undefined) {
-            cache.delete(key);
-            cache.set(key, hit);
             return stamp(hit.body, hit.error, revision, start);
           }
         }
@@ -227,7 +264,6 @@ export class OpaWasmEngine implements PolicyEngine {
       // Every decision made from a cached body shares its lists: nobody may change them.
       deepFreeze(parsed.body);
       cache.set(key, parsed);
-      if (cache.size > DECISION_CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
     }
     return stamp(parsed.body, parsed.error, revision, start);
   }
