@@ -117,9 +117,16 @@ describe('inputJson', () => {
     expect(inputJson(doc)).toContain('"user":"mallory"');
     conn.tls = Object.freeze({ ...conn.tls, enabled: false });
     expect(inputJson(doc)).toBe(JSON.stringify(doc));
-    (conn as unknown as Record<string, unknown>).extra = 1;
+    const rec = conn as unknown as Record<string, unknown>;
+    rec.extra = 1;
     expect(inputJson(doc)).toBe(JSON.stringify(doc));
-    delete (conn as unknown as Record<string, unknown>).extra;
+    delete rec.extra;
+    expect(inputJson(doc)).toBe(JSON.stringify(doc));
+    // Same values in the same places under another key.
+    rec.extra = 1;
+    expect(inputJson(doc)).toBe(JSON.stringify(doc));
+    delete rec.extra;
+    rec.other = 1;
     expect(inputJson(doc)).toBe(JSON.stringify(doc));
   });
 
@@ -128,13 +135,26 @@ describe('inputJson', () => {
     expect(connectionJson(conn)).toBe(JSON.stringify(conn));
     conn.parameters.user = 'mallory';
     expect(connectionJson(conn)).toContain('"user":"mallory"');
+    // Frozen on the outside only: still not kept.
+    const inner = { v: 'a' };
+    const shallow = {
+      ...connection(),
+      options: Object.freeze({ x: inner }) as unknown as Record<string, string>,
+    };
+    expect(connectionJson(shallow)).toContain('"v":"a"');
+    inner.v = 'b';
+    expect(connectionJson(shallow)).toContain('"v":"b"');
   });
 
-  it('keeps the text of frozen lists only', () => {
+  it('keeps the text of deeply frozen lists only', () => {
     const open = [{ a: 1 }];
     expect(listJson(open)).toBe('[{"a":1}]');
     open[0]!.a = 2;
     expect(listJson(open)).toBe('[{"a":2}]');
+    const shallow = Object.freeze([{ a: 1 }]);
+    expect(listJson(shallow)).toBe('[{"a":1}]');
+    shallow[0]!.a = 3;
+    expect(listJson(shallow)).toBe('[{"a":3}]');
     const frozen = deepFreeze([{ a: 1 }]);
     expect(listJson(frozen)).toBe('[{"a":1}]');
     expect(listJson(frozen)).toBe(listJson(frozen));

@@ -6,10 +6,10 @@
  * - a connection's text is kept per ConnectionInfo object, together with the values of its fields
  *   when it was made; it is made again as soon as any field holds another value (a session sets
  *   `authenticated` and `transaction_status` as it goes). Nested objects (`tls`, `parameters`,
- *   `options`) must be frozen for the text to be kept, so that a change inside them cannot go
+ *   `options`) must be deeply frozen for the text to be kept, so that a change inside them cannot go
  *   unnoticed; a connection with an unfrozen one is serialised every time;
- * - a frozen list (the statements of a classification: shared by every session and deep-frozen,
- *   sql/frozen.ts) has its text kept per list.
+ * - a deeply frozen list (the statements of a classification: shared by every session and
+ *   deep-frozen, sql/frozen.ts) has its text kept per list.
  *
  * A stale text would make the policy judge facts that are no longer true, so the rules above are
  * conservative: anything not provably unchanged is serialised again.
@@ -28,7 +28,8 @@ interface KeptText {
 }
 
 interface ConnectionText extends KeptText {
-  /** The connection's own enumerable values, in key order, when `text` was made. */
+  /** The connection's own enumerable keys and values, in order, when `text` was made. */
+  keys: string[];
   values: unknown[];
 }
 
@@ -51,28 +52,38 @@ function quoted(key: string): string {
   return q;
 }
 
-function unchanged(c: ConnectionInfo, values: unknown[]): boolean {
+function unchanged(c: ConnectionInfo, kept: ConnectionText): boolean {
   const rec = c as unknown as Record<string, unknown>;
+  const { keys, values } = kept;
   let i = 0;
   for (const k in rec) {
-    if (i >= values.length || rec[k] !== values[i]) return false;
+    if (i >= keys.length || k !== keys[i] || rec[k] !== values[i]) return false;
     i++;
   }
-  return i === values.length;
+  return i === keys.length;
+}
+
+/** Frozen, and so is every object inside it. */
+function deeplyFrozen(v: object): boolean {
+  if (!Object.isFrozen(v)) return false;
+  for (const x of Object.values(v)) if (x !== null && typeof x === 'object' && !deeplyFrozen(x)) return false;
+  return true;
 }
 
 /** The connection's kept text, or null when it cannot be kept (see the module comment). */
 function keptConnection(c: ConnectionInfo): ConnectionText | null {
   const kept = connectionTexts.get(c);
-  if (kept !== undefined && unchanged(c, kept.values)) return kept;
+  if (kept !== undefined && unchanged(c, kept)) return kept;
   const rec = c as unknown as Record<string, unknown>;
+  const keys: string[] = [];
   const values: unknown[] = [];
   for (const k in rec) {
     const v = rec[k];
-    if (v !== null && typeof v === 'object' && !Object.isFrozen(v)) return null;
+    if (v !== null && typeof v === 'object' && !deeplyFrozen(v)) return null;
+    keys.push(k);
     values.push(v);
   }
-  const made: ConnectionText = { values, text: JSON.stringify(c), ref: nextRef() };
+  const made: ConnectionText = { keys, values, text: JSON.stringify(c), ref: nextRef() };
   connectionTexts.set(c, made);
   return made;
 }
@@ -86,13 +97,14 @@ function keptList(list: readonly unknown[]): KeptText | null {
   if (!Object.isFrozen(list)) return null;
   let kept = listTexts.get(list);
   if (kept === undefined) {
+    if (!deeplyFrozen(list)) return null;
     kept = { text: JSON.stringify(list), ref: nextRef() };
     listTexts.set(list, kept);
   }
   return kept;
 }
 
-/** A list's JSON text; kept per list when the list is frozen (deep-frozen by its maker). */
+/** A list's JSON text; kept per list when the list is deeply frozen. */
 export function listJson(list: readonly unknown[]): string {
   return keptList(list)?.text ?? JSON.stringify(list);
 }
