@@ -154,10 +154,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       const d = ev.decision;
       metrics.countDecision(d, ev.input.phase);
       if (d.error_code) metrics.countError(d.error_code);
-      decisionLog?.log(ev.input, d, config.policy.entrypoint);
+      decisionLog?.log(ev.input, d, config.policy.entrypoint, ev.connection.id);
       if (d.allow && d.alerts.length === 0) return true;
       return audit.record({
         ...auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame),
+        // The session's own connection, even when the bundle declared it never reads its id.
+        connection: ev.connection,
         // The SQL as sent, even when the bundle declared it never reads SQL text.
         ...(ev.original ? { sql: ev.original.sql, statements: ev.original.statements } : {}),
         parameters: auditParameters(ev.input, ev.frame),

@@ -54,16 +54,18 @@ export function liveDecisions(gw: RunningGateway): Map<string, Outcome[]> {
   const out = new Map<string, Outcome[]>();
   for (const l of gw.logs) {
     if (typeof l.decision_id !== 'string' || !l.result || !l.input) continue;
-    const input = l.input as { connection: { id: string }; message: { type: string } };
+    const input = l.input as { message: { type: string } };
+    // The session's id: the input's is "" when the bundle leaves it out (connection_identity).
+    const id = l.connection_id as string;
     const result = l.result as { allow: boolean; reasons: string[]; alerts: Outcome['alerts'] };
-    const list = out.get(input.connection.id) ?? [];
+    const list = out.get(id) ?? [];
     list.push({
       type: input.message.type,
       allow: result.allow,
       reasons: result.reasons,
       alerts: result.alerts,
     });
-    out.set(input.connection.id, list);
+    out.set(id, list);
   }
   return out;
 }

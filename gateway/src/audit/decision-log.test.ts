@@ -47,9 +47,32 @@ describe('buildDecisionLogEntry', () => {
       new Date('2024-05-01T12:00:00.000Z'),
     );
     expect(Object.keys(entry).sort()).toEqual(
-      ['bundles', 'decision_id', 'input', 'labels', 'metrics', 'path', 'result', 'timestamp'].sort(),
+      [
+        'bundles',
+        'connection_id',
+        'decision_id',
+        'input',
+        'labels',
+        'metrics',
+        'path',
+        'result',
+        'timestamp',
+      ].sort(),
     );
     expect(entry.decision_id).toBe('d-1');
+    // The input's connection id unless the session's own is given (the input's may be "").
+    expect(entry.connection_id).toBe(input.connection.id);
+    const blanked = { ...input, connection: { ...input.connection, id: '' } };
+    const withOwn = buildDecisionLogEntry(
+      blanked,
+      sampleDecision(),
+      'p',
+      { ...base, redact: noRedact },
+      new Date(),
+      'c-9',
+    );
+    expect(withOwn.connection_id).toBe('c-9');
+    expect(withOwn.input.connection.id).toBe('');
     expect(entry.labels).toEqual({ app: 'pgward', id: 'i-1', version: '0.1.0' });
     expect(entry.bundles).toEqual({ pgward: { revision: 'rev-7' } });
     expect(entry.path).toBe('pgward/decision');

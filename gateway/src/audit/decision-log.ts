@@ -21,6 +21,8 @@ export interface DecisionLogOptions {
 
 export interface DecisionLogEntry {
   decision_id: string;
+  /** The session's connection id (the input's may be "": input_options.connection_identity). */
+  connection_id?: string;
   labels: { app: 'pgward'; id: string; version: string };
   bundles: Record<string, { revision: string }>;
   path: string;
@@ -57,7 +59,7 @@ export interface DecisionLogDeps {
 
 export interface DecisionLog {
   /** Writes an entry for this decision when sampled. false only when a sampled entry was not written. */
-  log(input: InputDocument, decision: Decision, path: string): boolean;
+  log(input: InputDocument, decision: Decision, path: string, connectionId?: string): boolean;
   healthy(): boolean;
   close(): Promise<void>;
 }
@@ -68,10 +70,12 @@ export function buildDecisionLogEntry(
   path: string,
   deps: Pick<DecisionLogDeps, 'redact' | 'instanceId' | 'version' | 'bundleName'>,
   now: Date = new Date(),
+  connectionId: string = input.connection.id,
 ): DecisionLogEntry {
   const { input: redacted, masked } = redactInput(input, deps.redact);
   const entry: DecisionLogEntry = {
     decision_id: decision.id,
+    connection_id: connectionId,
     labels: { app: 'pgward', id: deps.instanceId, version: deps.version },
     bundles:
       decision.revision === '' ? {} : { [deps.bundleName ?? 'pgward']: { revision: decision.revision } },
@@ -109,11 +113,21 @@ export function createDecisionLog(opts: DecisionLogOptions, deps: DecisionLogDep
   const random = deps.random ?? Math.random;
   const now = deps.now ?? Date.now;
   return {
-    log(input, decision, path) {
+    log(input, decision, path, connectionId) {
       if (opts.sample_rate < 1 && !(random() < opts.sample_rate)) return true;
       let line: string;
       try {
-        line = JSON.stringify(buildDecisionLogEntry(input, decision, path, deps, new Date(now()))) + '\n';
+        line =
+          JSON.stringify(
+            buildDecisionLogEntry(
+              input,
+              decision,
+              path,
+              deps,
+              new Date(now()),
+              connectionId ?? input.connection.id,
+            ),
+          ) + '\n';
       } catch (err) {
         deps.logger?.error(
           { code: ErrorCodes.AUDIT_SINK, err: (err as Error).message },

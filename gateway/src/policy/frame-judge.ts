@@ -58,7 +58,7 @@ export class FrameJudge {
   ) {}
 
   startup(conn: ConnectionInfo): Judgement {
-    const input = buildStartupInput(conn);
+    const input = buildStartupInput(this.connectionFor(conn, this.inputOptions()));
     return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
   }
 
@@ -66,7 +66,8 @@ export class FrameJudge {
    * Judges a client frame of the ready phase. Returns null for frames that are not judged (after
    * applying what they change: Close of a statement).
    */
-  judge(type: number, frame: Buffer, conn: ConnectionInfo): Judgement | null {
+  judge(type: number, frame: Buffer, session: ConnectionInfo): Judgement | null {
+    const conn = type === FrontendType.Close ? session : this.connectionFor(session, this.inputOptions());
     switch (type) {
       case FrontendType.Query: {
         const q = readQuery(frame);
@@ -151,6 +152,22 @@ export class FrameJudge {
     }
   }
 
+  /** The connection as the input shows it (see connectionFor). */
+  private view: ConnectionInfo | null = null;
+
+  /**
+   * The session's connection, or — when the bundle declared it never reads `connection.id` nor
+   * `client_port` — a copy with those blanked, kept while no other field changes (so that its
+   * JSON text is kept too, policy/input-json.ts).
+   */
+  private connectionFor(conn: ConnectionInfo, opts: InputOptions): ConnectionInfo {
+    if (opts.connectionIdentity !== false) return conn;
+    const v = this.view;
+    if (v !== null && sameApartFromIdentity(v, conn)) return v;
+    this.view = { ...conn, id: '', client_port: 0 };
+    return this.view;
+  }
+
   /** Input options worked out for this BundleInfo (undefined: not yet). */
   private optsFor: BundleInfo | null | undefined = undefined;
   private optsCached: InputOptions | undefined;
@@ -168,11 +185,16 @@ export class FrameJudge {
   }
 
   private optionsFor(b: BundleInfo | null): InputOptions {
-    if (b === null || (b.bind_parameter_values !== false && b.sql_text !== false)) return this.opts;
+    if (
+      b === null ||
+      (b.bind_parameter_values !== false && b.sql_text !== false && b.connection_identity !== false)
+    )
+      return this.opts;
     return {
       ...this.opts,
       ...(b.bind_parameter_values === false ? { bindParameterValues: false } : {}),
       ...(b.sql_text === false ? { sqlText: false } : {}),
+      ...(b.connection_identity === false ? { connectionIdentity: false } : {}),
     };
   }
 
@@ -202,6 +224,18 @@ export class FrameJudge {
       }
     }
   }
+}
+
+/** Whether `view` shows `conn` exactly, but for `id` and `client_port`. */
+function sameApartFromIdentity(view: ConnectionInfo, conn: ConnectionInfo): boolean {
+  const v = view as unknown as Record<string, unknown>;
+  const c = conn as unknown as Record<string, unknown>;
+  let n = 0;
+  for (const k in c) {
+    n++;
+    if (k !== 'id' && k !== 'client_port' && v[k] !== c[k]) return false;
+  }
+  return n === Object.keys(v).length;
 }
 
 export function denyWith(d: Decision, code: Decision['error_code'], reason: string): Decision {

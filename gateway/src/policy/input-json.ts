@@ -15,8 +15,9 @@
  * conservative: anything not provably unchanged is serialised again.
  *
  * `inputKey` is the decision cache's key: the same document structure, with a kept connection
- * text or list text replaced by a number given to that text when it was made (never reused), so
- * that the key is short and cheap to hash. Two documents with the same key have the same JSON
+ * text or list text replaced by a number given to that text (never given to another text), so
+ * that the key is short and cheap to hash. Connection texts are numbered by content, so equal
+ * connections of different sessions share a number. Two documents with the same key have the same JSON
  * text; the converse need not hold (then the cache misses, and the policy is asked).
  */
 import type { ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
@@ -40,6 +41,25 @@ let textSerial = 0;
 function nextRef(): string {
   textSerial += 1;
   return `#${textSerial}`;
+}
+
+/**
+ * Connection texts by content, so that two sessions whose connections read the same (the
+ * bundle leaves out `id` and `client_port`: input_options.connection_identity) share one number,
+ * hence their decisions. Bounded: when full it starts again (later texts get new numbers; keys
+ * made with the old ones just stop matching).
+ */
+const MAX_INTERNED = 4096;
+let interned = new Map<string, string>();
+
+function internedRef(text: string): string {
+  let ref = interned.get(text);
+  if (ref === undefined) {
+    if (interned.size >= MAX_INTERNED) interned = new Map();
+    ref = nextRef();
+    interned.set(text, ref);
+  }
+  return ref;
 }
 const quotedKeys = new Map<string, string>();
 
@@ -83,7 +103,8 @@ function keptConnection(c: ConnectionInfo): ConnectionText | null {
     keys.push(k);
     values.push(v);
   }
-  const made: ConnectionText = { keys, values, text: JSON.stringify(c), ref: nextRef() };
+  const text = JSON.stringify(c);
+  const made: ConnectionText = { keys, values, text, ref: internedRef(text) };
   connectionTexts.set(c, made);
   return made;
 }

@@ -16,6 +16,8 @@ export interface InputOptions {
   bindParameterValues?: boolean;
   /** false: no SQL text in the input, only the classification facts (the bundle declared it never reads text). */
   sqlText?: boolean;
+  /** false: `connection.id` is "" and `connection.client_port` 0 (the bundle declared it never reads them). */
+  connectionIdentity?: boolean;
 }
 
 /** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */

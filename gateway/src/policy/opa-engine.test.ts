@@ -228,6 +228,32 @@ describe('decision cache', () => {
     expect(other.reasons).toEqual(['StartupMessage', 'bob']);
   });
 
+  it('answers the connections of one principal alike once their id and port are left out', async () => {
+    const e = await engine('echo');
+    const frozen = (c: ConnectionInfo): ConnectionInfo => ({
+      ...c,
+      tls: Object.freeze({ ...c.tls }),
+      parameters: Object.freeze({ ...c.parameters }),
+      options: Object.freeze({ ...c.options }),
+    });
+    const sessions = [
+      frozen({ ...conn, id: 'a', client_port: 1 }),
+      frozen({ ...conn, id: 'b', client_port: 2 }),
+    ];
+    // Identity kept: every connection is its own input.
+    const before = e.cacheStats();
+    for (const c of sessions) e.evaluate(buildStartupInput(c));
+    expect(e.cacheStats().misses - before.misses).toBe(2);
+    // Identity left out (as a bundle declaring input_options.connection_identity: false gets):
+    // the second connection is answered from the first one's decision.
+    const blank = sessions.map((c) => ({ ...c, id: '', client_port: 0 }));
+    const mid = e.cacheStats();
+    e.evaluate(buildStartupInput(blank[0]!));
+    e.evaluate(buildStartupInput(blank[1]!));
+    expect(e.cacheStats().misses - mid.misses).toBe(1);
+    expect(e.cacheStats().hits - mid.hits).toBe(1);
+  });
+
   it('denies (and so never caches an answer of) a policy calling rand.intn, which opa-wasm cannot run', async () => {
     const e = await engine('random');
     const d = e.evaluate(query);

@@ -93,6 +93,12 @@ export function readsSqlText(data: unknown): boolean {
   return pgward?.input_options?.sql_text !== false;
 }
 
+/** data.pgward.input_options.connection_identity; anything but an explicit false means true. */
+export function readsConnectionIdentity(data: unknown): boolean {
+  const pgward = (data as { pgward?: { input_options?: { connection_identity?: unknown } } } | null)?.pgward;
+  return pgward?.input_options?.connection_identity !== false;
+}
+
 /** data.pgward.input_options.bind_parameter_values; anything but an explicit false means true. */
 export function readsBindValues(data: unknown): boolean {
   const pgward = (data as { pgward?: { input_options?: { bind_parameter_values?: unknown } } } | null)
@@ -206,6 +212,7 @@ export class OpaWasmEngine implements PolicyEngine {
       opa_version: opaVersion,
       bind_parameter_values: readsBindValues(bundle.data),
       sql_text: readsSqlText(bundle.data),
+      connection_identity: readsConnectionIdentity(bundle.data),
     };
     return new OpaWasmEngine(module, policy, id, memory, bundle, info);
   }
@@ -218,6 +225,14 @@ export class OpaWasmEngine implements PolicyEngine {
   loadedBundle(): LoadedBundle {
     return this.loaded;
   }
+
+  /** Evaluations answered by the decision cache, and those that ran the policy. */
+  cacheStats(): { hits: number; misses: number } {
+    return { hits: this.hits, misses: this.misses };
+  }
+
+  private hits = 0;
+  private misses = 0;
 
   /** How many times the wasm instance was rebuilt after a failed evaluation. */
   recreatedCount(): number {
@@ -237,6 +252,7 @@ export class OpaWasmEngine implements PolicyEngine {
         else {
           const hit = cache.get(key);
           if (hit !== undefined) {
+            this.hits++;
             return stamp(hit.body, hit.error, revision, start);
           }
         }
@@ -246,6 +262,7 @@ export class OpaWasmEngine implements PolicyEngine {
       const d = denyBody(ErrorCodes.POLICY_INPUT, `input is not serializable: ${describeThrown(err)}`);
       return stamp(d.body, d.error, revision, start);
     }
+    this.misses++;
     const bytes = this.encoder.encode(text);
     let raw: unknown;
     try {

@@ -120,6 +120,13 @@ export interface BundleInfo {
    * differ only in constants identical, hence cacheable.
    */
   sql_text?: boolean;
+  /**
+   * false when the bundle's data says its policies never read `connection.id` nor
+   * `connection.client_port` (`data.pgward.input_options.connection_identity: false`): they are
+   * then `""` and `0` in the input, so the inputs of two connections of the same principal from
+   * the same address are identical and a decision made for one answers the other.
+   */
+  connection_identity?: boolean;
 }
 
 /** What the session and the sidecar need from a policy engine. */
