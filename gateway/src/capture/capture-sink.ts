@@ -112,6 +112,8 @@ export class CaptureSink {
     this.conns.clear();
     this.owedTruncation.clear();
     await this.closeFile();
+    // Files rotated away are closed in the background; stopped means every one is complete.
+    await Promise.all([...this.closing]);
     this.deps.logger?.info({ frames: this.stats_.frames_written }, 'traffic capture stopped');
   }
 
@@ -274,7 +276,10 @@ export class CaptureSink {
     if (this.stream !== null) return this.stream;
     this.fileSeq++;
     const stamp = new Date(now / 1000).toISOString().replace(/[:.]/g, '-');
-    const file = path.join(this.opts.dir, `pgward-capture-${stamp}-${process.pid}-${this.fileSeq}.jsonl`);
+    const file = path.join(
+      this.opts.dir,
+      `pgward-capture-${stamp}-${process.pid}-${String(this.fileSeq).padStart(6, '0')}.jsonl`,
+    );
     let stream: fs.WriteStream;
     try {
       stream = fs.createWriteStream(file, { flags: 'wx', mode: 0o600 });
@@ -309,14 +314,20 @@ export class CaptureSink {
     );
   }
 
+  /** Closes of rotated files still flushing. */
+  private readonly closing = new Set<Promise<void>>();
+
   private closeFile(): Promise<void> {
     const s = this.stream;
     this.stream = null;
     this.file = null;
     if (s === null) return Promise.resolve();
-    return new Promise((resolve) => {
+    const done = new Promise<void>((resolve) => {
       s.end(() => resolve());
       s.once('error', () => resolve());
     });
+    this.closing.add(done);
+    void done.then(() => this.closing.delete(done));
+    return done;
   }
 }
