@@ -5,7 +5,7 @@
  * offline replay both use it, so a capture replays to exactly the decisions the gateway made.
  */
 import { ErrorCodes } from '../errors';
-import { FrontendType } from '../protocol/message-types';
+import { FrontendType, typeTable } from '../protocol/message-types';
 import { readQuery } from '../protocol/frontend/query';
 import { readParse } from '../protocol/frontend/parse';
 import { readBind } from '../protocol/frontend/bind';
@@ -47,6 +47,14 @@ interface ExtStatement {
   paramTypes: readonly number[];
 }
 
+/** The frame types that get a decision (and so an input). */
+const JUDGED = typeTable([
+  FrontendType.Query,
+  FrontendType.Parse,
+  FrontendType.Bind,
+  FrontendType.FunctionCall,
+]);
+
 export class FrameJudge {
   private readonly statements = new Map<string, ExtStatement>();
   private readonly sqlPrepared = new SqlPreparedRegistry();
@@ -58,7 +66,7 @@ export class FrameJudge {
   ) {}
 
   startup(conn: ConnectionInfo): Judgement {
-    const input = buildStartupInput(this.connectionFor(conn, this.inputOptions()));
+    const input = buildStartupInput(this.connectionFor(conn));
     return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
   }
 
@@ -67,7 +75,7 @@ export class FrameJudge {
    * applying what they change: Close of a statement).
    */
   judge(type: number, frame: Buffer, session: ConnectionInfo): Judgement | null {
-    const conn = type === FrontendType.Close ? session : this.connectionFor(session, this.inputOptions());
+    const conn = JUDGED[type] ? this.connectionFor(session) : session;
     switch (type) {
       case FrontendType.Query: {
         const q = readQuery(frame);
@@ -160,8 +168,8 @@ export class FrameJudge {
    * `client_port` — a copy with those blanked, kept while no other field changes (so that its
    * JSON text is kept too, policy/input-json.ts).
    */
-  private connectionFor(conn: ConnectionInfo, opts: InputOptions): ConnectionInfo {
-    if (opts.connectionIdentity !== false) return conn;
+  private connectionFor(conn: ConnectionInfo): ConnectionInfo {
+    if (this.inputOptions().connectionIdentity !== false) return conn;
     const v = this.view;
     if (v !== null && sameApartFromIdentity(v, conn)) return v;
     this.view = { ...conn, id: '', client_port: 0 };
