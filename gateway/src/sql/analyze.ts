@@ -679,23 +679,7 @@ function analyzeExplain(body: Body, sql: string, fingerprint: string): Statement
   if (explainAnalyzes(body)) {
     return { ...inner, command: 'EXPLAIN', node: 'ExplainStmt', utility: inner.utility ?? 'explain' };
   }
-  return {
-    command: 'EXPLAIN',
-    node: 'ExplainStmt',
-    sql,
-    fingerprint,
-    relations: readProjection(inner.relations),
-    functions: inner.functions,
-    has_where: null,
-    read_only: inner.read_only,
-    ddl: false,
-    role_change: false,
-    utility: 'explain',
-    copy: null,
-    transaction: null,
-    prepared: null,
-    settings: [],
-  };
+  return wrapper('EXPLAIN', 'ExplainStmt', sql, fingerprint, inner, 'explain', null);
 }
 
 /** PREPARE runs nothing; its inner statement is classified for EXECUTE to be judged by. */
@@ -703,9 +687,29 @@ function analyzePrepare(body: Body, sql: string, fingerprint: string): Statement
   const [node, innerBody] = innerNode(body);
   const innerSql = preparedStatementText(sql);
   const inner = analyzeStatement(node, innerBody, innerSql, fingerprintStatement(innerSql));
+  return wrapper('PREPARE', 'PrepareStmt', sql, fingerprint, inner, 'prepare', {
+    kind: 'prepare',
+    name: text(body['name']),
+    inner,
+  });
+}
+
+/**
+ * A statement that runs another one without its effects (plain EXPLAIN, PREPARE): the inner
+ * statement's relations (as reads), functions and read-only fact.
+ */
+function wrapper(
+  command: string,
+  node: string,
+  sql: string,
+  fingerprint: string,
+  inner: StatementInfo,
+  utility: string,
+  prepared: PreparedInfo | null,
+): StatementInfo {
   return {
-    command: 'PREPARE',
-    node: 'PrepareStmt',
+    command,
+    node,
     sql,
     fingerprint,
     relations: readProjection(inner.relations),
@@ -714,10 +718,10 @@ function analyzePrepare(body: Body, sql: string, fingerprint: string): Statement
     read_only: inner.read_only,
     ddl: false,
     role_change: false,
-    utility: 'prepare',
+    utility,
     copy: null,
     transaction: null,
-    prepared: { kind: 'prepare', name: text(body['name']), inner },
+    prepared,
     settings: [],
   };
 }
