@@ -1,4 +1,6 @@
-import { encodeQuery } from '../protocol';
+import { encodeBind, encodeClose, encodeParse, encodeQuery } from '../protocol';
+import { classify, initSqlParser } from '../sql';
+import { UNKNOWN_STATEMENT_ERROR } from './input';
 import { FrameJudge } from './frame-judge';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
@@ -49,12 +51,12 @@ function session(): ConnectionInfo {
   };
 }
 
-const classify = () => ({ statements: [], parse_error: null });
+const unclassified = () => ({ statements: [], parse_error: null });
 
 describe('FrameJudge and input_options.connection_identity', () => {
   it('keeps the connection as it is by default', () => {
     const engine = new RecordingEngine({});
-    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
+    const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
     judge.judge(0x51, encodeQuery('SELECT 1'), conn);
@@ -63,7 +65,7 @@ describe('FrameJudge and input_options.connection_identity', () => {
 
   it('leaves out id and client_port when the bundle says it never reads them, and follows every other change', () => {
     const engine = new RecordingEngine({ connection_identity: false });
-    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
+    const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
     judge.judge(0x51, encodeQuery('SELECT 1'), conn);
@@ -81,5 +83,68 @@ describe('FrameJudge and input_options.connection_identity', () => {
     expect(d).toMatchObject({ id: '', client_port: 0, transaction_status: 'T' });
     // The session's own object is untouched.
     expect(conn).toMatchObject({ id: 'abc-1', client_port: 50000 });
+  });
+});
+
+describe('FrameJudge: what a Bind runs', () => {
+  beforeAll(async () => {
+    await initSqlParser();
+  });
+
+  /** Every judged message allowed and settled, as the session does; returns the Bind's input. */
+  function run(frames: Buffer[]): InputDocument | undefined {
+    const engine = new RecordingEngine({});
+    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
+    const conn = session();
+    let bind: InputDocument | undefined;
+    for (const f of frames) {
+      const j = judge.judge(f[0]!, f, conn);
+      if (j === null) continue;
+      judge.settle(j, j.decision.allow);
+      if (j.type === 'Bind') bind = j.input;
+    }
+    return bind;
+  }
+
+  const bindS = (name: string) => encodeBind('', name, []);
+  const commands = (input: InputDocument | undefined) => input?.statements.map((s) => s.command);
+
+  it('judges a named statement by what it was prepared with', () => {
+    expect(commands(run([encodeParse('s', 'SELECT 1'), bindS('s')]))).toEqual(['SELECT']);
+    expect(commands(run([encodeQuery('PREPARE s AS DELETE FROM secret'), bindS('s')]))).toEqual(['DELETE']);
+  });
+
+  it('follows DEALLOCATE and a new PREPARE of a name first defined by Parse', () => {
+    const input = run([
+      encodeParse('s', 'SELECT 1'),
+      encodeQuery('DEALLOCATE s'),
+      encodeQuery('PREPARE s AS DELETE FROM secret'),
+      bindS('s'),
+    ]);
+    expect(commands(input)).toEqual(['DELETE']);
+  });
+
+  it('does not know a name defined twice (the server refuses the second definition)', () => {
+    for (const frames of [
+      [encodeQuery('PREPARE t AS DELETE FROM secret'), encodeParse('t', 'SELECT 2'), bindS('t')],
+      [encodeParse('u', 'DELETE FROM secret'), encodeParse('u', 'SELECT 3'), bindS('u')],
+    ]) {
+      const input = run(frames);
+      expect(input?.message.statement).toBeNull();
+      expect(input?.parse_error).toBe(UNKNOWN_STATEMENT_ERROR);
+    }
+  });
+
+  it('forgets a name on Close and DISCARD ALL, and the unnamed statement on a simple Query', () => {
+    expect(
+      run([encodeParse('c', 'SELECT 1'), encodeClose('S', 'c'), bindS('c')])?.message.statement,
+    ).toBeNull();
+    expect(
+      run([encodeParse('d', 'SELECT 1'), encodeQuery('DISCARD ALL'), bindS('d')])?.message.statement,
+    ).toBeNull();
+    expect(
+      run([encodeParse('', 'SELECT 1'), encodeQuery('SELECT 2'), bindS('')])?.message.statement,
+    ).toBeNull();
+    expect(commands(run([encodeParse('', 'DELETE FROM t WHERE a = 1'), bindS('')]))).toEqual(['DELETE']);
   });
 });

@@ -111,11 +111,7 @@ export class FrameJudge {
       }
       case FrontendType.Bind: {
         const b = readBind(frame);
-        let stmt = this.statements.get(b.statement);
-        if (!stmt) {
-          const ref = this.sqlPrepared.toPreparedRef(b.statement);
-          if (ref) stmt = { ref, paramTypes: [] };
-        }
+        const stmt = this.statementFor(b.statement);
         const types = stmt ? stmt.paramTypes : [];
         const input = buildBindInput(
           conn,
@@ -158,6 +154,27 @@ export class FrameJudge {
       default:
         return null;
     }
+  }
+
+  /**
+   * What a Bind of `name` runs, as far as pgward knows; undefined when it does not know. Named
+   * statements (Parse and SQL PREPARE share one namespace on the server) are answered by the
+   * registry, which sees every PREPARE, DEALLOCATE, DISCARD, Parse and Close and marks a name
+   * ambiguous when it is defined twice (the server refuses the second definition); `statements`
+   * only adds the Parse's full text and parameter types while it still describes that same entry.
+   */
+  private statementFor(name: string): ExtStatement | undefined {
+    if (name === '') return this.statements.get('');
+    const inner = this.sqlPrepared.lookup(name);
+    if (inner === undefined) return undefined;
+    const known = this.statements.get(name);
+    if (known !== undefined && known.ref.statements.length === 1 && known.ref.statements[0] === inner)
+      return known;
+    const ref = this.sqlPrepared.toPreparedRef(name);
+    if (ref === null) return undefined;
+    const made: ExtStatement = { ref, paramTypes: [] };
+    this.statements.set(name, made);
+    return made;
   }
 
   /** The connection as the input shows it (see connectionFor). */
@@ -213,6 +230,8 @@ export class FrameJudge {
   settle(j: Judgement, allowed: boolean): void {
     const c = j.classification;
     if (j.type === 'Query') {
+      // A simple Query destroys the unnamed statement, whatever it runs (a denied one included).
+      this.statements.delete('');
       if (allowed && c) this.sqlPrepared.observe(c);
       return;
     }

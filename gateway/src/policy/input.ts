@@ -3,7 +3,7 @@
  * Bind/FunctionCall parameters, and the per-session registry of SQL-level prepared statements
  * that lets `EXECUTE p` be judged by what `p` does.
  */
-import { statementsWithoutText } from '../sql/frozen';
+import { deepFreeze, statementsWithoutText } from '../sql/frozen';
 import type { Classification, StatementInfo } from '../sql/types';
 import type { BindParameter, ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
 
@@ -485,7 +485,8 @@ export class SqlPreparedRegistry {
   /** A PreparedRef for a Bind that names a statement prepared by SQL `PREPARE`; null when unknown. */
   toPreparedRef(name: string): PreparedRef | null {
     const inner = this.lookup(name);
-    return inner === undefined ? null : { name, sql: inner.sql, statements: [inner], parse_error: null };
+    if (inner === undefined) return null;
+    return { name, sql: inner.sql, statements: deepFreeze([inner]), parse_error: null };
   }
 
   /** Call after an allowed Query ran: applies its PREPARE / DEALLOCATE / DISCARD ALL in order. */
