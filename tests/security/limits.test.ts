@@ -199,6 +199,26 @@ describe('login timeout (limits.login_timeout_ms: 500)', () => {
   });
 });
 
+test('before authentication a client message above 64 KiB is refused from its header, unbuffered', async () => {
+  const c = await WireClient.connect(gwMain.host, gwMain.port);
+  try {
+    c.write(
+      encodeStartup({ user: 'md5_user', database: CLUSTER_DB, application_name: 'pgward-limits-auth-size' }),
+    );
+    expect((await c.next())?.type).toBe('R');
+    // A PasswordMessage header claiming 1 MiB, and no body: the limit after login is 256 MiB.
+    const header = Buffer.alloc(5);
+    header[0] = 0x70;
+    header.writeInt32BE(1024 * 1024, 1);
+    c.write(header);
+    const rest = await c.readToClose(5000);
+    expect(fatal(rest)).toMatchObject({ code: '08P01' });
+    expect(String(fatal(rest)?.message)).toContain('exceeds the limit of 65539');
+  } finally {
+    c.destroy();
+  }
+});
+
 describe('backpressure', () => {
   test('a client that stops reading a 500 MB result: gateway RSS stays bounded, the server waits on ClientWrite', async () => {
     const c = await loggedIn(gwMain, 'pgward-limits-slow');

@@ -414,6 +414,19 @@ describe('FrontendFramer threats', () => {
     expectCode(() => g.next(), ErrorCodes.PROTOCOL_FRAME_TOO_LARGE);
   });
 
+  test('the limit can be lowered and raised again (before and after authentication)', () => {
+    const q = encodeQuery('x'.repeat(64 - 5));
+    const f = typedFramer(1024);
+    f.setMaxMessageBytes(63);
+    f.push(q);
+    expectCode(() => f.next(), ErrorCodes.PROTOCOL_FRAME_TOO_LARGE);
+    const g = typedFramer(1024);
+    g.setMaxMessageBytes(63);
+    g.setMaxMessageBytes(1024);
+    g.push(q);
+    expect(g.next()?.bytes.equals(q)).toBe(true);
+  });
+
   test('a header claiming 1 GiB then 10 bytes allocates nothing big', () => {
     const before = process.memoryUsage().arrayBuffers;
     // Allowed size (limit at the ceiling): waits for the body without allocating it.

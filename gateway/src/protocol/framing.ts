@@ -93,7 +93,12 @@ export class FrontendFramer {
   private readonly q = new ChunkQueue();
   private startup = true;
 
-  constructor(private readonly maxMessageBytes: number) {}
+  constructor(private maxMessageBytes: number) {}
+
+  /** The largest typed message accepted from now on (a length above it is a protocol error at once). */
+  setMaxMessageBytes(n: number): void {
+    this.maxMessageBytes = n;
+  }
 
   /** Bytes received but not yet returned as frames. */
   get buffered(): number {

@@ -8,6 +8,12 @@ export const MAX_STARTUP_PACKET_BYTES = 10_000;
 export const MIN_STARTUP_PACKET_BYTES = 8;
 export const MAX_MESSAGE_BYTES_CEILING = 1 << 30;
 export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * Client messages before authentication completes (password, SASL): PostgreSQL reads them with a
+ * limit of PG_MAX_AUTH_TOKEN_LENGTH (65,535) bytes; anything larger from a client nobody has
+ * authenticated yet is refused before it is buffered.
+ */
+export const MAX_AUTH_MESSAGE_BYTES = 65_535 + 4;
 /** Backend messages pgward inspects (not DataRow) must fit in this many bytes. */
 export const MAX_INSPECTED_BACKEND_MESSAGE_BYTES = 1024 * 1024;
 /** Protocol 3.2 allows cancel keys up to 256 bytes. */

@@ -19,6 +19,7 @@ import {
   typeTable,
   FrontendFramer,
   FrontendType,
+  MAX_AUTH_MESSAGE_BYTES,
   ProtocolError,
   encodeAuthenticationSASL,
   encodeBackendKeyData,
@@ -58,10 +59,7 @@ type State = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
 /** Backend message types the session inspects; all others pass through unread. */
 const INSPECT = typeTable(SESSION_INSPECTED_BACKEND_TYPES);
 
-/**
- * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
- * forwarded unread: it cannot be the rewrite target of a denial, whose errors are small.
- */
+/** What a client may send during COPY FROM STDIN. */
 const COPY_IN_FRAMES = typeTable([
   FrontendType.CopyData,
   FrontendType.CopyDone,
@@ -71,6 +69,10 @@ const COPY_IN_FRAMES = typeTable([
   FrontendType.Terminate,
 ]);
 
+/**
+ * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
+ * forwarded unread: it cannot be the rewrite target of a denial, whose errors are small.
+ */
 const PASS_LARGE = typeTable([BackendType.ErrorResponse]);
 
 let sessionCounter = 0;
@@ -284,9 +286,7 @@ export class Session {
     else this.log.info({ pid: processId }, 'CancelRequest with a key pgward did not issue: ignored');
     // PostgreSQL closes the connection without a reply either way.
     this.closeOutcome = 'cancel_request';
-    this.client.end();
-    this.state = 'closed';
-    this.finish();
+    this.endClient();
   }
 
   private onStartupMessage(m: StartupMessage, packet: Buffer): void {
@@ -338,6 +338,7 @@ export class Session {
       forward.set(k, v);
     }
     this.framer.setStartupPhase(false);
+    this.framer.setMaxMessageBytes(Math.min(this.deps.limits.maxMessageBytes, MAX_AUTH_MESSAGE_BYTES));
     this.state = 'connecting';
     this.client.pause();
     connectUpstream(this.deps.upstream).then(
@@ -691,6 +692,7 @@ export class Session {
 
   private onAuthenticated(): void {
     this.state = 'ready';
+    this.framer.setMaxMessageBytes(this.deps.limits.maxMessageBytes);
     this.conn.authenticated = true;
     if (this.loginTimer) clearTimeout(this.loginTimer);
     this.loginTimer = null;
