@@ -8,10 +8,13 @@ import type { Client } from 'pg';
 import { CLUSTER_DB, type Cluster, startCluster, stopAllClusters } from '../helpers/cluster';
 import { type RunningGateway, startGateway, stopAllGateways } from '../helpers/gateway';
 import { pgClient } from '../helpers/pg-clients';
+import { encodeBind, encodeExecute, encodeParse, encodeSync } from '../../gateway/src/protocol';
 import {
   type BackendMessage,
   WireClient,
   dataRows,
+  encodeCopyData,
+  encodeCopyDone,
   encodeQuery,
   encodeStartup,
   errorsOf,
@@ -317,6 +320,39 @@ describe('losing a peer', () => {
 });
 
 describe('graceful shutdown', () => {
+  test('SIGTERM after a COPY FROM STDIN run through the extended protocol (Sync pipelined, as libpq does): idle at once', async () => {
+    const gw = await startGateway({
+      upstream: `${cluster.host}:${cluster.port}`,
+      config: { limits: { shutdown_timeout_ms: 10_000 } },
+    });
+    const c = await loggedIn(gw, 'pgward-limits-shutdown-copy');
+    try {
+      c.write(encodeQuery('CREATE TEMP TABLE copy_sync (a int)'));
+      await c.readReady();
+      // Parse/Bind/Execute/Sync in one write: the server reaches the Sync in copy mode and ignores it.
+      c.write(
+        Buffer.concat([
+          encodeParse('', 'COPY copy_sync FROM STDIN', []),
+          encodeBind('', '', []),
+          encodeExecute(''),
+          encodeSync(),
+        ]),
+      );
+      await c.readUntil((m) => m.type === 'G');
+      c.write(Buffer.concat([encodeCopyData('1\n2\n'), encodeCopyDone(), encodeSync()]));
+      const done = await c.readReady();
+      expect(done.map((m) => m.type)).toEqual(['C', 'Z']);
+      const t0 = Date.now();
+      const exited = gw.stop(15_000);
+      const msgs = await c.readToClose(5000);
+      expect(Date.now() - t0).toBeLessThan(700);
+      expect(fatal(msgs)).toMatchObject({ code: '57P01' });
+      expect(await exited).toBe(0);
+    } finally {
+      c.destroy();
+    }
+  });
+
   test('SIGTERM: the idle client gets FATAL 57P01 at once, the busy one finishes its query first; exit 0', async () => {
     const gw = await startGateway({
       upstream: `${cluster.host}:${cluster.port}`,

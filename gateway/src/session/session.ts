@@ -525,6 +525,8 @@ export class Session {
   /** Messages that end a request cycle with ReadyForQuery: Sync, Query, FunctionCall. */
   private syncsSent = 0;
   private readyReceived = 0;
+  /** The type bytes of the cycle-ending messages sent and not answered yet, oldest first. */
+  private cycles: number[] = [];
 
   private settleSentinels(): void {
     for (const [token, p] of this.pending) if (p.sync < this.readyReceived) this.pending.delete(token);
@@ -536,9 +538,16 @@ export class Session {
   private outBytes = 0;
 
   private sendUpstream(bytes: Buffer): void {
-    const t = bytes[0];
-    if (t === FrontendType.Sync || t === FrontendType.Query || t === FrontendType.FunctionCall)
+    const t = bytes[0] as number;
+    // The server ignores Sync during COPY FROM STDIN: it ends no cycle there.
+    if (
+      (t === FrontendType.Sync && !this.copyIn) ||
+      t === FrontendType.Query ||
+      t === FrontendType.FunctionCall
+    ) {
       this.syncsSent++;
+      this.cycles.push(t);
+    }
     this.out.push(bytes);
     this.outBytes += bytes.length;
   }
@@ -616,6 +625,7 @@ export class Session {
           return null;
         }
         this.readyReceived++;
+        this.cycles.shift();
         // A sentinel that the server skipped (an earlier error in the same pipeline) never gets
         // its error; every sentinel sent before this ReadyForQuery's Sync is settled now.
         if (this.pending.size > 0) this.settleSentinels();
@@ -676,9 +686,16 @@ export class Session {
         return encodeBackendKeyData(mine.processId, mine.secretKey);
       }
       case BackendType.CopyInResponse:
-      case BackendType.CopyBothResponse:
+      case BackendType.CopyBothResponse: {
         this.copyIn = true;
+        // Every Sync not answered yet was sent after the Execute that started this COPY (a libpq
+        // pipeline sends one at once) and reaches the server in copy mode, which ignores it: the
+        // cycle ends with the Sync after CopyDone/CopyFail instead.
+        const kept = this.cycles.filter((c) => c !== FrontendType.Sync);
+        this.syncsSent -= this.cycles.length - kept.length;
+        this.cycles = kept;
         return null;
+      }
       case BackendType.NegotiateProtocolVersion: {
         const v = readNegotiateProtocolVersion(msg);
         this.protocolMinor = v.newestMinor;
