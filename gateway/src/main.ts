@@ -18,7 +18,8 @@ import { ClassificationCache, ShapeCache, initSqlParser, type Classification } f
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
-import { backendTypeName, encodeErrorResponse, frontendTypeName, readBind } from './protocol';
+import { backendTypeName, frontendTypeName, readBind } from './protocol';
+import { encodeFatal } from './enforcement/deny';
 import { decodeParameter } from './policy/input';
 import type { BindParameter, InputDocument } from './policy/types';
 import { CaptureSink } from './capture/capture-sink';
@@ -292,9 +293,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     logger.warn({ code, client: socket.remoteAddress }, message);
     socket.on('error', () => undefined);
     // The client is still in its startup phase: it reads an ErrorResponse just the same.
-    socket.end(
-      encodeErrorResponse({ severity: 'FATAL', severityNonLocalized: 'FATAL', code: sqlstate, message }),
-    );
+    socket.end(encodeFatal(sqlstate, message));
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 

@@ -1,6 +1,7 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import YAML, { LineCounter } from 'yaml';
 import type { z } from 'zod';
+import { deepFreeze } from '../sql/frozen';
 import { ConfigError } from './config-error';
 import { tryParseHostPort } from './host-port';
 import { type Config, configSchema, FILE_KEYS, leafKind, SECRET_KEYS } from './schema';
@@ -367,14 +368,6 @@ function checkFiles(c: Parsed, data: unknown, sources: Map<string, string>): voi
       );
     }
   }
-}
-
-function deepFreeze<T>(v: T): T {
-  if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) {
-    for (const k of Object.keys(v)) deepFreeze((v as Record<string, unknown>)[k]);
-    Object.freeze(v);
-  }
-  return v;
 }
 
 /**

@@ -66,7 +66,7 @@ export class FrameJudge {
   ) {}
 
   startup(conn: ConnectionInfo): Judgement {
-    const input = buildStartupInput(this.connectionFor(conn));
+    const input = buildStartupInput(this.connectionFor(conn, this.inputOptions()));
     return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
   }
 
@@ -75,12 +75,13 @@ export class FrameJudge {
    * applying what they change: Close of a statement).
    */
   judge(type: number, frame: Buffer, session: ConnectionInfo): Judgement | null {
-    const conn = JUDGED[type] ? this.connectionFor(session) : session;
+    const opts = this.inputOptions();
+    const conn = JUDGED[type] ? this.connectionFor(session, opts) : session;
     switch (type) {
       case FrontendType.Query: {
         const q = readQuery(frame);
         const c = this.sqlPrepared.expand(this.classify(q.sql));
-        const input = buildQueryInput(conn, q.sql, c, this.inputOptions());
+        const input = buildQueryInput(conn, q.sql, c, opts);
         return {
           type: 'Query',
           input,
@@ -96,7 +97,7 @@ export class FrameJudge {
           conn,
           { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] },
           c,
-          this.inputOptions(),
+          opts,
         );
         const j: Judgement = {
           type: 'Parse',
@@ -120,7 +121,7 @@ export class FrameJudge {
             statement: stmt ? stmt.ref : null,
             params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
           },
-          this.inputOptions(),
+          opts,
         );
         let decision = this.engine.evaluate(input);
         if (!stmt) {
@@ -140,7 +141,7 @@ export class FrameJudge {
       }
       case FrontendType.FunctionCall: {
         const f = readFunctionCall(frame);
-        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, this.inputOptions());
+        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, opts);
         return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
       }
       case FrontendType.Close: {
@@ -185,8 +186,8 @@ export class FrameJudge {
    * `client_port` — a copy with those blanked, kept while no other field changes (so that its
    * JSON text is kept too, policy/input-json.ts).
    */
-  private connectionFor(conn: ConnectionInfo): ConnectionInfo {
-    if (this.inputOptions().connectionIdentity !== false) return conn;
+  private connectionFor(conn: ConnectionInfo, opts: InputOptions): ConnectionInfo {
+    if (opts.connectionIdentity !== false) return conn;
     const v = this.view;
     if (v !== null && sameApartFromIdentity(v, conn)) return v;
     this.view = { ...conn, id: '', client_port: 0 };

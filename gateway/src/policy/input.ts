@@ -77,17 +77,12 @@ function boundStatementTexts(statements: StatementInfo[], maxSqlBytes: number): 
   });
 }
 
-/** The statements without their texts (for bundles that never read SQL text); shared when frozen. */
-export function withoutSqlText(statements: readonly StatementInfo[]): StatementInfo[] {
-  return statementsWithoutText(statements);
-}
-
 function boundedSql(sql: string, classification: Classification, maxSqlBytes: number, sqlText = true) {
   if (!sqlText) {
     return {
       sql: '',
       truncated: false,
-      statements: withoutSqlText(classification.statements),
+      statements: statementsWithoutText(classification.statements),
       parse_error: classification.parse_error,
     };
   }
@@ -190,7 +185,7 @@ export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: Input
       statement = {
         name: s.name,
         sql: '',
-        statements: withoutSqlText(s.statements),
+        statements: statementsWithoutText(s.statements),
         parse_error: s.parse_error,
       };
     } else if (cut.truncated) {

@@ -87,23 +87,14 @@ function fail(code: ErrorCode, message: string): never {
   throw new PgwardError(code, message);
 }
 
-/** data.pgward.input_options.sql_text; anything but an explicit false means true. */
-export function readsSqlText(data: unknown): boolean {
-  const pgward = (data as { pgward?: { input_options?: { sql_text?: unknown } } } | null)?.pgward;
-  return pgward?.input_options?.sql_text !== false;
-}
-
-/** data.pgward.input_options.connection_identity; anything but an explicit false means true. */
-export function readsConnectionIdentity(data: unknown): boolean {
-  const pgward = (data as { pgward?: { input_options?: { connection_identity?: unknown } } } | null)?.pgward;
-  return pgward?.input_options?.connection_identity !== false;
-}
-
-/** data.pgward.input_options.bind_parameter_values; anything but an explicit false means true. */
-export function readsBindValues(data: unknown): boolean {
-  const pgward = (data as { pgward?: { input_options?: { bind_parameter_values?: unknown } } } | null)
-    ?.pgward;
-  return pgward?.input_options?.bind_parameter_values !== false;
+/**
+ * Whether the bundle's policies read an input field that data.pgward.input_options may declare
+ * unread (sql_text, bind_parameter_values, connection_identity): anything but an explicit false
+ * means they do.
+ */
+export function readsInputOption(data: unknown, option: string): boolean {
+  const pgward = (data as { pgward?: { input_options?: Record<string, unknown> } } | null)?.pgward;
+  return pgward?.input_options?.[option] !== false;
 }
 
 const DECISION_CACHE_ENTRIES = 8192;
@@ -210,20 +201,15 @@ export class OpaWasmEngine implements PolicyEngine {
       source: bundle.source,
       loaded_at: new Date().toISOString(),
       opa_version: opaVersion,
-      bind_parameter_values: readsBindValues(bundle.data),
-      sql_text: readsSqlText(bundle.data),
-      connection_identity: readsConnectionIdentity(bundle.data),
+      bind_parameter_values: readsInputOption(bundle.data, 'bind_parameter_values'),
+      sql_text: readsInputOption(bundle.data, 'sql_text'),
+      connection_identity: readsInputOption(bundle.data, 'connection_identity'),
     };
     return new OpaWasmEngine(module, policy, id, memory, bundle, info);
   }
 
   bundle(): BundleInfo {
     return this.info;
-  }
-
-  /** The bundle this engine was built from (files kept for signature checks and the sidecar). */
-  loadedBundle(): LoadedBundle {
-    return this.loaded;
   }
 
   /** Evaluations answered by the decision cache, and those that ran the policy. */
@@ -321,10 +307,6 @@ export class ActiveEngine implements PolicyEngine {
 
   bundle(): BundleInfo | null {
     return this.current === null ? null : this.current.bundle();
-  }
-
-  engine(): PolicyEngine | null {
-    return this.current;
   }
 
   /** Makes `next` the active engine and returns the previous one. */

@@ -10,8 +10,7 @@ import { SingleBar } from 'cli-progress';
 import { ErrorCodes, PgwardError } from '../errors';
 import { buildEngineFromSource } from '../policy/opa-engine';
 import type { PolicyEngine } from '../policy/types';
-import { ClassificationCache, classify as classifySql, initSqlParser } from '../sql';
-import type { Classification } from '../sql/types';
+import { createClassifier, initSqlParser } from '../sql';
 import { Replayer, type ReplayDecision } from './replay';
 import { openCapture } from './read-capture';
 import { diffDecisions, readExpectFile, toExpect, writeExpectFile, type ExpectEntry } from './diff';
@@ -56,8 +55,7 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayRun> {
   const expected = o.expect !== undefined && !o.updateExpect ? readExpectFile(o.expect) : null;
   if (o.expect !== undefined && o.updateExpect && fs.existsSync(o.expect)) readExpectFile(o.expect); // refuse to overwrite a non-expectations file
 
-  const cache = new ClassificationCache({ maxEntries: 50_000 });
-  const classify = (sql: string): Classification => cache.get(sql) ?? cache.set(sql, classifySql(sql));
+  const { classify } = createClassifier({ maxEntries: 50_000 });
   const lanes: ReplayDecision[][] = engines.map(() => []);
   const tally = new Tally();
   const replayer = new Replayer(engines, {

@@ -37,8 +37,4 @@ export class CancelRegistry {
     if (!e || e.key.length !== secretKey.length) return undefined;
     return timingSafeEqual(e.key, secretKey) ? e.target : undefined;
   }
-
-  get size(): number {
-    return this.byPid.size;
-  }
 }
