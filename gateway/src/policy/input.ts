@@ -8,7 +8,10 @@ import type { Classification, StatementInfo } from '../sql/types';
 import type { BindParameter, ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
 
 export interface InputOptions {
-  /** SQL text longer than this (UTF-8 bytes) is cut, marked `truncated`, and given a parse_error. */
+  /**
+   * SQL text longer than this (UTF-8 bytes) is cut in the input and marked `truncated`; the
+   * classification, made on the whole text, stays complete.
+   */
   maxSqlBytes: number;
   /** Bind/FunctionCall values longer than this are cut and the message marked `truncated`. Default 4096. */
   maxParamBytes?: number;
