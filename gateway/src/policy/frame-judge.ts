@@ -95,7 +95,7 @@ export class FrameJudge {
         const c = this.sqlPrepared.expand(this.classify(p.sql));
         const input = buildParseInput(
           conn,
-          { statementName: p.statement, sql: p.sql, paramTypes: [...p.paramTypes] },
+          { statementName: p.statement, sql: p.sql, paramTypes: p.paramTypes },
           c,
           opts,
         );
@@ -141,7 +141,7 @@ export class FrameJudge {
       }
       case FrontendType.FunctionCall: {
         const f = readFunctionCall(frame);
-        const input = buildFunctionCallInput(conn, { oid: f.oid, args: [...f.args] }, opts);
+        const input = buildFunctionCallInput(conn, { oid: f.oid, args: f.args }, opts);
         return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
       }
       case FrontendType.Close: {

@@ -33,7 +33,7 @@ export interface WireParameter {
 export interface ParseArgs {
   statementName: string;
   sql: string;
-  paramTypes: number[];
+  paramTypes: readonly number[];
 }
 
 export interface BindArgs {
@@ -46,7 +46,7 @@ export interface BindArgs {
 export interface FunctionCallArgs {
   oid: number;
   /** FunctionCall carries no argument types: typeOid is 0 unless the caller knows better. */
-  args: (Omit<WireParameter, 'typeOid'> & { typeOid?: number })[];
+  args: readonly (Omit<WireParameter, 'typeOid'> & { typeOid?: number })[];
 }
 
 export const DEFAULT_MAX_PARAM_BYTES = 4096;

@@ -59,7 +59,7 @@ export interface MessageInfo {
   truncated?: boolean;
   /** Parse: statement name ('' = unnamed) and declared parameter type OIDs. */
   statement_name?: string;
-  param_types?: number[];
+  param_types?: readonly number[];
   /** Bind: portal name, the statement it binds, its decoded parameters. */
   portal_name?: string;
   statement?: PreparedRef | null;

@@ -834,17 +834,23 @@ export class Session {
  */
 export function coalesce(bufs: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
-  let cur = bufs[0] as Buffer;
+  let start = bufs[0] as Buffer;
+  let end = start.byteOffset + start.length;
+  const flush = (): void => {
+    const len = end - start.byteOffset;
+    out.push(len === start.length ? start : Buffer.from(start.buffer, start.byteOffset, len));
+  };
   for (let i = 1; i < bufs.length; i++) {
     const b = bufs[i] as Buffer;
-    if (b.buffer === cur.buffer && b.byteOffset === cur.byteOffset + cur.length) {
-      cur = Buffer.from(cur.buffer, cur.byteOffset, cur.length + b.length);
+    if (b.buffer === start.buffer && b.byteOffset === end) {
+      end += b.length;
     } else {
-      out.push(cur);
-      cur = b;
+      flush();
+      start = b;
+      end = b.byteOffset + b.length;
     }
   }
-  out.push(cur);
+  flush();
   return out;
 }
 
