@@ -18,10 +18,8 @@ import { ClassificationCache, ShapeCache, initSqlParser, type Classification } f
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
-import { backendTypeName, frontendTypeName, readBind } from './protocol';
+import { backendTypeName, frontendTypeName } from './protocol';
 import { encodeFatal } from './enforcement/deny';
-import { decodeParameter } from './policy/input';
-import type { BindParameter, InputDocument } from './policy/types';
 import { CaptureSink } from './capture/capture-sink';
 import { attachCapture, type CaptureControls } from './capture/attach';
 import { attachShadow } from './replay/shadow';
@@ -157,14 +155,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       if (d.error_code) metrics.countError(d.error_code);
       decisionLog?.log(ev.input, d, config.policy.entrypoint, ev.connection.id);
       if (d.allow && d.alerts.length === 0) return true;
-      return audit.record({
-        ...auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame),
-        // The session's own connection, even when the bundle declared it never reads its id.
-        connection: ev.connection,
-        // The SQL as sent, even when the bundle declared it never reads SQL text.
-        ...(ev.original ? { sql: ev.original.sql, statements: ev.original.statements } : {}),
-        parameters: auditParameters(ev.input, ev.frame),
-      });
+      return audit.record(auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame, ev));
     },
     onError: (code) => metrics.countError(code),
     onConnectionOpened: () => {
@@ -389,20 +380,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
  * types and formats only, and the values are decoded here from the frame (rare: denials and
  * alerts only), so the audit log — with its own redaction settings — still shows them.
  */
-function auditParameters(input: InputDocument, frame: Buffer): BindParameter[] | null {
-  const params = input.message.parameters ?? input.message.arguments ?? null;
-  if (!params || input.message.type !== 'Bind' || !params.some((p) => p.encoding === 'omitted'))
-    return params;
-  try {
-    const raw = readBind(frame).params;
-    return params.map((p, i) =>
-      p.encoding === 'omitted' ? decodeParameter(p.type_oid, raw[i]?.format ?? 0, raw[i]?.value ?? null) : p,
-    );
-  } catch {
-    return params;
-  }
-}
-
 /** Readiness: the upstream accepts TCP connections. */
 function probeUpstream(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -14,6 +14,7 @@ import {
 } from './audit-log';
 import { loadSqlNormalizer, REDACTED } from './redact';
 import { FILE_REOPEN_CHECK_MS } from './sink';
+import { encodeBind } from '../protocol';
 import { queryFrame, sampleConnection, sampleDecision, sampleInput, sampleStatement } from './test-fixtures';
 
 const SQL = "DELETE FROM orders WHERE note = 'secret' AND id = 42";
@@ -314,5 +315,34 @@ describe('createAuditLog', () => {
   it('refuses a file sink without a path', () => {
     const metrics = createMetrics(new Registry());
     expect(() => createAuditLog(options({ sink: 'file' }), { metrics })).toThrow(/file.path/);
+  });
+});
+
+describe('auditEventFrom with the session context', () => {
+  it('shows what the bundle left out of the input: connection id and port, SQL text, Bind values', () => {
+    const conn = sampleConnection();
+    const statement = sampleStatement();
+    const input = sampleInput({
+      connection: { ...conn, id: '', client_port: 0 },
+      message: {
+        type: 'Bind',
+        portal_name: '',
+        statement: { name: 's', sql: '', statements: [{ ...statement, sql: '' }], parse_error: null },
+        parameters: [{ type_oid: 23, format: 'text', value: null, encoding: 'omitted' }],
+        truncated: false,
+      },
+      statements: [{ ...statement, sql: '' }],
+    });
+    const frame = encodeBind('', 's', [{ format: 0, value: Buffer.from('42') }]);
+    const original = { sql: statement.sql, statements: [statement] };
+    const ev = auditEventFrom('deny', input, sampleDecision(), frame, { connection: conn, original });
+    expect(ev.connection).toBe(conn);
+    expect(ev.sql).toBe(statement.sql);
+    expect(ev.statements).toEqual([statement]);
+    expect(ev.parameters).toEqual([{ type_oid: 23, format: 'text', value: 42, encoding: 'decoded' }]);
+    // Without it: the input as evaluated.
+    const bare = auditEventFrom('deny', input, sampleDecision(), frame);
+    expect(bare.connection.id).toBe('');
+    expect(bare.parameters?.[0]?.encoding).toBe('omitted');
   });
 });

@@ -5,7 +5,9 @@
 import type { Logger } from 'pino';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
-import type { Alert, BindParameter, Decision, InputDocument, TlsInfo } from '../policy/types';
+import { decodeParameter } from '../policy/input';
+import type { Alert, BindParameter, ConnectionInfo, Decision, InputDocument, TlsInfo } from '../policy/types';
+import { readBind } from '../protocol/frontend/bind';
 import type { RelationRef, StatementInfo } from '../sql/types';
 import { normalizeSql, redactParameters, redactParseError, type RedactOptions } from './redact';
 import { createSink, type FileSinkOptions, type LineSink, type SinkDeps } from './sink';
@@ -176,29 +178,58 @@ export function buildAuditRecord(
   };
 }
 
-/** Maps the session's input document and decision to an audit event. */
+/**
+ * What the session knows beyond the input: its own connection (the input's may have no id:
+ * input_options.connection_identity) and the SQL as sent (the input may have none: sql_text).
+ */
+export interface AuditContext {
+  connection: ConnectionInfo;
+  original?: { sql: string; statements: StatementInfo[] } | undefined;
+}
+
+/**
+ * Maps the session's input document and decision to an audit event. With the session's context,
+ * the event shows what the bundle left out of the input: the connection's id and port, the SQL
+ * text, and Bind values (decoded again from the frame).
+ */
 export function auditEventFrom(
   kind: AuditKind,
   input: InputDocument,
   decision: Decision,
-  frame: Uint8Array | null,
+  frame: Buffer | null,
+  ctx?: AuditContext,
 ): AuditEvent {
   const m = input.message;
   return {
     kind,
     decision_id: decision.id,
     revision: decision.revision,
-    connection: input.connection,
+    connection: ctx?.connection ?? input.connection,
     message_type: m.type,
-    sql: m.sql ?? m.statement?.sql ?? null,
-    statements: input.statements,
+    sql: ctx?.original?.sql ?? m.sql ?? m.statement?.sql ?? null,
+    statements: ctx?.original?.statements ?? input.statements,
     parse_error: input.parse_error,
     reasons: decision.reasons,
     alerts: decision.alerts,
     error_code: decision.error_code,
     frame,
-    parameters: m.parameters ?? m.arguments ?? null,
+    parameters: ctx && frame ? parametersAsSent(input, frame) : (m.parameters ?? m.arguments ?? null),
   };
+}
+
+/** The input's parameters, with Bind values the bundle left out decoded again from the frame. */
+function parametersAsSent(input: InputDocument, frame: Buffer): BindParameter[] | null {
+  const params = input.message.parameters ?? input.message.arguments ?? null;
+  if (!params || input.message.type !== 'Bind' || !params.some((p) => p.encoding === 'omitted'))
+    return params;
+  try {
+    const raw = readBind(frame).params;
+    return params.map((p, i) =>
+      p.encoding === 'omitted' ? decodeParameter(p.type_oid, raw[i]?.format ?? 0, raw[i]?.value ?? null) : p,
+    );
+  } catch {
+    return params;
+  }
 }
 
 export function createAuditLog(opts: AuditOptions, deps: AuditDeps): AuditLog {

@@ -45,12 +45,9 @@ export function compareShadow(ev: DecisionEvent, deps: ShadowDeps): boolean {
   deps.onDisagreement();
   // decision_id: the active decision's id, so the event joins the decision log; revision, reasons
   // and alerts: the shadow bundle's.
-  const event = auditEventFrom('shadow', ev.input, shadow, ev.frame);
   deps.audit.record({
-    ...event,
-    ...(ev.original ? { sql: ev.original.sql, statements: ev.original.statements } : {}),
+    ...auditEventFrom('shadow', ev.input, shadow, ev.frame, ev),
     decision_id: ev.decision.id,
-    connection: ev.connection,
   });
   return true;
 }
