@@ -345,7 +345,9 @@ describe('graceful shutdown', () => {
       const t0 = Date.now();
       const exited = gw.stop(15_000);
       const msgs = await c.readToClose(5000);
-      expect(Date.now() - t0).toBeLessThan(700);
+      // Far below the 10 s shutdown timeout (a session wrongly counted busy waits all of it); loose
+      // enough for two shared cores under load.
+      expect(Date.now() - t0).toBeLessThan(3000);
       expect(fatal(msgs)).toMatchObject({ code: '57P01' });
       expect(await exited).toBe(0);
     } finally {
@@ -368,7 +370,9 @@ describe('graceful shutdown', () => {
       const exited = gw.stop(15_000);
 
       const first = await idle.next(5000);
-      expect(Date.now() - t0).toBeLessThan(700);
+      // Far below the 10 s shutdown timeout (a session wrongly counted busy waits all of it); loose
+      // enough for two shared cores under load.
+      expect(Date.now() - t0).toBeLessThan(3000);
       const idleMsgs = [first as BackendMessage, ...(await idle.readToClose(5000))];
       expect(idleMsgs.map((m) => m.type)).toEqual(['E']);
       expect(fatal(idleMsgs)).toMatchObject({ code: '57P01' });
