@@ -6,8 +6,15 @@
 // (classification, policy evaluation, framing, replay). Appends a dated section to
 // docs/benchmarks.md and prints it.
 //
+// Besides TPS, each proxy's CPU per transaction (user + system time of the proxy process, all its
+// threads, from /proc/PID/stat, divided by the transactions pgbench completed): on a shared
+// two-core box TPS moves ±15 % between runs, CPU per transaction much less.
+//
 // Environment: BENCH_SECONDS (default 8), BENCH_CLIENTS (default "1,8,32"), BENCH_MODES,
-// BENCH_IDLE (default 1000), BENCH_SKIP (comma list of: pgbench,idle,micro), BENCH_NO_WRITE=1.
+// BENCH_IDLE (default 1000), BENCH_SKIP (comma list of: pgbench,idle,micro), BENCH_NO_WRITE=1,
+// BENCH_BASELINE=DIR: another built checkout of pgward (dist/ and wasm-build/out/bundle.tar.gz),
+// measured in the same run with its own shipped bundle ("baseline"), to compare two versions in
+// one machine state.
 'use strict';
 /* eslint-disable @typescript-eslint/no-require-imports */
 const { spawn, execFileSync } = require('node:child_process');
@@ -70,7 +77,7 @@ function buildBundle(dir, out, revision) {
   return out;
 }
 
-async function startPgward(bundle, tag, extra = {}) {
+async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   const port = await freePort();
   const adminPort = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pgward-bench-${tag}-`));
@@ -86,9 +93,9 @@ async function startPgward(bundle, tag, extra = {}) {
   fs.writeFileSync(path.join(dir, 'pgward.yaml'), JSON.stringify(cfg));
   const proc = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')],
+    [path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')],
     {
-      cwd: ROOT,
+      cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
@@ -158,7 +165,9 @@ async function startPgbouncer() {
     stdio: 'inherit',
   });
   await waitPort(port);
-  return { port, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
+  // runuser forks: the proxy's own CPU is pgbouncer's, named by its pid file.
+  const pid = Number(fs.readFileSync(path.join(dir, 'pgbouncer.pid'), 'utf8').trim());
+  return { port, pid, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
 }
 
 /** A minimal Node.js proxy: no parsing, `pipe()` both ways. */
@@ -202,6 +211,7 @@ function pgbench(port, mode, clients) {
   ];
   const out = sh('pgbench', args, { env: { ...process.env, PGAPPNAME: 'pgward-bench' } });
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
+  const transactions = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? NaN);
   const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
   const lat = [];
   for (const f of fs.readdirSync(logDir)) {
@@ -213,8 +223,24 @@ function pgbench(port, mode, clients) {
   fs.rmSync(logDir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
   const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN);
-  return { tps, failed, p50: q(0.5), p99: q(0.99) };
+  return { tps, transactions, failed, p50: q(0.5), p99: q(0.99) };
 }
+
+/** User + system CPU seconds of a process so far, all threads (fields 14 and 15 of /proc/PID/stat). */
+function cpuSeconds(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+
+const CLK_TCK = (() => {
+  try {
+    return Number(sh('getconf', ['CLK_TCK']).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
 
 function rssKiB(pid) {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -377,13 +403,24 @@ async function main() {
     const gwBare = await startPgward(bare, 'bare');
     const gwShipped = await startPgward(shipped, 'shipped');
     const floor = await startNodeFloor(PG.port);
+    const baselineRoot = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
+    const gwBaseline = baselineRoot
+      ? await startPgward(
+          path.join(baselineRoot, 'wasm-build/out/bundle.tar.gz'),
+          'baseline',
+          {},
+          baselineRoot,
+        )
+      : null;
     const targets = [
-      ['direct', PG.port],
-      ['pgbouncer', bouncer.port],
-      ['node floor', floor.port],
-      ['pgward (allow-all)', gwBare.port],
-      ['pgward (shipped policies)', gwShipped.port],
+      ['direct', PG.port, null],
+      ['pgbouncer', bouncer.port, bouncer.pid],
+      ['node floor', floor.port, floor.proc.pid],
+      ['pgward (allow-all)', gwBare.port, gwBare.proc.pid],
+      ['pgward (shipped policies)', gwShipped.port, gwShipped.proc.pid],
+      ...(gwBaseline ? [['baseline (shipped policies)', gwBaseline.port, gwBaseline.proc.pid]] : []),
     ];
+    const cpuRows = [];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
     lines.push(
       '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.',
@@ -397,11 +434,14 @@ async function main() {
       for (const mode of MODES) {
         for (const c of CLIENTS) {
           const r = {};
-          for (const [name, port] of targets) {
+          for (const [name, port, pid] of targets) {
             log(`pgbench -S -M ${mode} -c ${c} → ${name}`);
+            const cpu0 = pid ? cpuSeconds(pid) : NaN;
             r[name] = pgbench(port, mode, c);
+            r[name].cpu_us_per_tx = pid ? ((cpuSeconds(pid) - cpu0) / r[name].transactions) * 1e6 : NaN;
             if (r[name].failed) log(`  ${r[name].failed} failed transactions!`);
           }
+          cpuRows.push({ mode, c, r });
           const cell = (x) =>
             `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
           const d = r.direct,
@@ -414,13 +454,47 @@ async function main() {
           );
         }
       }
+      lines.push('', '### CPU of the proxy process per transaction (µs, user + system, all threads)', '');
+      const proxies = targets.filter(([, , pid]) => pid).map(([name]) => name);
+      lines.push(
+        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''} |`,
+      );
+      lines.push(`|---|---|${proxies.map(() => '---|').join('')}---|---|${gwBaseline ? '---|' : ''}`);
+      for (const { mode, c, r } of cpuRows) {
+        const cpu = (n) => r[n].cpu_us_per_tx;
+        const s = cpu('pgward (shipped policies)');
+        lines.push(
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''} |`,
+        );
+      }
+      if (gwBaseline) {
+        lines.push(
+          '',
+          `Baseline: ${baselineRoot} at ${sh('git', ['-C', baselineRoot, 'rev-parse', '--short', 'HEAD']).trim()}.`,
+        );
+        lines.push(
+          '',
+          '| mode | clients | baseline TPS | shipped TPS | shipped/baseline |',
+          '|---|---|---|---|---|',
+          ...cpuRows.map(
+            ({ mode, c, r }) =>
+              `| ${mode} | ${c} | ${f1(r['baseline (shipped policies)'].tps)} | ${f1(r['pgward (shipped policies)'].tps)} | ${f2(r['pgward (shipped policies)'].tps / r['baseline (shipped policies)'].tps)} |`,
+          ),
+        );
+      }
       const h = await evalHistogram(gwShipped.adminPort);
       lines.push('');
       lines.push(
         `Policy evaluations inside the gateway with the shipped policies over all the runs above (its own pgward_policy_eval_seconds histogram, the decision cache included): ${h.evaluations} evaluations, median ≤ ${f2(h.median_at_most_us)} µs (bucket bound), mean ${f2(h.mean_us)} µs, ${(100 * h.share_le_5us).toFixed(2)} % ≤ 5 µs, ${(100 * h.share_le_10us).toFixed(2)} % ≤ 10 µs.`,
       );
     } finally {
-      await Promise.all([bouncer.stop(), gwBare.stop(), gwShipped.stop(), floor.stop()]);
+      await Promise.all([
+        bouncer.stop(),
+        gwBare.stop(),
+        gwShipped.stop(),
+        floor.stop(),
+        ...(gwBaseline ? [gwBaseline.stop()] : []),
+      ]);
     }
     lines.push('');
   }
