@@ -65,6 +65,16 @@ const DEFAULT_POLL_MAX_MS = 30_000;
 /** Retry delays after failed polls grow by this factor from the minimum delay up to the maximum. */
 const BACKOFF_FACTOR = 1.6;
 const BACKOFF_JITTER = 0.2;
+/** The symlink the kubelet's atomic writer swaps to update a ConfigMap, Secret or projected volume. */
+export const KUBELET_DATA_LINK = '..data';
+
+function realpathOrNull(p: string): string | null {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return null;
+  }
+}
 
 export class BundleManager {
   private lastError: string | null = null;
@@ -240,13 +250,23 @@ export class BundleManager {
     const target = path.resolve(this.opts.source);
     const dir = fs.existsSync(target) && fs.statSync(target).isDirectory() ? target : path.dirname(target);
     const base = path.basename(target);
+    // What the path resolves to now: a ConfigMap or Secret volume changes it by swapping `..data`.
+    let resolved = realpathOrNull(target);
     try {
-      // Watch the directory: bundles are usually replaced by rename, which ends a file watch.
+      // Watch the directory: bundles are usually replaced by rename, which ends a file watch. A
+      // ConfigMap/Secret volume (the kubelet's atomic writer) never touches the visible name
+      // (`bundle.tar.gz -> ..data/bundle.tar.gz`): it renames `..data_tmp` over `..data`, so that
+      // rename, or any change of where the path resolves to, is a change of the bundle too.
       this.watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-        if (dir !== target && name !== null && name !== base) return;
+        if (dir !== target && name !== null && name !== base && name !== KUBELET_DATA_LINK) {
+          const now = realpathOrNull(target);
+          if (now === resolved) return;
+          resolved = now;
+        }
         if (this.debounce) clearTimeout(this.debounce);
         this.debounce = setTimeout(() => {
           this.debounce = null;
+          resolved = realpathOrNull(target);
           void this.reload();
         }, this.opts.watchDebounceMs);
         this.debounce.unref();
