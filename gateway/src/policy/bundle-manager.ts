@@ -86,16 +86,17 @@ export class BundleManager {
   private pollTimer: NodeJS.Timeout | null = null;
   private failedPolls = 0;
   private stopped = false;
-  private readonly factory: EngineFactory;
-  private readonly source: BundleSource;
-  private readonly verifier: SignatureVerifier | null;
+  private factory: EngineFactory;
+  private source: BundleSource;
+  private verifier: SignatureVerifier | null;
 
   constructor(
     readonly active: ActiveEngine,
-    private readonly opts: BundleManagerOptions,
+    private opts: BundleManagerOptions,
     private readonly hooks: BundleManagerHooks,
     factory?: EngineFactory,
   ) {
+    this.injectedFactory = factory;
     this.factory =
       factory ??
       ((bundle) =>
@@ -112,6 +113,35 @@ export class BundleManager {
       timeoutMs: opts.fetchTimeoutMs,
       userAgent: 'pgward',
     });
+  }
+
+  private readonly injectedFactory: EngineFactory | undefined;
+
+  /**
+   * Points the manager at a new source (a config reload): stops watching or polling the old one.
+   * Call start() next; the active bundle keeps serving until a bundle from the new source passes.
+   * Throws (and changes nothing) when the new signing or token configuration is bad.
+   */
+  retarget(opts: BundleManagerOptions): void {
+    const verifier = opts.signing ? createSignatureVerifier(opts.signing) : null;
+    const source = createBundleSource(opts.source, {
+      maxBytes: opts.maxBundleBytes,
+      bearerToken: opts.bearerToken,
+      bearerTokenFile: opts.bearerTokenFile,
+      timeoutMs: opts.fetchTimeoutMs,
+      userAgent: 'pgward',
+    });
+    this.stop();
+    this.opts = opts;
+    this.verifier = verifier;
+    this.source = source;
+    this.factory =
+      this.injectedFactory ??
+      ((bundle) =>
+        OpaWasmEngine.create(bundle, {
+          entrypoint: opts.entrypoint,
+          ...(opts.memoryMaxPages !== undefined ? { memoryMaxPages: opts.memoryMaxPages } : {}),
+        }));
   }
 
   status(): BundleStatus {
