@@ -359,34 +359,37 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     restart_required: [],
   });
   const reloadConfig = (next: Config): Promise<ConfigReloadResult> => {
-    reloadingConfig = reloadingConfig.then(async () => {
-      const plan = planConfigReload(current, next);
-      if (plan.applied.includes('log.level')) logger.level = next.log.level;
-      limits.maxClients = next.limits.max_clients;
-      metrics.connectionsMax.set(next.limits.max_clients);
-      unauthenticated.max = next.limits.max_unauthenticated;
-      deps.limits.loginTimeoutMs = next.limits.login_timeout_ms;
-      deps.limits.maxMessageBytes = next.limits.max_message_bytes;
-      drain.retime({
-        delayMs: next.limits.shutdown_delay_ms,
-        timeoutMs: next.limits.shutdown_timeout_ms,
-        cancelWaitMs: next.limits.shutdown_cancel_wait_ms,
+    // One reload at a time; a failed one does not block the next.
+    reloadingConfig = reloadingConfig
+      .catch(() => undefined)
+      .then(async () => {
+        const plan = planConfigReload(current, next);
+        const policyChanged = plan.applied.some((k) => k.startsWith('policy.'));
+        // First what can fail (a bad signing key or token setting): nothing is applied then.
+        if (policyChanged) bundles.retarget(bundleOptions(plan.merged));
+        if (plan.applied.includes('log.level')) logger.level = next.log.level;
+        limits.maxClients = next.limits.max_clients;
+        metrics.connectionsMax.set(next.limits.max_clients);
+        unauthenticated.max = next.limits.max_unauthenticated;
+        deps.limits.loginTimeoutMs = next.limits.login_timeout_ms;
+        deps.limits.maxMessageBytes = next.limits.max_message_bytes;
+        drain.retime({
+          delayMs: next.limits.shutdown_delay_ms,
+          timeoutMs: next.limits.shutdown_timeout_ms,
+          cancelWaitMs: next.limits.shutdown_cancel_wait_ms,
+        });
+        if (policyChanged) await bundles.start();
+        // What needs a restart keeps its old value, so `current` mixes both until then.
+        current = plan.merged;
+        metrics.configReloadsTotal.inc({ result: 'success' });
+        logger.info(
+          { applied: plan.applied, restart_required: plan.restart_required },
+          plan.restart_required.length > 0
+            ? 'config reloaded; some changed keys need a restart'
+            : 'config reloaded',
+        );
+        return { applied: plan.applied, restart_required: plan.restart_required };
       });
-      if (plan.applied.some((k) => k.startsWith('policy.'))) {
-        bundles.retarget(bundleOptions(next));
-        await bundles.start();
-      }
-      // What needs a restart keeps its old value, so `current` mixes both until then.
-      current = plan.merged;
-      metrics.configReloadsTotal.inc({ result: 'success' });
-      logger.info(
-        { applied: plan.applied, restart_required: plan.restart_required },
-        plan.restart_required.length > 0
-          ? 'config reloaded; some changed keys need a restart'
-          : 'config reloaded',
-      );
-      return { applied: plan.applied, restart_required: plan.restart_required };
-    });
     return reloadingConfig;
   };
 
