@@ -86,7 +86,13 @@ describe('sidecar', () => {
     let res = await app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
-    expect(res.json()).toEqual({ status: 'not_ready', missing: ['bundle'] });
+    expect(res.json()).toEqual({
+      status: 'not_ready',
+      bundle: false,
+      listener: true,
+      accepting: true,
+      missing: ['bundle'],
+    });
 
     bundles.info = REV1;
     res = await app.inject({ method: 'GET', url: '/readyz' });
@@ -102,7 +108,13 @@ describe('sidecar', () => {
     serving.accepting = false; // SIGTERM
     res = await app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
-    expect(res.json()).toEqual({ status: 'not_ready', missing: ['accepting'] });
+    expect(res.json()).toEqual({
+      status: 'not_ready',
+      bundle: true,
+      listener: true,
+      accepting: false,
+      missing: ['accepting'],
+    });
     serving.listener = false;
     bundles.info = null;
     res = await app.inject({ method: 'GET', url: '/readyz' });

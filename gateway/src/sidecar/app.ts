@@ -145,7 +145,11 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
   // Readiness is pgward's own ability to serve. The upstream is deliberately not part of it: when
   // PostgreSQL is briefly unreachable every replica would leave the Service at once, and clients
   // would get "connection refused" instead of the server's own error through pgward.
-  const readiness = (): { bundle: BundleInfo | null; missing: string[] } => {
+  const readiness = (): {
+    bundle: BundleInfo | null;
+    serving: { listener: boolean; accepting: boolean };
+    missing: string[];
+  } => {
     const bundle = deps.engine.bundle();
     const serving = deps.serving?.() ?? { listener: true, accepting: true };
     readyGauge?.set({ component: 'bundle' }, bundle !== null ? 1 : 0);
@@ -155,7 +159,7 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
     if (bundle === null) missing.push('bundle');
     if (!serving.listener) missing.push('listener');
     if (!serving.accepting) missing.push('accepting');
-    return { bundle, missing };
+    return { bundle, serving, missing };
   };
   const upstreamHealth = async (): Promise<boolean> => {
     const ok = await upstream();
@@ -164,11 +168,14 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
   };
 
   app.get('/readyz', async (_req, reply) => {
-    const { bundle, missing } = readiness();
+    const { bundle, serving, missing } = readiness();
     if (bundle !== null && missing.length === 0) {
       return { status: 'ready', revision: bundle.revision };
     }
-    return reply.code(503).header('retry-after', '1').send({ status: 'not_ready', missing });
+    return reply
+      .code(503)
+      .header('retry-after', '1')
+      .send({ status: 'not_ready', bundle: bundle !== null, ...serving, missing });
   });
 
   app.get('/upstreamz', async (_req, reply) => {
