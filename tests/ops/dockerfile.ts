@@ -116,6 +116,7 @@ export function runDockerfile(
 ): RunResult {
   const { stages } = parseDockerfile(fs.readFileSync(dockerfile, 'utf8'));
   const roots = new Map<string, string>();
+  const state = new Map<string, { workdir: string; vars: Record<string, string> }>();
   const ran: RunResult['ran'] = [];
   let image = '';
   stages.forEach((stage, i) => {
@@ -124,8 +125,9 @@ export function runDockerfile(
     const parent = roots.get(stage.from);
     if (parent) execFileSync('cp', ['-a', `${parent}/.`, root + '/'], { stdio: 'ignore' });
     fs.mkdirSync(root, { recursive: true });
-    let workdir = '/';
-    const vars: Record<string, string> = {};
+    // A stage built FROM another stage inherits its files, WORKDIR and ENV.
+    let workdir = state.get(stage.from)?.workdir ?? '/';
+    const vars: Record<string, string> = { ...(state.get(stage.from)?.vars ?? {}) };
     for (const ins of stage.instructions) {
       const inRoot = (p: string): string => path.join(root, p.startsWith('/') ? p : path.join(workdir, p));
       switch (ins.op) {
@@ -179,6 +181,7 @@ export function runDockerfile(
       }
     }
     roots.set(key, root);
+    state.set(key, { workdir, vars });
     image = root;
   });
   return { roots, image, ran };
