@@ -1,33 +1,43 @@
-# pgward: build the TypeScript and the policy bundle, then a slim runtime image.
 # syntax=docker/dockerfile:1
+# pgward: the TypeScript build and the policy bundle in build stages, then a slim non-root runtime.
+# Nothing is copied from the host's node_modules or dist (see .dockerignore); a fresh clone builds:
+#   docker build -t pgward .
+# `make image-test` runs this file's RUN steps as a script on a copy of the build context
+# (tests/ops/dockerfile-check.sh), for machines without a container engine.
+
+# ---- node modules from the lock file (dev dependencies included: the build needs tsc) ----
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
+# ---- the policy bundle: the OPA pinned in wasm-build/go.mod, checked against opa-wasm's builtins ----
 FROM golang:1.26-bookworm AS policy
 WORKDIR /src
 COPY wasm-build/go.mod wasm-build/go.sum wasm-build/
 RUN cd wasm-build && go tool -n opa >/dev/null
-COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
-COPY package.json package-lock.json ./
-COPY node_modules/@open-policy-agent/opa-wasm/capabilities.json node_modules/@open-policy-agent/opa-wasm/capabilities.json
+COPY --from=deps /usr/local/bin/node /usr/local/bin/node
+COPY --from=deps /app/node_modules/@open-policy-agent/opa-wasm/capabilities.json node_modules/@open-policy-agent/opa-wasm/capabilities.json
 COPY scripts/build-policy.sh scripts/
 COPY rego rego
 ARG POLICY_REVISION=image
 RUN PGWARD_POLICY_REVISION=$POLICY_REVISION scripts/build-policy.sh rego wasm-build/out/bundle.tar.gz
 
-FROM node:20-bookworm-slim AS build
-WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# ---- TypeScript -> dist/, then production dependencies only ----
+FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY gateway gateway
-RUN npm run build && npm prune --omit=dev
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
+# ---- runtime: files owned by root and read-only to the process, which runs as node (uid 1000) ----
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
+COPY --from=build /app/package.json package.json
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
-COPY --from=build /app/package.json package.json
 COPY --from=policy /src/wasm-build/out/bundle.tar.gz wasm-build/out/bundle.tar.gz
-USER node
+USER 1000:1000
 EXPOSE 6432 9432
 ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["serve"]

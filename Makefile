@@ -6,7 +6,8 @@ export PATH := /usr/local/go/bin:$(PATH)
 NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
-.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration test run bench clean
+.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration test run bench clean \
+	manifests-tool manifests-test rules-test image-test
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -38,10 +39,29 @@ lint: deps ## eslint + prettier --check
 unit: deps ## unit tests beside the code
 	npx jest --selectProjects unit
 
-integration: build policy system-deps ## tests with real PostgreSQL, real clients, the real gateway
+integration: build policy system-deps manifests-tool ## tests with real PostgreSQL, real clients, the real gateway
 	npx jest --selectProjects integration --runInBand
 
-test: deps system-deps build policy typecheck lint policy-test unit integration ## everything CI runs
+test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration ## everything CI runs
+
+# ---- deployment artefacts (deploy/, Dockerfile): validated offline ----
+MANIFESTS_TOOL := .tmp/bin/pgward-validate-manifests
+MANIFEST_VARIANTS := deploy/kubernetes/base $(wildcard deploy/kubernetes/overlays/*)
+
+manifests-tool: ## build the manifest validator (kustomize + k8s.io/api, pinned in deploy/validate/go.mod; downloads modules)
+	@mkdir -p .tmp/bin
+	cd deploy/validate && go build -o ../../$(MANIFESTS_TOOL) .
+
+manifests-test: manifests-tool ## render every kustomize variant and decode each object strictly (no network)
+	$(MANIFESTS_TOOL) -out .tmp/manifests $(MANIFEST_VARIANTS)
+
+rules-test: ## promtool check rules + promtool test rules (one case per alert)
+	@command -v promtool >/dev/null || { echo "promtool not found: make system-deps"; exit 1; }
+	promtool check rules deploy/prometheus-rules.yaml
+	promtool test rules deploy/prometheus-rules.test.yaml
+
+image-test: deps ## the Dockerfile's shape, .dockerignore, and its RUN steps run as a script on a copy of the build context (no container engine; also part of integration)
+	npx jest --selectProjects integration tests/ops/dockerfile.test.ts
 
 run: build policy ## the gateway with the shipped policies in front of the local PostgreSQL
 	node dist/cli.js serve --listen 127.0.0.1:6432 --upstream 127.0.0.1:5432 --admin-listen 127.0.0.1:9432 --bundle $(BUNDLE)

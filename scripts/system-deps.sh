@@ -7,6 +7,7 @@ command -v tcpdump >/dev/null 2>&1 || [ -x /usr/bin/tcpdump ] || [ -x /usr/sbin/
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 command -v pgbench >/dev/null 2>&1 || need+=(postgresql-contrib)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool: make rules-test
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "installing Debian packages: ${need[*]}"
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -13,7 +13,7 @@ import { createMetrics, type Metrics } from './metrics/metrics';
 import { buildSidecar, sidecarServerOptions } from './sidecar/app';
 import { auditEventFrom, createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
 import { ActiveEngine } from './policy/opa-engine';
-import { BundleManager } from './policy/bundle-manager';
+import { BundleManager, type BundleManagerOptions } from './policy/bundle-manager';
 import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
@@ -24,6 +24,8 @@ import { CaptureSink } from './capture/capture-sink';
 import { attachCapture, type CaptureControls } from './capture/attach';
 import { attachShadow } from './replay/shadow';
 import { buildEngineFromSource } from './policy/opa-engine';
+import { SessionDrain } from './lifecycle/drain';
+import { planConfigReload, type ConfigReloadResult } from './lifecycle/config-reload';
 
 export const VERSION = '0.1.0';
 
@@ -34,8 +36,14 @@ export interface Gateway {
   metrics: Metrics;
   bundles: BundleManager;
   sessions: ReadonlySet<Session>;
-  /** Stop accepting, drain sessions up to the shutdown timeout, then close everything. */
+  /**
+   * SIGTERM: not ready at once, keep accepting for limits.shutdown_delay_ms, stop accepting, drain
+   * sessions up to limits.shutdown_timeout_ms, cancel what still runs and wait (at most
+   * limits.shutdown_cancel_wait_ms) for the server to confirm, then close everything.
+   */
   shutdown(): Promise<void>;
+  /** SIGHUP: applies the keys that can change at run time; names those that need a restart. */
+  reloadConfig(next: Config): Promise<ConfigReloadResult>;
 }
 
 export function createLogger(level: string): Logger {
@@ -51,6 +59,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   await initSqlParser();
   const metrics = createMetrics();
   const instanceId = randomUUID();
+  metrics.connectionsMax.set(config.limits.max_clients);
+  let current = config;
 
   const audit: AuditLog = createAuditLog(
     {
@@ -115,38 +125,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   frameTimer.unref();
 
   const engine = new ActiveEngine();
-  const bundles = new BundleManager(
-    engine,
-    {
-      source: config.policy.bundle,
-      entrypoint: config.policy.entrypoint,
-      memoryMaxPages: config.policy.wasm_memory_max_pages,
-      watch: config.policy.watch,
-      watchDebounceMs: config.policy.watch_debounce_ms,
-      // Bundle server polling, bearer auth and signature verification (bundle-manager.ts).
-      pollMinDelayMs: config.policy.poll_min_delay_s * 1000,
-      pollMaxDelayMs: config.policy.poll_max_delay_s * 1000,
-      bearerToken: config.policy.bearer_token,
-      bearerTokenFile: config.policy.bearer_token_file,
-      signing: config.policy.signing.verify
-        ? {
-            algorithm: config.policy.signing.algorithm,
-            key: config.policy.signing.key,
-            keyFile: config.policy.signing.key_file,
-            keyId: config.policy.signing.key_id,
-            scope: config.policy.signing.scope,
-          }
-        : undefined,
+  const bundles = new BundleManager(engine, bundleOptions(config), {
+    logger,
+    onActivated: (info) => metrics.bundleActivated(info),
+    onFailed: (code) => {
+      metrics.bundleReloadFailed();
+      metrics.countError(code as never);
     },
-    {
-      logger,
-      onActivated: (info) => metrics.bundleActivated(info),
-      onFailed: (code) => {
-        metrics.bundleReloadFailed();
-        metrics.countError(code as never);
-      },
-    },
-  );
+  });
 
   const observer: SessionObserver = {
     onDecision(ev: DecisionEvent): boolean {
@@ -158,13 +144,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       return audit.record(auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame, ev));
     },
     onError: (code) => metrics.countError(code),
-    onConnectionOpened: () => {
-      metrics.connectionsActive.inc();
-      metrics.connection.accepted.inc();
-    },
+    onConnectionOpened: () => metrics.connectionsActive.inc(),
     onConnectionClosed: (outcome) => {
       metrics.connectionsActive.dec();
-      metrics.connectionsTotal.inc({ outcome });
+      metrics.connectionClosed(outcome);
     },
     onAuthenticated: () => undefined,
     onBytes: (direction, n) => metrics.bytes[direction].inc(n),
@@ -218,6 +201,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       : null;
 
   const sessions = new Set<Session>();
+  const drain = new SessionDrain(
+    sessions,
+    {
+      delayMs: config.limits.shutdown_delay_ms,
+      timeoutMs: config.limits.shutdown_timeout_ms,
+      cancelWaitMs: config.limits.shutdown_cancel_wait_ms,
+    },
+    logger,
+  );
+  const limits = { maxClients: config.limits.max_clients };
   const unauthenticated = { count: 0, max: config.limits.max_unauthenticated };
   const deps: SessionDeps = {
     logger,
@@ -243,13 +236,17 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     },
     observer,
     auditFailClosed: config.audit.fail_closed,
-    onClose: (s) => sessions.delete(s as Session),
+    onClose: (s) => {
+      sessions.delete(s as Session);
+      drain.closed();
+    },
     frameCounts,
     unauthenticated,
   };
 
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
-    if (sessions.size >= config.limits.max_clients) {
+    metrics.connectionOpened.inc();
+    if (sessions.size >= limits.maxClients) {
       return refuse(
         socket,
         'rejected_limit',
@@ -279,7 +276,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     sqlstate: string,
     message: string,
   ): void {
-    metrics.connectionsTotal.inc({ outcome });
+    metrics.connectionClosed(outcome);
     metrics.countError(code);
     logger.warn({ code, client: socket.remoteAddress }, message);
     socket.on('error', () => undefined);
@@ -314,6 +311,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       engine,
       bundleStatus: () => bundles.status(),
       reload: () => bundles.reload(),
+      serving: () => ({ listener: server.listening, accepting: drain.accepting }),
       upstreamReady: () => probeUpstream(upstreamAddr.host, upstreamAddr.port, 1000),
       registry: metrics.registry,
       token,
@@ -342,17 +340,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const shutdown = (): Promise<void> => {
     if (shuttingDown) return shuttingDown;
     shuttingDown = (async () => {
-      logger.info(
-        { sessions: sessions.size, timeout_ms: config.limits.shutdown_timeout_ms },
-        'shutting down: draining',
-      );
-      server.close();
-      for (const s of sessions) s.drain();
-      const deadline = Date.now() + config.limits.shutdown_timeout_ms;
-      while (sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      for (const s of sessions) {
-        s.fatal('57P01', 'terminating connection due to administrator command', ErrorCodes.SHUTDOWN);
-      }
+      const result = await drain.run(() => server.close());
+      logger.info(result, 'shutdown: sessions closed');
       bundles.stop();
       clearInterval(frameTimer);
       flushFrameCounts();
@@ -365,6 +354,45 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     return shuttingDown;
   };
 
+  let reloadingConfig: Promise<ConfigReloadResult> = Promise.resolve({
+    applied: [],
+    restart_required: [],
+  });
+  const reloadConfig = (next: Config): Promise<ConfigReloadResult> => {
+    // One reload at a time; a failed one does not block the next.
+    reloadingConfig = reloadingConfig
+      .catch(() => undefined)
+      .then(async () => {
+        const plan = planConfigReload(current, next);
+        const policyChanged = plan.applied.some((k) => k.startsWith('policy.'));
+        // First what can fail (a bad signing key or token setting): nothing is applied then.
+        if (policyChanged) bundles.retarget(bundleOptions(plan.merged));
+        if (plan.applied.includes('log.level')) logger.level = next.log.level;
+        limits.maxClients = next.limits.max_clients;
+        metrics.connectionsMax.set(next.limits.max_clients);
+        unauthenticated.max = next.limits.max_unauthenticated;
+        deps.limits.loginTimeoutMs = next.limits.login_timeout_ms;
+        deps.limits.maxMessageBytes = next.limits.max_message_bytes;
+        drain.retime({
+          delayMs: next.limits.shutdown_delay_ms,
+          timeoutMs: next.limits.shutdown_timeout_ms,
+          cancelWaitMs: next.limits.shutdown_cancel_wait_ms,
+        });
+        if (policyChanged) await bundles.start();
+        // What needs a restart keeps its old value, so `current` mixes both until then.
+        current = plan.merged;
+        metrics.configReloadsTotal.inc({ result: 'success' });
+        logger.info(
+          { applied: plan.applied, restart_required: plan.restart_required },
+          plan.restart_required.length > 0
+            ? 'config reloaded; some changed keys need a restart'
+            : 'config reloaded',
+        );
+        return { applied: plan.applied, restart_required: plan.restart_required };
+      });
+    return reloadingConfig;
+  };
+
   return {
     listen: { host: la.address, port: la.port },
     admin: adminAddr,
@@ -372,6 +400,32 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     bundles,
     sessions,
     shutdown,
+    reloadConfig,
+  };
+}
+
+/** The bundle manager's options from the policy section (also on a SIGHUP reload). */
+function bundleOptions(config: Config): BundleManagerOptions {
+  return {
+    source: config.policy.bundle,
+    entrypoint: config.policy.entrypoint,
+    memoryMaxPages: config.policy.wasm_memory_max_pages,
+    watch: config.policy.watch,
+    watchDebounceMs: config.policy.watch_debounce_ms,
+    // Bundle server polling, bearer auth and signature verification (bundle-manager.ts).
+    pollMinDelayMs: config.policy.poll_min_delay_s * 1000,
+    pollMaxDelayMs: config.policy.poll_max_delay_s * 1000,
+    bearerToken: config.policy.bearer_token,
+    bearerTokenFile: config.policy.bearer_token_file,
+    signing: config.policy.signing.verify
+      ? {
+          algorithm: config.policy.signing.algorithm,
+          key: config.policy.signing.key,
+          keyFile: config.policy.signing.key_file,
+          keyId: config.policy.signing.key_id,
+          scope: config.policy.signing.scope,
+        }
+      : undefined,
   };
 }
 

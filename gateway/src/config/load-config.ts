@@ -20,6 +20,12 @@ export interface LoadConfigOptions {
   /** Environment to read `PGWARD_*` variables from; defaults to process.env. */
   env?: NodeJS.ProcessEnv | undefined;
   flags?: Partial<FlagOverrides> | undefined;
+  /**
+   * Validate without touching the files the config names (TLS keys, token files, …): for CI, where
+   * they exist only in the cluster (Secrets mounted into the pod). Types, ranges, unknown keys and
+   * cross-field rules are still checked.
+   */
+  offline?: boolean | undefined;
 }
 
 /** One value from one source, at a path of YAML keys. `source` reads like "env PGWARD_LISTEN". */
@@ -393,7 +399,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const parsed = result.data;
   const problem = crossCheck(parsed);
   if (problem) throw new ConfigError(problem.key, problem.reason, sourceOf(sources, data, problem.key));
-  checkFiles(parsed, data, sources);
+  if (opts.offline !== true) checkFiles(parsed, data, sources);
   return deepFreeze(parsed) as Config;
 }
 
@@ -401,11 +407,15 @@ export type CheckConfigResult = { ok: true; config: Config } | { ok: false; erro
 
 /**
  * Validates one config file for `pgward check-config FILE`. The file is checked on its own (defaults
- * plus the file) unless an environment is passed.
+ * plus the file) unless an environment is passed. `offline`: the files it names are not opened.
  */
-export function checkConfigFile(path: string, env: NodeJS.ProcessEnv = {}): CheckConfigResult {
+export function checkConfigFile(
+  path: string,
+  env: NodeJS.ProcessEnv = {},
+  opts: { offline?: boolean } = {},
+): CheckConfigResult {
   try {
-    return { ok: true, config: loadConfig({ file: path, env }) };
+    return { ok: true, config: loadConfig({ file: path, env, offline: opts.offline }) };
   } catch (e) {
     if (e instanceof ConfigError) return { ok: false, error: e };
     throw e;

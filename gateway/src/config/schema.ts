@@ -186,7 +186,11 @@ export const configSchema = z.strictObject(
       max_message_bytes: int(KiB, GiB, 'bytes').default(256 * MiB),
       // Startup packets are at most 10,000 bytes (PostgreSQL's MAX_STARTUP_PACKET_LENGTH); 8 is the minimum.
       max_startup_bytes: int(8, 10_000, 'bytes').default(10_000),
+      // After SIGTERM: not ready but still accepting (endpoint propagation), then drain up to the
+      // timeout, then cancel what still runs and wait for the server to confirm (lifecycle/drain.ts).
+      shutdown_delay_ms: int(0, MAX_INT, 'ms').default(5000),
       shutdown_timeout_ms: int(0, MAX_INT, 'ms').default(30_000),
+      shutdown_cancel_wait_ms: int(0, MAX_INT, 'ms').default(5000),
       max_pipeline_messages: int(1, MAX_INT).default(100_000),
     }),
     log: section({

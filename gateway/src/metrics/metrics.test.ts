@@ -25,7 +25,8 @@ function decision(over: Partial<Decision> = {}): Decision {
 /** Touches every metric once, the way the gateway would. */
 function touchAll(m: Metrics): void {
   m.connectionsActive.inc();
-  m.connection.accepted.inc();
+  m.connectionOpened.inc();
+  m.connectionClosed('client_terminated');
   m.countFrame('frontend', 'Query');
   m.countFrame('backend', 'DataRow');
   m.countDecision(decision(), 'message');
@@ -87,17 +88,44 @@ describe('metrics', () => {
     const names = sampleNames(await m.registry.metrics());
     for (const n of [
       'pgward_connections_active',
-      'pgward_connections_total',
+      'pgward_connections_opened_total',
+      'pgward_connections_closed_total',
+      'pgward_connections_max',
+      'pgward_upstream_up',
+      'pgward_admin_unauthorized_total',
       'pgward_decisions_total',
       'pgward_errors_total',
       'pgward_bundle_reloads_total',
       'pgward_bytes_total',
-      'pgward_process_cpu_user_seconds_total',
-      'pgward_nodejs_eventloop_lag_p99_seconds',
+      'process_cpu_user_seconds_total',
+      'process_resident_memory_bytes',
+      'nodejs_eventloop_lag_p99_seconds',
+      'nodejs_heap_size_used_bytes',
     ]) {
       expect(names).toContain(n);
     }
-    for (const n of names) expect(n.startsWith('pgward_')).toBe(true);
+    for (const n of names) expect(/^(pgward|process|nodejs)_/.test(n)).toBe(true);
+  });
+
+  it('has no gauge whose name ends in _total', async () => {
+    const m = createMetrics(new Registry());
+    const gauges = (await m.registry.getMetricsAsJSON()).filter((x) => String(x.type) === 'gauge');
+    expect(gauges.length).toBeGreaterThan(10);
+    for (const g of gauges) expect(g.name).not.toMatch(/_total$/);
+  });
+
+  it('counts opened and closed connections so that opened - closed = active', async () => {
+    const m = createMetrics(new Registry());
+    for (let i = 0; i < 5; i++) m.connectionOpened.inc();
+    m.connectionClosed('rejected_limit');
+    m.connectionClosed('client_terminated');
+    m.connectionClosed('no_such_reason');
+    const text = await m.registry.metrics();
+    expect(text).toContain('pgward_connections_opened_total 5');
+    expect(text).toContain('pgward_connections_closed_total{reason="rejected_limit"} 1');
+    expect(text).toContain('pgward_connections_closed_total{reason="client_terminated"} 1');
+    expect(text).toContain('pgward_connections_closed_total{reason="other"} 1');
+    expect(text).toContain('pgward_connections_closed_total{reason="shutdown"} 0');
   });
 
   it('flushes hot-path counters at scrape time', async () => {
@@ -105,14 +133,11 @@ describe('metrics', () => {
     m.bytes.client_to_upstream.inc(100);
     m.bytes.client_to_upstream.inc(23);
     m.bytes.upstream_to_client.inc(7);
-    m.connection.rejected_limit.inc();
     for (let i = 0; i < 3; i++) m.countFrame('backend', 'DataRow');
     m.countFrame('frontend', 'NoSuchMessage');
     const text = await m.registry.metrics();
     expect(text).toContain('pgward_bytes_total{direction="client_to_upstream"} 123');
     expect(text).toContain('pgward_bytes_total{direction="upstream_to_client"} 7');
-    expect(text).toContain('pgward_connections_total{outcome="rejected_limit"} 1');
-    expect(text).toContain('pgward_connections_total{outcome="accepted"} 0');
     expect(text).toContain('pgward_frames_total{direction="backend",type="DataRow"} 3');
     expect(text).toContain('pgward_frames_total{direction="frontend",type="Unknown"} 1');
     m.bytes.upstream_to_client.inc(3);

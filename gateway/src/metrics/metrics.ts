@@ -12,17 +12,38 @@ import { FastHistogram } from './fast-histogram';
 export const METRIC_PREFIX = 'pgward_';
 /** Gauge `pgward_ready{component}`; the sidecar finds it in the registry by this name. */
 export const READY_METRIC = 'pgward_ready';
+/** Gauge `pgward_upstream_up`: the upstream accepts TCP connections (not part of readiness). */
+export const UPSTREAM_UP_METRIC = 'pgward_upstream_up';
+/** Counter `pgward_admin_unauthorized_total{route}`: admin requests refused with 401. */
+export const ADMIN_UNAUTHORIZED_METRIC = 'pgward_admin_unauthorized_total';
+/** Admin routes behind the bearer token (their 401s are counted from zero). */
+export const ADMIN_TOKEN_ROUTES = ['/v1/bundle/reload', '/v1/capture/start', '/v1/capture/stop'] as const;
+/** Readiness components: a bundle is active; the listener is up; shutdown has not started. */
+export const READY_COMPONENTS = ['bundle', 'listener', 'accepting'] as const;
 
-export const CONNECTION_OUTCOMES = [
-  'accepted',
-  'rejected_limit',
-  'startup_denied',
-  'tls_required',
-  'login_timeout',
-  'closed',
-  'error',
+/**
+ * Why a client connection ended (`pgward_connections_closed_total{reason}`). Every connection that
+ * `pgward_connections_opened_total` counts ends with exactly one of these, so
+ * opened - sum(closed) = pgward_connections_active. A reason outside this list is counted as `other`.
+ */
+export const CLOSE_REASONS = [
+  'client_closed', // the client closed the socket without Terminate
+  'client_terminated', // the client sent Terminate
+  'client_error', // socket error on the client side
+  'cancel_request', // the connection carried a CancelRequest (never a session)
+  'tls_required', // tls.require and the client did not ask for TLS
+  'startup_denied', // the policy denied the startup
+  'login_timeout', // authentication did not finish in limits.login_timeout_ms
+  'rejected_limit', // refused at accept: limits.max_clients or limits.max_unauthenticated
+  'upstream_fatal', // the server sent FATAL (e.g. failed authentication, pg_terminate_backend)
+  'upstream_lost', // the server connection was lost
+  'shutdown', // pgward shut down (drained, or terminated at the shutdown timeout)
+  'error', // pgward ended it with a protocol or internal error
+  'other',
 ] as const;
-export type ConnectionOutcome = (typeof CONNECTION_OUTCOMES)[number];
+export type CloseReason = (typeof CLOSE_REASONS)[number];
+/** Kept for callers that name the accept-time refusal. */
+export type ConnectionOutcome = CloseReason;
 
 /** Frontend message names, as in the PostgreSQL documentation (protocol-message-formats). */
 export const FRONTEND_MESSAGE_TYPES = [
@@ -113,7 +134,12 @@ class PendingCount implements FastCounter {
 export interface Metrics {
   readonly registry: Registry;
   readonly connectionsActive: Gauge<string>;
-  readonly connectionsTotal: Counter<'outcome'>;
+  readonly connectionsOpenedTotal: Counter<string>;
+  readonly connectionsClosedTotal: Counter<'reason'>;
+  readonly connectionsMax: Gauge<string>;
+  readonly adminUnauthorizedTotal: Counter<'route'>;
+  readonly upstreamUp: Gauge<string>;
+  readonly configReloadsTotal: Counter<'result'>;
   readonly framesTotal: Counter<'direction' | 'type'>;
   readonly decisionsTotal: Counter<'outcome' | 'phase' | 'code'>;
   readonly alertsTotal: Counter<'rule' | 'severity'>;
@@ -135,7 +161,10 @@ export interface Metrics {
 
   /** Pre-bound hot-path counters. */
   readonly bytes: Readonly<Record<ByteDirection, FastCounter>>;
-  readonly connection: Readonly<Record<ConnectionOutcome, FastCounter>>;
+  /** Counts an accepted TCP connection (refused ones included). */
+  readonly connectionOpened: FastCounter;
+  /** Counts the end of a connection by reason (unknown reasons as `other`). */
+  connectionClosed(reason: string): void;
   readonly sqlCache: Readonly<{ hit: FastCounter; miss: FastCounter }>;
   readonly capturedFrames: FastCounter;
   /** Counts one frame; names outside the documented message set are counted as `Unknown`. */
@@ -151,25 +180,63 @@ export interface Metrics {
   bundleReloadFailed(): void;
 }
 
+const DROPPED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+] as const;
+
 export function createMetrics(registry: Registry = new Registry()): Metrics {
   const pending: Array<() => void> = [];
   const flushAll = (): void => {
     for (const f of pending) f();
   };
 
-  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  // Node's process and runtime metrics under their standard names (process_*, nodejs_*), so stock
+  // dashboards and alerts work. prom-client also exports three gauges named *_total (sums of the
+  // per-type nodejs_active_handles/requests/resources gauges); a gauge must not end in _total, and
+  // sum(nodejs_active_handles) gives the same number, so they are dropped.
+  collectDefaultMetrics({ register: registry });
+  for (const n of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(n);
 
   const connectionsActive = new Gauge({
     name: 'pgward_connections_active',
     help: 'Client connections currently open.',
     registers: [registry],
   });
-  const connectionsTotal = new Counter({
-    name: 'pgward_connections_total',
-    help: 'Client connections by outcome.',
-    labelNames: ['outcome'] as const,
+  const connectionsOpenedTotal = new Counter({
+    name: 'pgward_connections_opened_total',
+    help: 'Client TCP connections accepted (including those refused at once for a limit).',
     registers: [registry],
     collect: flushAll,
+  });
+  const connectionsClosedTotal = new Counter({
+    name: 'pgward_connections_closed_total',
+    help: 'Client connections ended, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const connectionsMax = new Gauge({
+    name: 'pgward_connections_max',
+    help: 'Configured limit on open client connections (limits.max_clients).',
+    registers: [registry],
+  });
+  const adminUnauthorizedTotal = new Counter({
+    name: ADMIN_UNAUTHORIZED_METRIC,
+    help: 'Admin API requests refused with 401 (missing or wrong bearer token), by route.',
+    labelNames: ['route'] as const,
+    registers: [registry],
+  });
+  const upstreamUp = new Gauge({
+    name: UPSTREAM_UP_METRIC,
+    help: 'The upstream PostgreSQL accepts TCP connections (1) or not (0); refreshed by /upstreamz and every scrape.',
+    registers: [registry],
+  });
+  const configReloadsTotal = new Counter({
+    name: 'pgward_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP) by result.',
+    labelNames: ['result'] as const,
+    registers: [registry],
   });
   const framesTotal = new Counter({
     name: 'pgward_frames_total',
@@ -276,12 +343,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
 
   const ready = new Gauge({
     name: READY_METRIC,
-    help: 'Readiness by component (bundle, upstream): 1 ready, 0 not; refreshed by /readyz and every scrape.',
+    help: 'Readiness by component (bundle, listener, accepting): 1 ready, 0 not; refreshed by /readyz and every scrape.',
     labelNames: ['component'] as const,
     registers: [registry],
   });
-  ready.set({ component: 'bundle' }, 0);
-  ready.set({ component: 'upstream' }, 0);
+  for (const component of READY_COMPONENTS) ready.set({ component }, 0);
+  upstreamUp.set(0);
 
   const bind = (flush: (n: number) => void): PendingCount => {
     const c = new PendingCount();
@@ -303,11 +370,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     bytesTotal.inc({ direction }, 0);
   }
 
-  const connection = {} as Record<ConnectionOutcome, FastCounter>;
-  for (const outcome of CONNECTION_OUTCOMES) {
-    connectionsTotal.inc({ outcome }, 0);
-    connection[outcome] = bind((n) => connectionsTotal.inc({ outcome }, n));
-  }
+  const connectionOpened = bind((n) => connectionsOpenedTotal.inc(n));
+  connectionsOpenedTotal.inc(0);
+  const closeReasons = new Set<string>(CLOSE_REASONS);
+  for (const reason of CLOSE_REASONS) connectionsClosedTotal.inc({ reason }, 0);
+  for (const result of ['success', 'failure'] as const) configReloadsTotal.inc({ result }, 0);
+  for (const route of ADMIN_TOKEN_ROUTES) adminUnauthorizedTotal.inc({ route }, 0);
 
   const sqlCache = {
     hit: bind((n) => sqlCacheTotal.inc({ result: 'hit' }, n)),
@@ -356,7 +424,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   return {
     registry,
     connectionsActive,
-    connectionsTotal,
+    connectionsOpenedTotal,
+    connectionsClosedTotal,
+    connectionsMax,
+    adminUnauthorizedTotal,
+    upstreamUp,
+    configReloadsTotal,
     framesTotal,
     decisionsTotal,
     alertsTotal,
@@ -376,7 +449,10 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     captureFramesTotal,
     ready,
     bytes,
-    connection,
+    connectionOpened,
+    connectionClosed(reason) {
+      connectionsClosedTotal.inc({ reason: closeReasons.has(reason) ? reason : 'other' });
+    },
     sqlCache,
     capturedFrames,
     countFrame(direction, type, n = 1) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startBundleServer, tgz, type BundleServer } from '../../../tests/helpers/bundle-server';
+import { atomicWrite } from '../../../tests/ops/kubelet-atomic-writer';
 import { ErrorCodes } from '../errors';
 import type { LoadedBundle } from './bundle';
 import { BundleManager, type BundleManagerOptions, type EngineFactory } from './bundle-manager';
@@ -177,6 +178,21 @@ describe('BundleManager with a local bundle', () => {
     await until(() => h.active.bundle()?.revision === 'r4');
     await sleep(300);
     expect(h.activated).toEqual(['r1', 'r4']);
+  });
+
+  it('reloads on a ConfigMap volume update (the kubelet swaps ..data), within 2 s, and only once', async () => {
+    const vol = join(dir, 'configmap');
+    atomicWrite(vol, { 'bundle.tar.gz': tgz(files('cm1')), 'other.txt': 'a' });
+    const h = harness({ source: join(vol, 'bundle.tar.gz'), watch: true, watchDebounceMs: 100 });
+    await h.manager.start();
+    expect(h.active.bundle()?.revision).toBe('cm1');
+    const t0 = Date.now();
+    atomicWrite(vol, { 'bundle.tar.gz': tgz(files('cm2')), 'other.txt': 'a' });
+    await until(() => h.active.bundle()?.revision === 'cm2', 2000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    atomicWrite(vol, { 'bundle.tar.gz': tgz(files('cm3')), 'other.txt': 'b' });
+    await until(() => h.active.bundle()?.revision === 'cm3', 2000);
+    expect(h.activated).toEqual(['cm1', 'cm2', 'cm3']);
   });
 
   it('with verification on, activates signed bundles only', async () => {

@@ -65,6 +65,16 @@ const DEFAULT_POLL_MAX_MS = 30_000;
 /** Retry delays after failed polls grow by this factor from the minimum delay up to the maximum. */
 const BACKOFF_FACTOR = 1.6;
 const BACKOFF_JITTER = 0.2;
+/** The symlink the kubelet's atomic writer swaps to update a ConfigMap, Secret or projected volume. */
+export const KUBELET_DATA_LINK = '..data';
+
+function realpathOrNull(p: string): string | null {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return null;
+  }
+}
 
 export class BundleManager {
   private lastError: string | null = null;
@@ -76,16 +86,17 @@ export class BundleManager {
   private pollTimer: NodeJS.Timeout | null = null;
   private failedPolls = 0;
   private stopped = false;
-  private readonly factory: EngineFactory;
-  private readonly source: BundleSource;
-  private readonly verifier: SignatureVerifier | null;
+  private factory: EngineFactory;
+  private source: BundleSource;
+  private verifier: SignatureVerifier | null;
 
   constructor(
     readonly active: ActiveEngine,
-    private readonly opts: BundleManagerOptions,
+    private opts: BundleManagerOptions,
     private readonly hooks: BundleManagerHooks,
     factory?: EngineFactory,
   ) {
+    this.injectedFactory = factory;
     this.factory =
       factory ??
       ((bundle) =>
@@ -102,6 +113,35 @@ export class BundleManager {
       timeoutMs: opts.fetchTimeoutMs,
       userAgent: 'pgward',
     });
+  }
+
+  private readonly injectedFactory: EngineFactory | undefined;
+
+  /**
+   * Points the manager at a new source (a config reload): stops watching or polling the old one.
+   * Call start() next; the active bundle keeps serving until a bundle from the new source passes.
+   * Throws (and changes nothing) when the new signing or token configuration is bad.
+   */
+  retarget(opts: BundleManagerOptions): void {
+    const verifier = opts.signing ? createSignatureVerifier(opts.signing) : null;
+    const source = createBundleSource(opts.source, {
+      maxBytes: opts.maxBundleBytes,
+      bearerToken: opts.bearerToken,
+      bearerTokenFile: opts.bearerTokenFile,
+      timeoutMs: opts.fetchTimeoutMs,
+      userAgent: 'pgward',
+    });
+    this.stop();
+    this.opts = opts;
+    this.verifier = verifier;
+    this.source = source;
+    this.factory =
+      this.injectedFactory ??
+      ((bundle) =>
+        OpaWasmEngine.create(bundle, {
+          entrypoint: opts.entrypoint,
+          ...(opts.memoryMaxPages !== undefined ? { memoryMaxPages: opts.memoryMaxPages } : {}),
+        }));
   }
 
   status(): BundleStatus {
@@ -240,13 +280,23 @@ export class BundleManager {
     const target = path.resolve(this.opts.source);
     const dir = fs.existsSync(target) && fs.statSync(target).isDirectory() ? target : path.dirname(target);
     const base = path.basename(target);
+    // What the path resolves to now: a ConfigMap or Secret volume changes it by swapping `..data`.
+    let resolved = realpathOrNull(target);
     try {
-      // Watch the directory: bundles are usually replaced by rename, which ends a file watch.
+      // Watch the directory: bundles are usually replaced by rename, which ends a file watch. A
+      // ConfigMap/Secret volume (the kubelet's atomic writer) never touches the visible name
+      // (`bundle.tar.gz -> ..data/bundle.tar.gz`): it renames `..data_tmp` over `..data`, so that
+      // rename, or any change of where the path resolves to, is a change of the bundle too.
       this.watcher = fs.watch(dir, { persistent: false }, (_event, name) => {
-        if (dir !== target && name !== null && name !== base) return;
+        if (dir !== target && name !== null && name !== base && name !== KUBELET_DATA_LINK) {
+          const now = realpathOrNull(target);
+          if (now === resolved) return;
+          resolved = now;
+        }
         if (this.debounce) clearTimeout(this.debounce);
         this.debounce = setTimeout(() => {
           this.debounce = null;
+          resolved = realpathOrNull(target);
           void this.reload();
         }, this.opts.watchDebounceMs);
         this.debounce.unref();

@@ -6,7 +6,7 @@
 import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
 export interface Cancellable {
-  cancelUpstream(): void;
+  cancelUpstream(): unknown;
 }
 
 interface Entry {

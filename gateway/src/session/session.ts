@@ -282,7 +282,7 @@ export class Session {
 
   private onCancelRequest(processId: number, secretKey: Buffer): void {
     const target = this.deps.cancel.lookup(processId, secretKey);
-    if (target) target.cancelUpstream();
+    if (target) void target.cancelUpstream();
     else this.log.info({ pid: processId }, 'CancelRequest with a key pgward did not issue: ignored');
     // PostgreSQL closes the connection without a reply either way.
     this.closeOutcome = 'cancel_request';
@@ -718,14 +718,23 @@ export class Session {
     this.log.debug('authenticated');
   }
 
-  cancelUpstream(): void {
+  /**
+   * Sends a CancelRequest for this session's backend. Resolves true once the server has closed the
+   * cancel connection (it does so after acting on the request), false if it could not be delivered.
+   */
+  cancelUpstream(): Promise<boolean> {
     const key = this.upstreamKey;
-    if (!key) return;
-    const s = net.connect({ host: this.deps.upstream.host, port: this.deps.upstream.port });
-    s.on('connect', () => s.end(encodeCancelRequest(key.processId, key.secretKey)));
-    s.on('error', (err) => this.log.warn({ err: err.message }, 'cancel connection failed'));
-    s.setTimeout(this.deps.upstream.connectTimeoutMs, () => s.destroy());
-    this.log.info('cancel request forwarded');
+    if (!key) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      let sent = false;
+      const s = net.connect({ host: this.deps.upstream.host, port: this.deps.upstream.port });
+      s.on('connect', () => s.end(encodeCancelRequest(key.processId, key.secretKey), () => (sent = true)));
+      s.on('error', (err) => this.log.warn({ err: err.message }, 'cancel connection failed'));
+      s.on('close', (hadError) => resolve(sent && !hadError));
+      s.resume();
+      s.setTimeout(this.deps.upstream.connectTimeoutMs, () => s.destroy());
+      this.log.info('cancel request forwarded');
+    });
   }
 
   private onUpstreamClosed(): void {
@@ -810,7 +819,7 @@ export class Session {
         this.closeOutcome !== 'client_terminated' &&
         this.syncsSent > this.readyReceived
       ) {
-        this.cancelUpstream();
+        void this.cancelUpstream();
       }
       if (this.conn.authenticated) up.end(encodeTerminate());
       else up.destroy();

@@ -49,6 +49,7 @@ function build(over: Partial<SidecarDeps> = {}): {
   app: FastifyInstance;
   bundles: FakeBundles;
   upstream: { ok: boolean; calls: number };
+  metrics: ReturnType<typeof createMetrics>;
 } {
   const bundles = new FakeBundles();
   const upstream = { ok: true, calls: 0 };
@@ -68,7 +69,7 @@ function build(over: Partial<SidecarDeps> = {}): {
     registry: metrics.registry,
     ...over,
   });
-  return { app, bundles, upstream };
+  return { app, bundles, upstream, metrics };
 }
 
 describe('sidecar', () => {
@@ -79,46 +80,77 @@ describe('sidecar', () => {
     expect(res.json()).toEqual({ status: 'ok' });
   });
 
-  it('GET /readyz flips with the bundle and the upstream', async () => {
-    const { app, bundles, upstream } = build({ upstreamCacheMs: 0 });
+  it("GET /readyz is pgward's own readiness: bundle, listener, not shutting down; never the upstream", async () => {
+    const serving = { listener: true, accepting: true };
+    const { app, bundles, upstream, metrics } = build({ upstreamCacheMs: 0, serving: () => serving });
     let res = await app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
-    expect(res.json()).toEqual({ status: 'not_ready', bundle: false, upstream: true, missing: ['bundle'] });
+    expect(res.json()).toEqual({
+      status: 'not_ready',
+      bundle: false,
+      listener: true,
+      accepting: true,
+      missing: ['bundle'],
+    });
 
     bundles.info = REV1;
     res = await app.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'ready', revision: 'rev-1' });
 
+    // PostgreSQL briefly unreachable: still ready, so clients get the server's own error through pgward.
     upstream.ok = false;
     res = await app.inject({ method: 'GET', url: '/readyz' });
-    expect(res.statusCode).toBe(503);
-    expect(res.json()).toEqual({ status: 'not_ready', bundle: true, upstream: false, missing: ['upstream'] });
+    expect(res.statusCode).toBe(200);
+    expect(upstream.calls).toBe(0);
 
+    serving.accepting = false; // SIGTERM
+    res = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({
+      status: 'not_ready',
+      bundle: true,
+      listener: true,
+      accepting: false,
+      missing: ['accepting'],
+    });
+    serving.listener = false;
     bundles.info = null;
     res = await app.inject({ method: 'GET', url: '/readyz' });
-    expect(res.json().missing).toEqual(['bundle', 'upstream']);
+    expect(res.json().missing).toEqual(['bundle', 'listener', 'accepting']);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('pgward_ready{component="accepting"} 0');
+    expect(text).toContain('pgward_ready{component="listener"} 0');
+  });
+
+  it('GET /upstreamz and pgward_upstream_up report the upstream separately', async () => {
+    const { app, upstream, metrics } = build({ upstreamCacheMs: 0 });
+    let res = await app.inject({ method: 'GET', url: '/upstreamz' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'up' });
+    expect(await metrics.registry.metrics()).toContain('pgward_upstream_up 1');
+    upstream.ok = false;
+    res = await app.inject({ method: 'GET', url: '/upstreamz' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ status: 'down' });
+    expect(await metrics.registry.metrics()).toContain('pgward_upstream_up 0');
   });
 
   it('caches the upstream probe', async () => {
-    const { app, bundles, upstream } = build();
-    bundles.info = REV1;
+    const { app, upstream } = build();
     for (let i = 0; i < 5; i++)
-      expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+      expect((await app.inject({ method: 'GET', url: '/upstreamz' })).statusCode).toBe(200);
     expect(upstream.calls).toBe(1);
   });
 
-  it('treats a failing or hanging upstream probe as not ready', async () => {
+  it('treats a failing or hanging upstream probe as down', async () => {
     const failing = build({ upstreamReady: () => Promise.reject(new Error('ECONNREFUSED')) });
-    failing.bundles.info = REV1;
-    expect((await failing.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(503);
+    expect((await failing.app.inject({ method: 'GET', url: '/upstreamz' })).statusCode).toBe(503);
 
     const hanging = build({ upstreamReady: () => new Promise<boolean>(() => {}), upstreamTimeoutMs: 20 });
-    hanging.bundles.info = REV1;
-    const res = await hanging.app.inject({ method: 'GET', url: '/readyz' });
+    const res = await hanging.app.inject({ method: 'GET', url: '/upstreamz' });
     expect(res.statusCode).toBe(503);
-    expect(res.json().missing).toEqual(['upstream']);
   });
 
   it('GET /metrics serves the registry in Prometheus text format', async () => {
@@ -127,9 +159,10 @@ describe('sidecar', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     expect(res.body).toContain('# TYPE pgward_connections_active gauge');
-    expect(res.body).toContain('pgward_process_cpu_user_seconds_total');
+    expect(res.body).toContain('process_cpu_user_seconds_total');
+    expect(res.body).not.toContain('pgward_process_');
     expect(res.body).toContain('pgward_ready{component="bundle"} 0');
-    expect(res.body).toContain('pgward_ready{component="upstream"} 1');
+    expect(res.body).toContain('pgward_upstream_up 1');
   });
 
   it('GET /v1/bundle', async () => {
@@ -160,7 +193,7 @@ describe('sidecar', () => {
       ['other scheme', 'Basic s3cret-token'],
       ['no token after Bearer', 'Bearer '],
     ])('refuses %s with 401 and reloads nothing', async (_name, authorization) => {
-      const { app, bundles } = build({ token: 's3cret-token' });
+      const { app, bundles, metrics } = build({ token: 's3cret-token' });
       const res = await app.inject({
         method: 'POST',
         url: '/v1/bundle/reload',
@@ -170,6 +203,9 @@ describe('sidecar', () => {
       expect(res.headers['www-authenticate']).toBe('Bearer');
       expect(res.json()).toEqual({ error: 'unauthorized', code: 'PGWARD_ERR_ADMIN_UNAUTHORIZED' });
       expect(bundles.reloadCalls).toBe(0);
+      expect(await metrics.registry.metrics()).toContain(
+        'pgward_admin_unauthorized_total{route="/v1/bundle/reload"} 1',
+      );
     });
 
     it('reloads with the right token', async () => {

@@ -7,9 +7,9 @@ import { readFileSync } from 'node:fs';
 import type * as https from 'node:https';
 import fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import { ErrorCodes } from '../errors';
-import { READY_METRIC } from '../metrics/metrics';
+import { ADMIN_UNAUTHORIZED_METRIC, READY_METRIC, UPSTREAM_UP_METRIC } from '../metrics/metrics';
 import type { BundleInfo, PolicyEngine } from '../policy/types';
 
 export type ReloadResult = { ok: true; revision: string } | { ok: false; error: string; code: string };
@@ -24,6 +24,13 @@ export interface SidecarDeps {
   engine: PolicyEngine;
   bundleStatus(): BundleStatus;
   reload(): Promise<ReloadResult>;
+  /**
+   * pgward's own ability to serve, besides the bundle: the client listener is up, and shutdown has
+   * not started (from SIGTERM on, /readyz answers 503 while the listener still accepts for a while).
+   * The gateway always passes it; absent (a sidecar built on its own), both count as true.
+   */
+  serving?: (() => { listener: boolean; accepting: boolean }) | undefined;
+  /** The upstream accepts TCP connections: reported by /upstreamz and pgward_upstream_up, not /readyz. */
   upstreamReady(): Promise<boolean>;
   registry: Registry;
   /** When set, POST /v1/bundle/reload requires `Authorization: Bearer <token>`. */
@@ -126,34 +133,68 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  // pgward_ready{component} (declared in metrics.ts) follows every readiness evaluation and is
-  // refreshed before each scrape, so alerting does not depend on anyone polling /readyz.
+  // pgward_ready{component} and pgward_upstream_up (declared in metrics.ts) follow every evaluation
+  // and are refreshed before each scrape, so alerting does not depend on anyone polling.
   const found = deps.registry.getSingleMetric(READY_METRIC);
   const readyGauge = found instanceof Gauge ? (found as Gauge<'component'>) : null;
-  const readiness = async (): Promise<{ bundle: BundleInfo | null; upstreamOk: boolean }> => {
+  const foundUp = deps.registry.getSingleMetric(UPSTREAM_UP_METRIC);
+  const upGauge = foundUp instanceof Gauge ? (foundUp as Gauge) : null;
+  const foundUnauth = deps.registry.getSingleMetric(ADMIN_UNAUTHORIZED_METRIC);
+  const unauthorized = foundUnauth instanceof Counter ? (foundUnauth as Counter<'route'>) : null;
+
+  // Readiness is pgward's own ability to serve. The upstream is deliberately not part of it: when
+  // PostgreSQL is briefly unreachable every replica would leave the Service at once, and clients
+  // would get "connection refused" instead of the server's own error through pgward.
+  const readiness = (): {
+    bundle: BundleInfo | null;
+    serving: { listener: boolean; accepting: boolean };
+    missing: string[];
+  } => {
     const bundle = deps.engine.bundle();
-    const upstreamOk = await upstream();
+    const serving = deps.serving?.() ?? { listener: true, accepting: true };
     readyGauge?.set({ component: 'bundle' }, bundle !== null ? 1 : 0);
-    readyGauge?.set({ component: 'upstream' }, upstreamOk ? 1 : 0);
-    return { bundle, upstreamOk };
+    readyGauge?.set({ component: 'listener' }, serving.listener ? 1 : 0);
+    readyGauge?.set({ component: 'accepting' }, serving.accepting ? 1 : 0);
+    const missing: string[] = [];
+    if (bundle === null) missing.push('bundle');
+    if (!serving.listener) missing.push('listener');
+    if (!serving.accepting) missing.push('accepting');
+    return { bundle, serving, missing };
+  };
+  const upstreamHealth = async (): Promise<boolean> => {
+    const ok = await upstream();
+    upGauge?.set(ok ? 1 : 0);
+    return ok;
   };
 
   app.get('/readyz', async (_req, reply) => {
-    const { bundle, upstreamOk } = await readiness();
-    if (bundle !== null && upstreamOk) {
+    const { bundle, serving, missing } = readiness();
+    if (bundle !== null && missing.length === 0) {
       return { status: 'ready', revision: bundle.revision };
     }
-    const missing: string[] = [];
-    if (bundle === null) missing.push('bundle');
-    if (!upstreamOk) missing.push('upstream');
     return reply
       .code(503)
       .header('retry-after', '1')
-      .send({ status: 'not_ready', bundle: bundle !== null, upstream: upstreamOk, missing });
+      .send({ status: 'not_ready', bundle: bundle !== null, ...serving, missing });
   });
 
+  app.get('/upstreamz', async (_req, reply) => {
+    if (await upstreamHealth()) return { status: 'up' };
+    return reply.code(503).header('retry-after', '1').send({ status: 'down' });
+  });
+
+  const refuse = (req: FastifyRequest, reply: FastifyReply, what: string): FastifyReply => {
+    unauthorized?.inc({ route: req.routeOptions.url ?? 'unknown' });
+    req.log.warn({ code: ErrorCodes.ADMIN_UNAUTHORIZED }, `${what} refused: bad or missing token`);
+    return reply
+      .code(401)
+      .header('www-authenticate', 'Bearer')
+      .send({ error: 'unauthorized', code: ErrorCodes.ADMIN_UNAUTHORIZED });
+  };
+
   app.get('/metrics', async (_req, reply) => {
-    if (readyGauge) await readiness();
+    readiness();
+    if (upGauge) await upstreamHealth();
     const text = await deps.registry.metrics();
     return reply.header('content-type', deps.registry.contentType).send(text);
   });
@@ -174,13 +215,7 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
 
   let reloading: Promise<ReloadResult> | null = null;
   app.post('/v1/bundle/reload', async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!checkToken(req.headers.authorization)) {
-      req.log.warn({ code: ErrorCodes.ADMIN_UNAUTHORIZED }, 'bundle reload refused: bad or missing token');
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ error: 'unauthorized', code: ErrorCodes.ADMIN_UNAUTHORIZED });
-    }
+    if (!checkToken(req.headers.authorization)) return refuse(req, reply, 'bundle reload');
     // Concurrent reload requests share one attempt.
     reloading ??= deps.reload().finally(() => {
       reloading = null;
@@ -199,16 +234,7 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
   // Traffic capture on/off (policy CI): the same bearer token rule as the reload.
   for (const action of ['start', 'stop'] as const) {
     app.post(`/v1/capture/${action}`, async (req: FastifyRequest, reply: FastifyReply) => {
-      if (!checkToken(req.headers.authorization)) {
-        req.log.warn(
-          { code: ErrorCodes.ADMIN_UNAUTHORIZED },
-          `capture ${action} refused: bad or missing token`,
-        );
-        return reply
-          .code(401)
-          .header('www-authenticate', 'Bearer')
-          .send({ error: 'unauthorized', code: ErrorCodes.ADMIN_UNAUTHORIZED });
-      }
+      if (!checkToken(req.headers.authorization)) return refuse(req, reply, `capture ${action}`);
       if (!deps.capture) return reply.code(404).send({ error: 'capture is not available' });
       try {
         return await deps.capture[action]();
