@@ -155,29 +155,43 @@ export async function transcripts(
 }
 
 type LogLine = Record<string, unknown>;
+interface JudgedStatement {
+  name?: string;
+  sql?: string;
+  statements?: Array<{ command?: string }>;
+}
 interface BindInput {
-  connection?: { database?: string };
-  message?: { type?: string; statement?: { name?: string; sql?: string } | null };
+  message?: { type?: string; statement?: JudgedStatement | null };
 }
 
-function bindInputOf(l: LogLine, database: string): BindInput | null {
+function bindInputOf(l: LogLine): BindInput | null {
   const input = l.input as BindInput | undefined;
-  if (!l.result || input?.message?.type !== 'Bind') return null;
-  return input.connection?.database === database ? input : null;
+  return l.result && input?.message?.type === 'Bind' ? input : null;
+}
+
+/** The statement as pgward judged it: its SQL, or its command tags when the bundle leaves SQL text out. */
+function describe(st: JudgedStatement | null | undefined): string | null {
+  if (!st) return null;
+  if (st.sql) return st.sql;
+  return (st.statements ?? []).map((x) => x.command ?? '?').join('; ');
 }
 
 /**
- * What pgward judged for each Bind of `database`, from the decision log (`decision_log.enabled`):
- * the SQL of the statement it believed the Bind named, or null when it had no record. Waits until
+ * What pgward judged for each Bind whose decision was logged after `gw.logs[since]` (the gateway
+ * must run with `decision_log.enabled`): the statement it believed the Bind named (SQL text, or
+ * command tags under `input_options.sql_text: false`), or null when it had no record. Waits until
  * `count` such entries were written.
  */
 export async function judgedBinds(
   gw: { logs: LogLine[]; waitForLog(p: (l: LogLine) => boolean, t?: number): Promise<LogLine> },
-  database: string,
+  since: number,
   count: number,
 ): Promise<Array<string | null>> {
   const binds = (): BindInput[] =>
-    gw.logs.map((l) => bindInputOf(l, database)).filter((b): b is BindInput => b !== null);
+    gw.logs
+      .slice(since)
+      .map(bindInputOf)
+      .filter((b): b is BindInput => b !== null);
   if (binds().length < count) await gw.waitForLog(() => binds().length >= count, 10_000);
-  return binds().map((b) => b.message?.statement?.sql ?? null);
+  return binds().map((b) => describe(b.message?.statement));
 }

@@ -127,9 +127,7 @@ describe('a name prepared twice', () => {
     ]);
     expect(proxied).toEqual(direct);
     // The one Bind through pgward (the direct run writes no decision log) was judged as SELECT 1.
-    const judged = (await judgedBinds(gw, db, 1)).slice(-1);
-    expect(gw.logs.length).toBeGreaterThan(before);
-    expect(judged).toEqual(['SELECT 1 AS first']);
+    expect(await judgedBinds(gw, before, 1)).toEqual(['SELECT 1 AS first']);
   });
 });
 
