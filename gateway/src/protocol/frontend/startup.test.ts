@@ -22,14 +22,14 @@ function packet(version: number, body: Buffer): Buffer {
 
 describe('StartupMessage', () => {
   test('protocol 3.2 with _pq_ options', () => {
-    const m = readStartupPacket(
-      encodeStartupMessage(PROTOCOL_3_2, [
-        ['user', 'alice'],
-        ['_pq_.test_protocol_negotiation', 'x'],
-      ]),
-    );
+    const packet = encodeStartupMessage(PROTOCOL_3_2, [
+      ['user', 'alice'],
+      ['_pq_.test_protocol_negotiation', 'x'],
+    ]);
+    const m = readStartupPacket(packet);
     expect(m).toEqual({
       name: 'StartupMessage',
+      bytes: packet,
       protocolVersion: 0x00030002,
       parameters: new Map([
         ['user', 'alice'],
@@ -103,23 +103,30 @@ describe('CancelRequest', () => {
   test('4-byte key (3.0), 32-byte and 256-byte keys (3.2)', () => {
     for (const n of [4, 32, 256]) {
       const key = Buffer.alloc(n, n & 0xff);
-      expect(readStartupPacket(encodeCancelRequest(99, key))).toEqual({
+      const packet = encodeCancelRequest(99, key);
+      expect(readStartupPacket(packet)).toEqual({
         name: 'CancelRequest',
+        bytes: packet,
         processId: 99,
         secretKey: key,
       });
     }
   });
 
-  test('wrong lengths', () => {
-    for (const n of [0, 3, 257, 1000]) {
-      expect(codeOf(() => readStartupPacket(encodeCancelRequest(99, Buffer.alloc(n))))).toBe(
-        ErrorCodes.PROTOCOL_STARTUP_INVALID,
-      );
+  test('wrong lengths: "invalid length of startup packet", closed without a reply (COMMERROR)', () => {
+    const short = new MessageWriter().int32(StartupCode.CancelRequest).int16(1).packet(); // no process id
+    const packets = [0, 3, 257, 1000].map((n) => encodeCancelRequest(99, Buffer.alloc(n)));
+    for (const p of [...packets, short]) {
+      let thrown: unknown;
+      try {
+        readStartupPacket(p);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(ProtocolError);
+      expect((thrown as ProtocolError).code).toBe(ErrorCodes.PROTOCOL_STARTUP_LENGTH);
+      expect((thrown as ProtocolError).closeSilently).toBe(true);
     }
-    // No process id at all.
-    const short = new MessageWriter().int32(StartupCode.CancelRequest).int16(1).packet();
-    expect(codeOf(() => readStartupPacket(short))).toBe(ErrorCodes.PROTOCOL_MALFORMED);
   });
 
   test('the key is a copy, not a view of the packet', () => {
