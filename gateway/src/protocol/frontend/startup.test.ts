@@ -3,7 +3,14 @@ import { ErrorCodes } from '../../errors';
 import { ProtocolError } from '../errors';
 import { MessageWriter } from '../writer';
 import { PROTOCOL_3_0, PROTOCOL_3_2, StartupCode } from '../message-types';
-import { encodeCancelRequest, encodeStartupMessage, parseStartupOptions, readStartupPacket } from './startup';
+import {
+  encodeCancelRequest,
+  encodeStartupMessage,
+  parseStartupOptions,
+  readStartupPacket,
+  startupIdentity,
+  truncateStartupName,
+} from './startup';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -212,5 +219,48 @@ describe('parseStartupOptions', () => {
   test('empty and blank options', () => {
     expect(parse('')).toEqual({});
     expect(parse('   ')).toEqual({});
+  });
+});
+
+describe('truncateStartupName and startupIdentity (what ProcessStartupPacket does)', () => {
+  const a = (n: number): string => 'a'.repeat(n);
+  test('names of up to 63 bytes are unchanged', () => {
+    for (const n of ['', 'alice', a(63), `${a(61)}é`, '🐘'.repeat(15) + 'abc'])
+      expect(truncateStartupName(n)).toBe(n);
+  });
+  test('longer names keep their first 63 bytes, even inside a character', () => {
+    expect(truncateStartupName(a(64))).toBe(a(63));
+    expect(truncateStartupName(`${a(61)}éxyz`)).toBe(`${a(61)}é`);
+    expect(truncateStartupName(`${a(62)}é`)).toBe(`${a(62)}\ufffd`);
+    // 21 'ü' (42 bytes) + 22 ASCII = 64 bytes: the fast path must not skip it.
+    expect(Buffer.byteLength(truncateStartupName(`${'ü'.repeat(21)}${a(22)}`))).toBe(63);
+    // A 4-byte character cut after 1, 2 or 3 of its bytes.
+    for (const k of [1, 2, 3]) {
+      const cut = truncateStartupName(`${a(63 - k)}🐘`);
+      expect(cut.startsWith(a(63 - k))).toBe(true);
+      expect(cut.endsWith('\ufffd')).toBe(true);
+    }
+  });
+  test('the database defaults to the user before both are cut', () => {
+    expect(startupIdentity(new Map([['user', a(70)]]))).toEqual({ user: a(63), database: a(63) });
+    expect(
+      startupIdentity(
+        new Map([
+          ['user', 'u'],
+          ['database', ''],
+        ]),
+      ),
+    ).toEqual({ user: 'u', database: 'u' });
+    expect(
+      startupIdentity(
+        new Map([
+          ['user', 'u'],
+          ['database', `${a(63)}x`],
+        ]),
+      ),
+    ).toEqual({
+      user: 'u',
+      database: a(63),
+    });
   });
 });

@@ -95,17 +95,16 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
  * What PostgreSQL does to the `user` and `database` of a startup packet (ProcessStartupPacket,
  * src/backend/postmaster/postmaster.c in 15, backend_startup.c in 17+): a name of NAMEDATALEN (64)
  * bytes or more is cut to its first 63 **bytes** (`name[NAMEDATALEN - 1] = '\0'`), with no regard
- * to character boundaries; the issue's "at a character boundary" is what `namein` does to a name
+ * to character boundaries. The issue's "at a character boundary" is what `namein` does to a name
  * in SQL (CREATE ROLE, identifiers), not what the startup packet gets. Checked against the real
- * PostgreSQL 15 (see startup.test.ts and tests/protocol): a role whose name is 62 ASCII bytes and
- * one 2-byte character is created as the 62 bytes (namein clips at the character); a client
- * sending that 64-byte name logs in as the 63-byte cut, whose last byte is half a character, and
- * the server answers 'role "…\ufffd" does not exist'. So the cut is byte-exact here too: when it
- * splits a UTF-8 character, the partial bytes decode to U+FFFD, which no role or database name
- * made in SQL (valid UTF-8 server encoding) can equal.
+ * PostgreSQL 15 (tests/protocol/startup-names.test.ts): a name of 61 ASCII bytes + 'é' + "xyz"
+ * logs in as the 63-byte role; a name of 62 ASCII bytes + 'é' (64 bytes) is cut to the 62 bytes
+ * and the first byte of 'é', so the server answers FATAL 28000 role "aaa…\303" does not exist,
+ * although CREATE ROLE with that same name made the 62-byte role.
  *
- * `name` is the parameter as decoded from the packet (UTF-8); for a name that was valid UTF-8 the
- * result is exactly the bytes the server looks up.
+ * `name` is the parameter as decoded from the packet (UTF-8). For a name that was valid UTF-8 the
+ * result is exactly the bytes the server looks up, decoded; a split character becomes U+FFFD, which
+ * no name made in SQL under a UTF-8 server encoding can equal.
  */
 export function truncateStartupName(name: string): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes: 21 units or fewer always fit.
