@@ -156,8 +156,9 @@ describe('bad startup packets: FATAL 08P01 (silence for an invalid length) and c
     ['length 4 (< 8)', Buffer.from([0, 0, 0, 4]), /invalid length of startup packet/],
     ['length 7 (< 8)', Buffer.from([0, 0, 0, 7, 0, 3, 0]), /invalid length of startup packet/],
     [
-      'length 10001 (> 10000)',
-      Buffer.from([0, 0, 0x27, 0x11, 0, 3, 0, 0]),
+      // PostgreSQL caps the body after the length word at 10,000: a 10,004-byte packet is valid.
+      'length 10005 (body > 10000)',
+      Buffer.from([0, 0, 0x27, 0x15, 0, 3, 0, 0]),
       /invalid length of startup packet/,
     ],
     ['length 2^31-1', Buffer.from([0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0]), /invalid length of startup packet/],
