@@ -285,7 +285,7 @@ export class SessionCore {
     if (err instanceof ProtocolError) {
       this.log.warn({ code: err.code, err: err.message }, 'protocol violation by client');
       this.deps.observer.onError(err.code, this.conn);
-      if (this.phase === 'startup' && isInvalidStartupLength(err)) {
+      if (err.closeSilently) {
         // PostgreSQL logs this (COMMERROR) and closes without a word.
         this.closeOutcome = 'error';
         this.endClient();
@@ -333,14 +333,6 @@ export class SessionCore {
     }
     this.deps.observer.onConnectionClosed(this.closeOutcome, this.conn);
   }
-}
-
-/** The length word of a startup packet is out of range (PostgreSQL: "invalid length of startup packet"). */
-function isInvalidStartupLength(err: ProtocolError): boolean {
-  return (
-    err.code === ErrorCodes.PROTOCOL_STARTUP_INVALID &&
-    err.message.startsWith('invalid length of startup packet')
-  );
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The startup phase, as PostgreSQL runs it (postmaster.c ProcessStartupPacket, then the backend's
- * authentication): SSLRequest / GSSENCRequest / CancelRequest, the StartupMessage (names truncated
- * to NAMEDATALEN-1 bytes before any policy sees them), refusals for full limits once encryption is
+ * authentication): SSLRequest / GSSENCRequest / CancelRequest, the StartupMessage (names cut to
+ * NAMEDATALEN-1 bytes, a byte cut as in PostgreSQL 15, before any policy sees them), refusals for full limits once encryption is
  * settled, the startup decision, then the authentication exchange relayed to the upstream until
  * AuthenticationOk (where the login timeout and the unauthenticated count end) and the first
  * ReadyForQuery.
@@ -22,14 +22,12 @@ import {
   readSASLInitialResponse,
   readStartupPacket,
   scramChannelBindingFlag,
+  startupIdentity,
   type StartupMessage,
 } from '../protocol';
 import { encodeFatal, encodeStartupDenied } from '../enforcement/deny';
 import type { Refusal, UpstreamInfo } from './actions';
 import type { SessionCore } from './core';
-
-/** PostgreSQL's NAMEDATALEN - 1: the longest user or database name, in bytes. */
-const NAME_MAX_BYTES = 63;
 
 export class StartupPhase {
   /** Set once the upstream is connected. */
@@ -104,15 +102,17 @@ export class StartupPhase {
       );
       return;
     }
+    // The user and database PostgreSQL will use: names cut to NAMEDATALEN-1 bytes, the database
+    // defaulting to the user, before any policy sees them.
+    const id = startupIdentity(m.parameters);
     const params: Record<string, string> = {};
     for (const [k, v] of m.parameters) params[k] = v;
-    // PostgreSQL cuts both names to NAMEDATALEN-1 bytes before anything looks them up.
-    if (params.user !== undefined) params.user = truncateName(params.user);
-    if (params.database !== undefined) params.database = truncateName(params.database);
+    if (params.user !== undefined) params.user = id.user;
+    if (params.database !== undefined) params.database = id.database;
     this.protocolMinor = m.protocolVersion & 0xffff;
     const c = core.conn;
-    c.user = params.user ?? '';
-    c.database = params.database ?? c.user;
+    c.user = id.user;
+    c.database = id.database;
     c.application_name = params.application_name ?? null;
     c.parameters = Object.freeze(params);
     c.options = Object.freeze(params.options ? parseStartupOptions(params.options) : {});
@@ -276,14 +276,4 @@ export class StartupPhase {
     core.deps.observer.onAuthenticated(core.conn);
     core.log.debug('authenticated');
   }
-}
-
-/**
- * A startup user or database name as PostgreSQL 15 uses it: ProcessStartupPacket cuts it at
- * NAMEDATALEN-1 = 63 bytes, a byte cut (not pg_mbcliplen), so it may split a multibyte character;
- * the cut name then matches no role or database (their names are valid in the server encoding).
- */
-export function truncateName(name: string): string {
-  const b = Buffer.from(name, 'utf8');
-  return b.length <= NAME_MAX_BYTES ? name : b.subarray(0, NAME_MAX_BYTES).toString('utf8');
 }
