@@ -57,6 +57,11 @@ export class ReplayStatements implements StatementView {
     if (j.type === 'Parse' && allowed && j.classification) this.applyAll(this.ns.sqlOps(j.classification, 0));
   }
 
+  /** Applies the SQL-level changes (PREPARE, DEALLOCATE, DISCARD ALL) of a text that ran. */
+  applied(c: Classification): void {
+    this.applyAll(this.ns.sqlOps(c, 0));
+  }
+
   /** Applies what a message that is not judged changes (Close of a statement). */
   other(type: number, frame: Buffer): void {
     if (type !== FrontendType.Close) return;
