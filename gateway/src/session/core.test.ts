@@ -572,6 +572,18 @@ describe('statements as the server confirms them', () => {
     expect(h.core.requests.namespace.confirmedEntry('m')).toBeUndefined();
   });
 
+  it('judges each Bind of a long unanswered pipeline by the Parse just before it', () => {
+    const h = ready();
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 5_000; i++) frames.push(P('', `SELECT ${i % 10}`), B(''), E(), S());
+    const r = h.client(...frames);
+    expect(r.up).toHaveLength(20_000);
+    const binds = h.engine.inputs.filter((x) => x.message.type === 'Bind');
+    expect(binds).toHaveLength(5_000);
+    expect(binds.every((b, i) => b.message.statement!.sql === `SELECT ${i % 10}`)).toBe(true);
+    expect(h.core.requests.namespace.pendingOps).toBe(10_000);
+  });
+
   it('forgets a named portal on Close P and keeps statements', () => {
     const h = ready();
     ok(

@@ -55,9 +55,23 @@ const DEFAULT_LIMITS: NamespaceLimits = { maxEntries: 10_000, maxSqlChars: 16 * 
 /** Marks a branch of the view in which the message being judged never runs. */
 const DEAD = null;
 
+/** Most pending changes of one name looked at to judge a message (see resolve). */
+const MAX_SCAN = 1000;
+
+const NONE: Op[] = [];
+
+function fromEntry(e: Entry | undefined): Resolution {
+  return e === undefined ? 'absent' : e === UNTRACKED ? 'untracked' : e;
+}
+
 export class StatementNamespace {
   private readonly confirmed = new Map<string, Entry>();
-  private pending: Op[] = [];
+  /** Pending ops by the name they change (clears in `clears`), each list in the order sent. */
+  private readonly pendingByName = new Map<string, Op[]>();
+  private clears: Op[] = [];
+  private pendingCount = 0;
+  private seq = 0;
+  private readonly order = new WeakMap<Op, number>();
   private sqlChars = 0;
 
   constructor(private readonly limits: NamespaceLimits = DEFAULT_LIMITS) {}
@@ -68,7 +82,7 @@ export class StatementNamespace {
   }
 
   get pendingOps(): number {
-    return this.pending.length;
+    return this.pendingCount;
   }
 
   /** The confirmed meaning of `name` (for tests and diagnostics). */
@@ -77,7 +91,14 @@ export class StatementNamespace {
   }
 
   add(op: Op): void {
-    this.pending.push(op);
+    this.order.set(op, this.seq++);
+    this.pendingCount++;
+    if (op.kind === 'clear') this.clears.push(op);
+    else {
+      const list = this.pendingByName.get(op.name);
+      if (list) list.push(op);
+      else this.pendingByName.set(op.name, [op]);
+    }
   }
 
   /** The server did it. */
@@ -104,10 +125,16 @@ export class StatementNamespace {
   /** What `name` means to a message of cycle `cycle`. */
   resolve(name: string, cycle: number): Resolution {
     const start = this.confirmed.get(name);
-    let cands: Array<Entry | undefined> | null = null;
-    for (const op of this.pending) {
-      if (!affects(op, name)) continue;
-      cands ??= [start];
+    const ops = this.pendingFor(name);
+    if (ops.length === 0) return fromEntry(start);
+    const last = ops[ops.length - 1] as Op;
+    // The usual case (Parse '' + Bind '' in one cycle): the last change decides alone.
+    if (last.cycle === cycle && (last.kind !== 'define' || name === ''))
+      return fromEntry(apply(last, name, undefined) ?? undefined);
+    // Bounded work per message: a name changed this often while unanswered is not guessed.
+    if (ops.length > MAX_SCAN) return 'ambiguous';
+    let cands: Array<Entry | undefined> = [start];
+    for (const op of ops) {
       const applied: Array<Entry | undefined> = [];
       for (const v of cands) {
         const r = apply(op, name, v);
@@ -116,14 +143,35 @@ export class StatementNamespace {
       if (op.cycle === cycle) cands = applied;
       else for (const r of applied) if (!cands.includes(r)) cands.push(r);
     }
-    if (cands === null) return start === undefined ? 'absent' : start === UNTRACKED ? 'untracked' : start;
     let found: Entry | undefined;
     for (const v of cands) {
       if (v === undefined) continue;
       if (found !== undefined && found !== v) return 'ambiguous';
       found = v;
     }
-    return found === undefined ? 'absent' : found === UNTRACKED ? 'untracked' : found;
+    return fromEntry(found);
+  }
+
+  /** The pending ops that change `name`, in the order sent. */
+  private pendingFor(name: string): Op[] {
+    const own = this.pendingByName.get(name) ?? NONE;
+    if (name === '' || this.clears.length === 0) return own;
+    if (own.length === 0) return this.clears;
+    const out: Op[] = [];
+    let i = 0;
+    let k = 0;
+    while (i < own.length || k < this.clears.length) {
+      const a = own[i];
+      const b = this.clears[k];
+      if (b === undefined || (a !== undefined && (this.order.get(a) ?? 0) < (this.order.get(b) ?? 0))) {
+        out.push(a as Op);
+        i++;
+      } else {
+        out.push(b);
+        k++;
+      }
+    }
+    return out;
   }
 
   /**
@@ -190,10 +238,14 @@ export class StatementNamespace {
   }
 
   private remove(op: Op): boolean {
-    const i = this.pending.indexOf(op);
+    const list = op.kind === 'clear' ? this.clears : this.pendingByName.get(op.name);
+    if (list === undefined) return false;
+    const i = list.indexOf(op);
     if (i < 0) return false;
-    if (i === 0) this.pending.shift();
-    else this.pending.splice(i, 1);
+    if (i === 0) list.shift();
+    else list.splice(i, 1);
+    if (list.length === 0 && op.kind !== 'clear') this.pendingByName.delete(op.name);
+    this.pendingCount--;
     return true;
   }
 
@@ -216,10 +268,6 @@ export class StatementNamespace {
     if (old !== UNTRACKED) this.sqlChars -= old.ref.sql.length;
     this.confirmed.delete(name);
   }
-}
-
-function affects(op: Op, name: string): boolean {
-  return op.kind === 'clear' ? name !== '' : op.name === name;
 }
 
 /**
