@@ -14,19 +14,18 @@ export function opsForJudgement(
   allowed: boolean,
   cycle: number,
 ): Op[] | null {
-  // A simple Query (a sentinel Query too) drops the unnamed statement before it runs, failed or not.
-  const dropUnnamed: Op = { kind: 'drop', name: '', entry: null, cycle, tag: null, always: true };
   switch (j.type) {
     case 'Query':
+      // A simple Query (a sentinel Query too) drops the unnamed statement before it runs, failed or not.
       return allowed && j.classification
-        ? [dropUnnamed, ...ns.sqlOps(j.classification, cycle)]
-        : [dropUnnamed];
+        ? [dropUnnamed(cycle), ...ns.sqlOps(j.classification, cycle)]
+        : [dropUnnamed(cycle)];
     case 'FunctionCall':
-      return allowed ? null : [dropUnnamed];
+      return allowed ? null : [dropUnnamed(cycle)];
     case 'Parse': {
       // An unnamed Parse drops the previous unnamed statement first, even when it then fails.
       const name = j.statementName ?? '';
-      const ops: Op[] = name === '' ? [dropUnnamed] : [];
+      const ops: Op[] = name === '' ? [dropUnnamed(cycle)] : [];
       if (allowed && j.statement)
         ops.push({ kind: 'define', name, entry: j.statement, cycle, tag: null, always: false });
       return ops;
@@ -34,6 +33,10 @@ export function opsForJudgement(
     default:
       return null;
   }
+}
+
+function dropUnnamed(cycle: number): Op {
+  return { kind: 'drop', name: '', entry: null, cycle, tag: null, always: true };
 }
 
 /**
