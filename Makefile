@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
-.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration test run bench clean \
+.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration drivers test run bench clean \
 	manifests-tool manifests-test rules-test image-test
 
 help: ## list targets
@@ -42,7 +42,10 @@ unit: deps ## unit tests beside the code
 integration: build policy system-deps manifests-tool ## tests with real PostgreSQL, real clients, the real gateway
 	npx jest --selectProjects integration --runInBand
 
-test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration ## everything CI runs
+drivers: build system-deps ## real drivers' own test suites (lib/pq), directly and through pgward: same results required
+	@scripts/driver-suite.sh
+
+test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration drivers ## everything CI runs
 
 # ---- deployment artefacts (deploy/, Dockerfile): validated offline ----
 MANIFESTS_TOOL := .tmp/bin/pgward-validate-manifests

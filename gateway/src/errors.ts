@@ -12,6 +12,12 @@ export const ErrorCodes = {
   PROTOCOL_UNEXPECTED_MESSAGE: 'PGWARD_ERR_PROTOCOL_UNEXPECTED_MESSAGE',
   PROTOCOL_DATA_AFTER_SSLREQUEST: 'PGWARD_ERR_PROTOCOL_DATA_AFTER_SSLREQUEST',
   PROTOCOL_UNSUPPORTED_VERSION: 'PGWARD_ERR_PROTOCOL_UNSUPPORTED_VERSION',
+  /**
+   * A startup packet whose length word is out of range (body < 4 or > 10,000 bytes), e.g. a
+   * Terminate sent before the startup packet, or a CancelRequest of the wrong size. PostgreSQL logs
+   * "invalid length of startup packet" (COMMERROR) and closes without a reply; so does pgward.
+   */
+  PROTOCOL_STARTUP_LENGTH: 'PGWARD_ERR_PROTOCOL_STARTUP_LENGTH',
   UPSTREAM_CONNECT: 'PGWARD_ERR_UPSTREAM_CONNECT',
   UPSTREAM_TLS: 'PGWARD_ERR_UPSTREAM_TLS',
   UPSTREAM_LOST: 'PGWARD_ERR_UPSTREAM_LOST',

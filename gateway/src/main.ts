@@ -18,6 +18,7 @@ import { ClassificationCache, ShapeCache, initSqlParser, type Classification } f
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
+import type { Refusal } from './session/actions';
 import { backendTypeName, frontendTypeName } from './protocol';
 import { encodeFatal } from './enforcement/deny';
 import { CaptureSink } from './capture/capture-sink';
@@ -244,28 +245,36 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     unauthenticated,
   };
 
+  // A client over a limit is refused as PostgreSQL refuses it (CAC_TOOMANY): after its SSLRequest
+  // or GSSENCRequest is answered, in the encryption it asked for. Such sessions are bounded
+  // (max_clients of them); beyond that the refusal is written at once.
+  let refusing = 0;
+  const refusingDeps: SessionDeps = { ...deps, onClose: () => refusing-- };
   const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     metrics.connectionOpened.inc();
-    if (sessions.size >= limits.maxClients) {
-      return refuse(
-        socket,
-        'rejected_limit',
-        ErrorCodes.LIMIT_CLIENTS,
-        '53300',
-        'sorry, too many clients already',
-      );
-    }
-    if (unauthenticated.count >= unauthenticated.max) {
-      return refuse(
-        socket,
-        'rejected_limit',
-        ErrorCodes.LIMIT_UNAUTHENTICATED,
-        '53300',
-        'pgward: too many connections waiting to authenticate',
-      );
-    }
+    const refusal: Refusal | null =
+      sessions.size >= limits.maxClients
+        ? 'max_clients'
+        : unauthenticated.count >= unauthenticated.max
+          ? 'max_unauthenticated'
+          : null;
     socket.on('error', () => undefined);
-    sessions.add(new Session(socket, deps));
+    if (refusal === null) {
+      sessions.add(new Session(socket, deps));
+      return;
+    }
+    if (refusing < limits.maxClients) {
+      refusing++;
+      new Session(socket, refusingDeps, refusal);
+      return;
+    }
+    refuse(
+      socket,
+      'rejected_limit',
+      refusal === 'max_clients' ? ErrorCodes.LIMIT_CLIENTS : ErrorCodes.LIMIT_UNAUTHENTICATED,
+      '53300',
+      'sorry, too many clients already',
+    );
   });
   server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
 

@@ -76,13 +76,13 @@ async function waitUntilSleeping(pid: number): Promise<void> {
   }
 }
 
-test('the key pgward issues is its own: the pid differs from pg_backend_pid()', async () => {
+test('the client is told the backend’s real pid, with a secret of pgward’s own (4 bytes in 3.0)', async () => {
   const c = await WireClient.connect(gw.host, gw.port);
   try {
     const key = keyOf(await c.startup(STARTUP));
     const pid = await backendPid(c);
     expect(pid).toBeGreaterThan(0);
-    expect(key.processId).not.toBe(pid);
+    expect(key.processId).toBe(pid);
     expect(key.secretKey).toHaveLength(4);
   } finally {
     c.destroy();
@@ -164,5 +164,23 @@ test('a real upstream key sent to pgward cancels nothing; sent to PostgreSQL it 
     expect(errorsOf(await direct.readReady(1, 5000))).toEqual([expect.objectContaining({ code: '57014' })]);
   } finally {
     direct.destroy();
+  }
+});
+
+test('pgward’s key sent straight to PostgreSQL cancels nothing (the secret is pgward’s own)', async () => {
+  const c = await WireClient.connect(gw.host, gw.port);
+  try {
+    const key = keyOf(await c.startup(STARTUP));
+    const t0 = Date.now();
+    c.write(encodeQuery('SELECT pg_sleep(2)'));
+    await waitUntilSleeping(key.processId);
+    const r = await sendCancel(cluster.host, cluster.port, key.processId, key.secretKey);
+    expect(r.closed).toBe(true);
+    const msgs = await c.readReady(1, 10_000);
+    expect(errorsOf(msgs)).toEqual([]);
+    expect(dataRows(msgs)).toEqual([['']]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1900);
+  } finally {
+    c.destroy();
   }
 });

@@ -135,17 +135,27 @@ describe('connection caps', () => {
     }
   });
 
-  test('limits.max_unauthenticated: 2 → with two silent sockets, a third gets FATAL 53300', async () => {
+  test('limits.max_unauthenticated: 2 → with two silent sockets, a third gets FATAL 53300 after its StartupMessage', async () => {
     const silent = [
       await WireClient.connect(gwUnauth.host, gwUnauth.port),
       await WireClient.connect(gwUnauth.host, gwUnauth.port),
     ];
     try {
       await sleep(200);
-      const r = await exchange(gwUnauth.host, gwUnauth.port, Buffer.alloc(0), 3000);
+      // As PostgreSQL: the refusal comes once SSL/GSS negotiation is over, after the StartupMessage.
+      const r = await exchange(
+        gwUnauth.host,
+        gwUnauth.port,
+        encodeStartup({ user: 'trust_user', database: CLUSTER_DB }),
+        3000,
+      );
       expect(r.closed).toBe(true);
       expect(r.messages.map((m) => m.type)).toEqual(['E']);
-      expect(errorsOf(r.messages)[0]).toMatchObject({ severity: 'FATAL', code: '53300' });
+      expect(errorsOf(r.messages)[0]).toMatchObject({
+        severity: 'FATAL',
+        code: '53300',
+        message: 'sorry, too many clients already',
+      });
       // Authenticated sessions do not count: once the silent ones go, logins work again.
     } finally {
       for (const s of silent) s.destroy();

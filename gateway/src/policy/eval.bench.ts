@@ -11,15 +11,10 @@
  * With a baseline bundle (allow-all), the same uncached mix shows the SDK's fixed cost.
  */
 import { ClassificationCache, classify, initSqlParser } from '../sql';
-import {
-  buildBindInput,
-  buildParseInput,
-  buildQueryInput,
-  buildStartupInput,
-  SqlPreparedRegistry,
-} from './input';
+import { buildBindInput, buildParseInput, buildQueryInput, buildStartupInput } from './input';
 import { buildEngineFromSource, type OpaWasmEngine } from './opa-engine';
 import type { BundleInfo, ConnectionInfo, InputDocument } from './types';
+import { ReplayStatements } from '../session/judged-ops';
 
 /** Issue 3: policy evaluation at most 10 µs median for the shipped set. */
 export const TARGET_MEDIAN_US = 10;
@@ -105,7 +100,7 @@ export function benchInputs(bundle: BundleInfo | null = null): BenchInput[] {
     sqlText: bundle?.sql_text !== false,
     bindParameterValues: bundle?.bind_parameter_values !== false,
   };
-  const registry = new SqlPreparedRegistry();
+  const registry = new ReplayStatements();
   const cache = new ClassificationCache({ maxEntries: 100 });
   const classified = (sql: string) => cache.get(sql) ?? cache.set(sql, classify(sql));
   const query = (sql: string) => buildQueryInput(conn, sql, registry.expand(classified(sql)), opts);

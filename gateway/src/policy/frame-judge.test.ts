@@ -1,7 +1,8 @@
 import { encodeBind, encodeClose, encodeParse, encodeQuery } from '../protocol';
 import { classify, initSqlParser } from '../sql';
 import { UNKNOWN_STATEMENT_ERROR } from './input';
-import { FrameJudge } from './frame-judge';
+import { FrameJudge, type JudgeContext } from './frame-judge';
+import { ReplayStatements } from '../session/judged-ops';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
 /** Records the inputs it is asked about; the bundle it reports declares `options`. */
@@ -51,6 +52,10 @@ function session(): ConnectionInfo {
   };
 }
 
+function ctx(view = new ReplayStatements()): JudgeContext {
+  return { view, serverParameters: new Map() };
+}
+
 const unclassified = () => ({ statements: [], parse_error: null });
 
 describe('FrameJudge and input_options.connection_identity', () => {
@@ -59,7 +64,7 @@ describe('FrameJudge and input_options.connection_identity', () => {
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
-    judge.judge(0x51, encodeQuery('SELECT 1'), conn);
+    judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx());
     for (const input of engine.inputs) expect(input.connection).toBe(conn);
   });
 
@@ -68,8 +73,8 @@ describe('FrameJudge and input_options.connection_identity', () => {
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
-    judge.judge(0x51, encodeQuery('SELECT 1'), conn);
-    judge.judge(0x51, encodeQuery('SELECT 2'), conn);
+    judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx());
+    judge.judge(0x51, encodeQuery('SELECT 2'), conn, ctx());
     const [a, b, c] = engine.inputs.map((i) => i.connection);
     expect(a).toEqual({ ...conn, id: '', client_port: 0 });
     expect(Object.keys(a!)).toEqual(Object.keys(conn));
@@ -77,7 +82,7 @@ describe('FrameJudge and input_options.connection_identity', () => {
     expect(b).toBe(a);
     expect(c).toBe(a);
     conn.transaction_status = 'T';
-    judge.judge(0x51, encodeQuery('SELECT 3'), conn);
+    judge.judge(0x51, encodeQuery('SELECT 3'), conn, ctx());
     const d = engine.inputs[3]!.connection;
     expect(d).not.toBe(a);
     expect(d).toMatchObject({ id: '', client_port: 0, transaction_status: 'T' });
@@ -96,11 +101,15 @@ describe('FrameJudge: what a Bind runs', () => {
     const engine = new RecordingEngine({});
     const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
     const conn = session();
+    const statements = new ReplayStatements();
     let bind: InputDocument | undefined;
     for (const f of frames) {
-      const j = judge.judge(f[0]!, f, conn);
-      if (j === null) continue;
-      judge.settle(j, j.decision.allow);
+      const j = judge.judge(f[0]!, f, conn, ctx(statements));
+      if (j === null) {
+        statements.other(f[0]!, f);
+        continue;
+      }
+      statements.judged(j, j.decision.allow);
       if (j.type === 'Bind') bind = j.input;
     }
     return bind;
@@ -124,15 +133,22 @@ describe('FrameJudge: what a Bind runs', () => {
     expect(commands(input)).toEqual(['DELETE']);
   });
 
-  it('does not know a name defined twice (the server refuses the second definition)', () => {
+  it('keeps the first definition of a name defined twice (the server refuses the second, 42P05)', () => {
     for (const frames of [
       [encodeQuery('PREPARE t AS DELETE FROM secret'), encodeParse('t', 'SELECT 2'), bindS('t')],
       [encodeParse('u', 'DELETE FROM secret'), encodeParse('u', 'SELECT 3'), bindS('u')],
     ]) {
-      const input = run(frames);
-      expect(input?.message.statement).toBeNull();
-      expect(input?.parse_error).toBe(UNKNOWN_STATEMENT_ERROR);
+      expect(commands(run(frames))).toEqual(['DELETE']);
     }
+  });
+
+  it('denies a Bind of a name the server does not have with 26000', () => {
+    const engine = new RecordingEngine({});
+    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
+    const j = judge.judge(0x42, bindS('nope'), session(), ctx());
+    expect(j?.decision).toMatchObject({ allow: false, sqlstate: '26000', error_code: null });
+    expect(j?.resolution).toBe('absent');
+    expect(j?.input.parse_error).toBe(UNKNOWN_STATEMENT_ERROR);
   });
 
   it('forgets a name on Close and DISCARD ALL, and the unnamed statement on a simple Query', () => {

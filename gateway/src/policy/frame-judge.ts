@@ -1,8 +1,9 @@
 /**
- * The policy-relevant half of a session, without sockets: decodes the client frames that carry
- * SQL or calls (Query, Parse, Bind, FunctionCall), keeps the statement registries that give a Bind
- * or an `EXECUTE` its meaning, builds the input document and evaluates it. The live session and
- * offline replay both use it, so a capture replays to exactly the decisions the gateway made.
+ * The policy half of a session, without sockets and without state of its own about statements:
+ * it decodes the client frames that carry SQL or calls (Query, Parse, Bind, FunctionCall), builds
+ * the input document and evaluates it. What a Bind or an `EXECUTE` means is asked of a
+ * `StatementView` the caller owns (the live session: PostgreSQL's namespace as the server
+ * confirmed it, plus the changes still pending in the pipeline; replay: the captured session's).
  */
 import { ErrorCodes } from '../errors';
 import { FrontendType, typeTable } from '../protocol/message-types';
@@ -10,10 +11,8 @@ import { readQuery } from '../protocol/frontend/query';
 import { readParse } from '../protocol/frontend/parse';
 import { readBind } from '../protocol/frontend/bind';
 import { readFunctionCall } from '../protocol/frontend/function-call';
-import { readClose } from '../protocol/frontend/portal-messages';
 import type { Classification, StatementInfo } from '../sql/types';
 import {
-  SqlPreparedRegistry,
   buildBindInput,
   buildFunctionCallInput,
   buildParseInput,
@@ -21,7 +20,8 @@ import {
   buildStartupInput,
   type InputOptions,
 } from './input';
-import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
+import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
+import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
 
@@ -34,17 +34,36 @@ export interface Judgement {
    * has no SQL text when the bundle declared it never reads any (input_options.sql_text).
    */
   original?: { sql: string; statements: StatementInfo[] };
-  /** Parse: the statement name (a denied Parse is replaced by one of the same name). */
+  /** Parse and Bind: the statement name. */
   statementName?: string;
-  /** Parse: the declared parameter type OIDs (they give a later Bind's values their types). */
-  paramTypes?: readonly number[];
-  /** The classification to apply to the registries when the message is allowed. */
+  /** Parse: the statement it creates when the server accepts it. */
+  statement?: Statement;
+  /** Bind: the portal name, and what the statement name meant to the view. */
+  portalName?: string;
+  resolution?: Resolution;
+  /** Query and Parse: the classification (its SQL-level PREPARE / DEALLOCATE / DISCARD). */
   classification?: Classification;
 }
 
-interface ExtStatement {
-  ref: PreparedRef;
-  paramTypes: readonly number[];
+/** What statement names mean for the message being judged. */
+export interface StatementView {
+  resolve(name: string): Resolution;
+  /** `c` with each EXECUTE's inner statement filled in from the view. */
+  expand(c: Classification): Classification;
+}
+
+/**
+ * The one place where the bytes of a Query's or Parse's SQL text become text. Today UTF-8; the
+ * session's server-reported parameters (client_encoding, standard_conforming_strings) are given so
+ * that a decoder that reproduces the server's reading can be put here.
+ */
+export type SqlTextDecoder = (sql: Buffer, serverParameters: ReadonlyMap<string, string>) => string;
+
+export const decodeSqlText: SqlTextDecoder = (sql) => sql.toString('utf8');
+
+export interface JudgeContext {
+  view: StatementView;
+  serverParameters: ReadonlyMap<string, string>;
 }
 
 /** The frame types that get a decision (and so an input). */
@@ -56,13 +75,11 @@ const JUDGED = typeTable([
 ]);
 
 export class FrameJudge {
-  private readonly statements = new Map<string, ExtStatement>();
-  private readonly sqlPrepared = new SqlPreparedRegistry();
-
   constructor(
     private readonly engine: PolicyEngine,
     private readonly classify: (sql: string) => Classification,
     private readonly opts: InputOptions,
+    private readonly decodeSql: SqlTextDecoder = decodeSqlText,
   ) {}
 
   startup(conn: ConnectionInfo): Judgement {
@@ -70,112 +87,102 @@ export class FrameJudge {
     return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
   }
 
-  /**
-   * Judges a client frame of the ready phase. Returns null for frames that are not judged (after
-   * applying what they change: Close of a statement).
-   */
-  judge(type: number, frame: Buffer, session: ConnectionInfo): Judgement | null {
+  /** Judges a client frame of the ready phase; null for frames that are not judged. */
+  judge(type: number, frame: Buffer, session: ConnectionInfo, ctx: JudgeContext): Judgement | null {
+    if (!JUDGED[type]) return null;
     const opts = this.inputOptions();
-    const conn = JUDGED[type] ? this.connectionFor(session, opts) : session;
+    const conn = this.connectionFor(session, opts);
     switch (type) {
-      case FrontendType.Query: {
-        const q = readQuery(frame);
-        const c = this.sqlPrepared.expand(this.classify(q.sql));
-        const input = buildQueryInput(conn, q.sql, c, opts);
-        return {
-          type: 'Query',
-          input,
-          decision: this.engine.evaluate(input),
-          classification: c,
-          original: { sql: q.sql, statements: c.statements },
-        };
-      }
-      case FrontendType.Parse: {
-        const p = readParse(frame);
-        const c = this.sqlPrepared.expand(this.classify(p.sql));
-        const input = buildParseInput(
-          conn,
-          { statementName: p.statement, sql: p.sql, paramTypes: p.paramTypes },
-          c,
-          opts,
-        );
-        const j: Judgement = {
-          type: 'Parse',
-          input,
-          decision: this.engine.evaluate(input),
-          statementName: p.statement,
-          paramTypes: p.paramTypes,
-          classification: c,
-          original: { sql: p.sql, statements: c.statements },
-        };
-        return j;
-      }
-      case FrontendType.Bind: {
-        const b = readBind(frame);
-        const stmt = this.statementFor(b.statement);
-        const types = stmt ? stmt.paramTypes : [];
-        const input = buildBindInput(
-          conn,
-          {
-            portalName: b.portal,
-            statement: stmt ? stmt.ref : null,
-            params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
-          },
-          opts,
-        );
-        let decision = this.engine.evaluate(input);
-        if (!stmt) {
-          // pgward cannot know what an unknown statement would run: never let it through, whatever
-          // the policy says, and answer as the server would (26000 invalid_sql_statement_name).
-          const denied = decision.allow
-            ? denyWith(
-                decision,
-                ErrorCodes.POLICY_INPUT,
-                `prepared statement "${b.statement}" is unknown to pgward`,
-              )
-            : decision;
-          decision = { ...denied, sqlstate: '26000' };
-        }
-        const original = stmt ? { sql: stmt.ref.sql, statements: stmt.ref.statements } : undefined;
-        return original ? { type: 'Bind', input, decision, original } : { type: 'Bind', input, decision };
-      }
-      case FrontendType.FunctionCall: {
+      case FrontendType.Query:
+        return this.query(frame, conn, opts, ctx);
+      case FrontendType.Parse:
+        return this.parse(frame, conn, opts, ctx);
+      case FrontendType.Bind:
+        return this.bind(frame, conn, opts, ctx);
+      default: {
         const f = readFunctionCall(frame);
         const input = buildFunctionCallInput(conn, { oid: f.oid, args: f.args }, opts);
         return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
       }
-      case FrontendType.Close: {
-        const c = readClose(frame);
-        if (c.target === 'S') {
-          this.statements.delete(c.objectName);
-          this.sqlPrepared.forget(c.objectName);
-        }
-        return null;
-      }
-      default:
-        return null;
     }
   }
 
-  /**
-   * What a Bind of `name` runs, as far as pgward knows; undefined when it does not know. Named
-   * statements (Parse and SQL PREPARE share one namespace on the server) are answered by the
-   * registry, which sees every PREPARE, DEALLOCATE, DISCARD, Parse and Close and marks a name
-   * ambiguous when it is defined twice (the server refuses the second definition); `statements`
-   * only adds the Parse's full text and parameter types while it still describes that same entry.
-   */
-  private statementFor(name: string): ExtStatement | undefined {
-    if (name === '') return this.statements.get('');
-    const inner = this.sqlPrepared.lookup(name);
-    if (inner === undefined) return undefined;
-    const known = this.statements.get(name);
-    if (known !== undefined && known.ref.statements.length === 1 && known.ref.statements[0] === inner)
-      return known;
-    const ref = this.sqlPrepared.toPreparedRef(name);
-    if (ref === null) return undefined;
-    const made: ExtStatement = { ref, paramTypes: [] };
-    this.statements.set(name, made);
-    return made;
+  private query(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    readQuery(frame);
+    const sql = this.decodeSql(frame.subarray(5, frame.length - 1), ctx.serverParameters);
+    const c = ctx.view.expand(this.classify(sql));
+    const input = buildQueryInput(conn, sql, c, opts);
+    return {
+      type: 'Query',
+      input,
+      decision: this.engine.evaluate(input),
+      classification: c,
+      original: { sql, statements: c.statements },
+    };
+  }
+
+  private parse(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const p = readParse(frame);
+    const nameEnd = frame.indexOf(0, 5);
+    const sql = this.decodeSql(
+      frame.subarray(nameEnd + 1, frame.indexOf(0, nameEnd + 1)),
+      ctx.serverParameters,
+    );
+    const c = ctx.view.expand(this.classify(sql));
+    const input = buildParseInput(
+      conn,
+      { statementName: p.statement, sql, paramTypes: p.paramTypes },
+      c,
+      opts,
+    );
+    return {
+      type: 'Parse',
+      input,
+      decision: this.engine.evaluate(input),
+      statementName: p.statement,
+      statement: {
+        ref: { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error },
+        paramTypes: p.paramTypes,
+      },
+      classification: c,
+      original: { sql, statements: c.statements },
+    };
+  }
+
+  private bind(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const b = readBind(frame);
+    const r = ctx.view.resolve(b.statement);
+    const stmt = typeof r === 'string' ? null : r;
+    const types = stmt ? stmt.paramTypes : [];
+    const input = buildBindInput(
+      conn,
+      {
+        portalName: b.portal,
+        statement: stmt ? stmt.ref : null,
+        params: b.params.map((p, i) => ({ typeOid: types[i] ?? 0, format: p.format, value: p.value })),
+      },
+      opts,
+    );
+    let decision = this.engine.evaluate(input);
+    if (stmt === null) {
+      // Never let a statement pgward cannot name run, whatever the policy says. A name the server
+      // does not have gets the server's own error (26000); one pgward cannot tell is denied with
+      // 26000 invalid_sql_statement_name too.
+      const denied = decision.allow
+        ? denyWith(decision, r === 'absent' ? null : ErrorCodes.POLICY_INPUT, whyUnknown(b.statement, r))
+        : decision;
+      decision = { ...denied, sqlstate: '26000' };
+    }
+    const j: Judgement = {
+      type: 'Bind',
+      input,
+      decision,
+      statementName: b.statement,
+      portalName: b.portal,
+      resolution: r,
+    };
+    if (stmt) j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
+    return j;
   }
 
   /** The connection as the input shows it (see connectionFor). */
@@ -223,35 +230,13 @@ export class FrameJudge {
       ...(b.connection_identity === false ? { connectionIdentity: false } : {}),
     };
   }
+}
 
-  /**
-   * Applies a judged message's effect on the registries once its fate is final (`allowed` may be
-   * false for an allowed decision turned into a denial, e.g. when the audit log cannot record it).
-   */
-  settle(j: Judgement, allowed: boolean): void {
-    const c = j.classification;
-    if (j.type === 'Query') {
-      // A simple Query destroys the unnamed statement, whatever it runs (a denied one included).
-      this.statements.delete('');
-      if (allowed && c) this.sqlPrepared.observe(c);
-      return;
-    }
-    if (j.type === 'Parse') {
-      const name = j.statementName ?? '';
-      if (allowed && c && j.original) {
-        this.statements.set(name, {
-          ref: { name, sql: j.original.sql, statements: c.statements, parse_error: c.parse_error },
-          paramTypes: j.paramTypes ?? [],
-        });
-        // Protocol-level and SQL-level prepared statements share one namespace on the server.
-        this.sqlPrepared.observeParse(name, c);
-        this.sqlPrepared.observe(c);
-      } else if (name === '') {
-        // The server drops the unnamed statement on any unnamed Parse, failed or not.
-        this.statements.delete('');
-      }
-    }
-  }
+function whyUnknown(name: string, r: Resolution): string {
+  if (r === 'absent') return `prepared statement "${name}" does not exist`;
+  if (r === 'untracked')
+    return `prepared statement "${name}" is unknown to pgward (too many prepared statements)`;
+  return `prepared statement "${name}" may be one of several statements while earlier requests are unanswered`;
 }
 
 /** Whether `view` shows `conn` exactly, but for `id` and `client_port`. */

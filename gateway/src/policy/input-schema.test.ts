@@ -8,9 +8,9 @@ import {
   buildParseInput,
   buildQueryInput,
   buildStartupInput,
-  SqlPreparedRegistry,
 } from './input';
 import type { ConnectionInfo, InputDocument } from './types';
+import { ReplayStatements } from '../session/judged-ops';
 
 const schema = JSON.parse(
   fs.readFileSync(path.resolve(__dirname, '../../../docs/policy-input.schema.json'), 'utf8'),
@@ -85,17 +85,17 @@ describe('docs/policy-input.schema.json accepts what the builders produce', () =
   });
 
   it.each(SQL)('Query and Parse of %j with the real classifier', (sql) => {
-    const registry = new SqlPreparedRegistry();
+    const registry = new ReplayStatements();
     const c = registry.expand(classify(sql));
     expectValid(buildQueryInput(conn, sql, c, opts));
     expectValid(buildQueryInput(conn, sql, c, { maxSqlBytes: 4 }));
     expectValid(buildParseInput(conn, { statementName: 's1', sql, paramTypes: [23, 0] }, c, opts));
-    registry.observe(c);
+    registry.applied(c);
   });
 
   it('EXECUTE with the inner statement filled from the registry', () => {
-    const registry = new SqlPreparedRegistry();
-    registry.observe(classify('PREPARE p AS DELETE FROM t WHERE id = $1'));
+    const registry = new ReplayStatements();
+    registry.applied(classify('PREPARE p AS DELETE FROM t WHERE id = $1'));
     const input = buildQueryInput(conn, 'EXECUTE p(1)', registry.expand(classify('EXECUTE p(1)')), opts);
     expect(input.statements[0]?.prepared?.inner?.command).toBe('DELETE');
     expectValid(input);

@@ -7,7 +7,6 @@ import {
   buildStartupInput,
   decodeParameter,
   parsePgBool,
-  SqlPreparedRegistry,
   truncateUtf8,
   UNKNOWN_STATEMENT_ERROR,
 } from './input';
@@ -55,27 +54,6 @@ const del = stmt('DELETE', 'DELETE FROM t', {
   has_where: false,
 });
 const sel = stmt('SELECT', 'SELECT 1');
-const prepare = (name: string, inner?: StatementInfo) =>
-  stmt('PREPARE', `PREPARE ${name} AS ${inner?.sql ?? '?'}`, {
-    node: 'PrepareStmt',
-    prepared: inner === undefined ? { kind: 'prepare', name } : { kind: 'prepare', name, inner },
-  });
-const execute = (name: string) =>
-  stmt('EXECUTE', `EXECUTE ${name}`, { node: 'ExecuteStmt', prepared: { kind: 'execute', name } });
-const deallocate = (name: string | null) =>
-  stmt('DEALLOCATE', `DEALLOCATE ${name ?? 'ALL'}`, {
-    node: 'DeallocateStmt',
-    prepared: { kind: 'deallocate', name },
-  });
-const discardAll = stmt('DISCARD ALL', 'DISCARD ALL', {
-  node: 'DiscardStmt',
-  prepared: { kind: 'discard', name: null },
-});
-
-function innerOf(c: Classification, i: number): StatementInfo | undefined {
-  return c.statements[i]?.prepared?.inner;
-}
-
 describe('input builders', () => {
   it('startup', () => {
     expect(buildStartupInput(conn)).toEqual({
@@ -341,105 +319,6 @@ describe('decodeParameter', () => {
     for (const s of t) expect(parsePgBool(s)).toBe(true);
     for (const s of f) expect(parsePgBool(s)).toBe(false);
     for (const s of bad) expect(parsePgBool(s)).toBeNull();
-  });
-});
-
-describe('SqlPreparedRegistry', () => {
-  it('fills EXECUTE from an observed PREPARE; DEALLOCATE removes it', () => {
-    const r = new SqlPreparedRegistry();
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toBeUndefined();
-    r.observe(ok(prepare('p', del)));
-    const expanded = r.expand(ok(execute('p')));
-    expect(innerOf(expanded, 0)).toEqual(del);
-    expect(r.toPreparedRef('p')).toEqual({ name: 'p', sql: del.sql, statements: [del], parse_error: null });
-    r.observe(ok(deallocate('p')));
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toBeUndefined();
-    expect(r.toPreparedRef('p')).toBeNull();
-  });
-
-  it('expand does not mutate its argument and drops an inner the classifier made up', () => {
-    const r = new SqlPreparedRegistry();
-    const forged: Classification = ok(
-      stmt('EXECUTE', 'EXECUTE p', { prepared: { kind: 'execute', name: 'p', inner: sel } }),
-    );
-    const copy = JSON.parse(JSON.stringify(forged)) as Classification;
-    const out = r.expand(forged);
-    expect(innerOf(out, 0)).toBeUndefined();
-    expect(out.statements[0]!.prepared).toEqual({ kind: 'execute', name: 'p' });
-    expect(forged).toEqual(copy);
-  });
-
-  it('sees PREPARE and DEALLOCATE earlier in the same text', () => {
-    const r = new SqlPreparedRegistry();
-    const c = r.expand(ok(prepare('p', del), execute('p'), deallocate('p'), execute('p')));
-    expect(innerOf(c, 1)).toEqual(del);
-    expect(innerOf(c, 3)).toBeUndefined();
-    r.observe(ok(prepare('q', sel)));
-    const d = r.expand(ok(execute('q'), discardAll, execute('q')));
-    expect(innerOf(d, 0)).toEqual(sel);
-    expect(innerOf(d, 2)).toBeUndefined();
-  });
-
-  it('DEALLOCATE ALL and DISCARD ALL clear', () => {
-    const r = new SqlPreparedRegistry();
-    r.observe(ok(prepare('a', sel), prepare('b', del)));
-    expect(r.size).toBe(2);
-    r.observe(ok(deallocate(null)));
-    expect(r.size).toBe(0);
-    r.observe(ok(prepare('a', sel)));
-    r.observe(ok(discardAll));
-    expect(r.lookup('a')).toBeUndefined();
-  });
-
-  it('a PREPARE of a known name makes it unknown (the server refused it, or we were stale)', () => {
-    const r = new SqlPreparedRegistry();
-    r.observe(ok(prepare('p', del)));
-    expect(innerOf(r.expand(ok(prepare('p', sel), execute('p'))), 1)).toBeUndefined();
-    r.observe(ok(prepare('p', sel)));
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toBeUndefined();
-    r.observe(ok(deallocate('p')));
-    r.observe(ok(prepare('p', sel)));
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toEqual(sel);
-  });
-
-  it('a PREPARE without a classified inner statement stays unknown', () => {
-    const r = new SqlPreparedRegistry();
-    r.observe(ok(prepare('p')));
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toBeUndefined();
-    r.observe(ok(prepare('p', sel)));
-    expect(innerOf(r.expand(ok(execute('p'))), 0)).toBeUndefined();
-  });
-
-  it('is bounded: beyond maxEntries nothing new is trusted until DEALLOCATE ALL', () => {
-    const r = new SqlPreparedRegistry({ maxEntries: 2 });
-    r.observe(ok(prepare('a', sel), prepare('b', sel), prepare('c', del)));
-    expect(r.size).toBe(2);
-    expect(innerOf(r.expand(ok(execute('c'))), 0)).toBeUndefined();
-    r.observe(ok(deallocate('a')));
-    // c may exist on the server: a new PREPARE c there fails, so it must not be recorded.
-    r.observe(ok(prepare('c', sel)));
-    expect(innerOf(r.expand(ok(execute('c'))), 0)).toBeUndefined();
-    expect(innerOf(r.expand(ok(prepare('d', sel), execute('d'))), 1)).toBeUndefined();
-    expect(innerOf(r.expand(ok(execute('b'))), 0)).toEqual(sel);
-    r.observe(ok(deallocate(null)));
-    r.observe(ok(prepare('c', sel)));
-    expect(innerOf(r.expand(ok(execute('c'))), 0)).toEqual(sel);
-  });
-
-  it('records protocol-level Parse of named statements; Close forgets', () => {
-    const r = new SqlPreparedRegistry();
-    r.observeParse('s1', ok(del));
-    r.observeParse('', ok(sel));
-    expect(innerOf(r.expand(ok(execute('s1'))), 0)).toEqual(del);
-    expect(r.size).toBe(1);
-    r.forget('s1');
-    expect(r.lookup('s1')).toBeUndefined();
-  });
-
-  it('ignores texts that did not parse', () => {
-    const r = new SqlPreparedRegistry();
-    r.observe({ statements: [prepare('p', sel)], parse_error: 'x' });
-    expect(r.size).toBe(0);
   });
 });
 

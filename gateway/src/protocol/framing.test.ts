@@ -231,6 +231,7 @@ describe('BackendScanner', () => {
     const run = scan(chunks, (t, msg) => {
       expect(readBackendKeyData(msg)).toEqual({
         name: 'BackendKeyData',
+        bytes: msg,
         processId: 77,
         secretKey: Buffer.alloc(32, 0xab),
       });
@@ -463,21 +464,34 @@ describe('FrontendFramer threats', () => {
     ['0', 0],
     ['4', 4],
     ['7', 7],
-    ['10,001', 10_001],
+    ['10,005 (a body of 10,001)', 10_005],
     ['2^31', 0x80000000],
     ['1 GiB', 1 << 30],
-  ])('startup packet length %s is rejected as soon as the length is complete', (_l, len) => {
-    const h = Buffer.alloc(4);
-    h.writeUInt32BE(len >>> 0, 0);
-    const f = new FrontendFramer(DEFAULT_MAX_MESSAGE_BYTES);
-    f.push(h.subarray(0, 3));
-    expect(f.next()).toBeNull();
-    f.push(h.subarray(3));
-    expectCode(() => f.next(), ErrorCodes.PROTOCOL_STARTUP_INVALID);
-  });
+    // A Terminate sent before the startup packet: 'X' 00 00 00 04 reads as length 0x58000000.
+    ['of a Terminate', 0x58000000],
+  ])(
+    'startup packet length %s is rejected as soon as the length is complete, to close silently',
+    (_l, len) => {
+      const h = Buffer.alloc(4);
+      h.writeUInt32BE(len >>> 0, 0);
+      const f = new FrontendFramer(DEFAULT_MAX_MESSAGE_BYTES);
+      f.push(h.subarray(0, 3));
+      expect(f.next()).toBeNull();
+      f.push(h.subarray(3));
+      let thrown: unknown;
+      try {
+        f.next();
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(ProtocolError);
+      expect((thrown as ProtocolError).code).toBe(ErrorCodes.PROTOCOL_STARTUP_LENGTH);
+      expect((thrown as ProtocolError).closeSilently).toBe(true);
+    },
+  );
 
-  test('startup packets of 8 and 10,000 bytes are framed', () => {
-    for (const len of [8, 10_000]) {
+  test('startup packets of 8, 10,000 and 10,004 bytes are framed (PostgreSQL caps the body after the length word)', () => {
+    for (const len of [8, 10_000, 10_004]) {
       const p = Buffer.alloc(len);
       p.writeInt32BE(len, 0);
       p.writeInt32BE(PROTOCOL_3_0, 4);

@@ -120,10 +120,14 @@ export class FrontendFramer {
     if (this.startup) {
       if (q.length < 4) return null;
       const len = q.int32At(0);
-      if (len < MIN_STARTUP_PACKET_BYTES || len > MAX_STARTUP_PACKET_BYTES) {
+      // ProcessStartupPacket: len -= 4; len < 4 || len > MAX_STARTUP_PACKET_LENGTH is logged as
+      // COMMERROR "invalid length of startup packet" and the socket closed without a reply. A
+      // Terminate sent before the startup packet ('X' 00 00 00 04) reads as length 0x58000000.
+      if (len < MIN_STARTUP_PACKET_BYTES || len - 4 > MAX_STARTUP_PACKET_BYTES) {
         throw new ProtocolError(
-          ErrorCodes.PROTOCOL_STARTUP_INVALID,
+          ErrorCodes.PROTOCOL_STARTUP_LENGTH,
           `invalid length of startup packet: ${len}`,
+          true,
         );
       }
       if (q.length < len) return null;

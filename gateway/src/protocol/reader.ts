@@ -27,6 +27,10 @@ export class BodyReader {
     return v;
   }
 
+  /**
+   * An unsigned Int16. PostgreSQL reads every count (parameters, formats, columns) with
+   * pq_getmsgint(msg, 2), which returns it unsigned: 0..65,535, never negative.
+   */
   uint16(): number {
     if (this.pos + 2 > this.end) throw malformed('message truncated (int16)');
     const v = this.buf.readUInt16BE(this.pos);
@@ -62,6 +66,15 @@ export class BodyReader {
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
+  }
+
+  /**
+   * Checks, before an array of `count` items is allocated, that the body still holds at least
+   * `minBytesEach` bytes per item (a peer-controlled count never sizes memory beyond the message).
+   */
+  expect(count: number, minBytesEach: number, what: string): void {
+    if (count * minBytesEach > this.end - this.pos)
+      throw malformed(`${what}: count ${count} exceeds the message`);
   }
 
   rest(): Buffer {

@@ -20,9 +20,11 @@ export class MessageWriter {
     return this;
   }
 
+  /** An Int16, signed (-32,768..) or unsigned (..65,535: counts are unsigned on the wire). */
   int16(v: number): this {
+    if (!Number.isInteger(v) || v < -0x8000 || v > 0xffff) throw new RangeError(`int16 out of range: ${v}`);
     this.ensure(2);
-    this.buf.writeInt16BE(v, this.pos);
+    this.buf.writeUInt16BE(v & 0xffff, this.pos);
     this.pos += 2;
     return this;
   }

@@ -5,6 +5,7 @@
  * registries, because what a Bind means depends on which earlier Parse each policy allowed.
  */
 import { FrameJudge, type JudgedType } from '../policy/frame-judge';
+import { ReplayStatements } from '../session/judged-ops';
 import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
 import { BackendType } from '../protocol/message-types';
@@ -43,6 +44,7 @@ export interface ReplayStats {
 
 interface LaneConn {
   judge: FrameJudge;
+  statements: ReplayStatements;
   /** The connection was refused at startup by this lane's policy: nothing after it is judged. */
   closed: boolean;
 }
@@ -54,6 +56,8 @@ interface Conn {
   lastStatus: 'I' | 'T' | 'E';
   lanes: LaneConn[];
 }
+
+const NO_PARAMETERS: ReadonlyMap<string, string> = new Map();
 
 export interface ReplayerOptions {
   classify(sql: string): Classification;
@@ -111,6 +115,7 @@ export class Replayer {
           lastStatus: 'I',
           lanes: this.engines.map((e) => ({
             judge: new FrameJudge(e, this.opts.classify, opts),
+            statements: new ReplayStatements(),
             closed: false,
           })),
         });
@@ -175,7 +180,7 @@ export class Replayer {
       if (lane.closed || c.phase === 'truncated') return;
       let j;
       try {
-        j = lane.judge.judge(type, frame, c.info);
+        j = lane.judge.judge(type, frame, c.info, { view: lane.statements, serverParameters: NO_PARAMETERS });
       } catch (err) {
         // The live session closes the connection (08P01) on a frame it cannot decode.
         c.phase = 'truncated';
@@ -184,9 +189,12 @@ export class Replayer {
         );
         return;
       }
-      if (j === null) return;
+      if (j === null) {
+        lane.statements.other(type, frame);
+        return;
+      }
       judged = true;
-      lane.judge.settle(j, j.decision.allow);
+      lane.statements.judged(j, j.decision.allow);
       const m = j.input.message;
       const sql = j.original?.sql ?? m.sql ?? m.statement?.sql ?? null;
       this.emit(i, c, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);

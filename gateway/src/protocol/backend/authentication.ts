@@ -1,4 +1,5 @@
 /** Authentication* ('R') messages. https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-START-UP */
+import { malformed } from '../errors';
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
 
@@ -15,30 +16,64 @@ export const AuthCode = {
   SASLFinal: 12,
 } as const;
 
+/** Legacy shape returned by readAuthentication. */
 export type Authentication =
-  | { readonly name: 'AuthenticationOk' }
-  | { readonly name: 'AuthenticationCleartextPassword' }
-  | { readonly name: 'AuthenticationMD5Password'; readonly salt: Buffer }
-  | { readonly name: 'AuthenticationSASL'; readonly mechanisms: readonly string[] }
-  | { readonly name: 'AuthenticationSASLContinue'; readonly data: Buffer }
-  | { readonly name: 'AuthenticationSASLFinal'; readonly data: Buffer }
+  | Exclude<
+      AuthenticationMessage,
+      {
+        name:
+          | 'AuthenticationKerberosV5'
+          | 'AuthenticationGSS'
+          | 'AuthenticationGSSContinue'
+          | 'AuthenticationSSPI';
+      }
+    >
   | { readonly name: 'AuthenticationOther'; readonly code: number };
 
-export function readAuthentication(msg: Buffer): Authentication {
+/** Authentication* as named in the protocol documentation; `bytes` is the original message (a view). */
+export type AuthenticationMessage =
+  | { readonly name: 'AuthenticationOk'; readonly bytes: Buffer }
+  | { readonly name: 'AuthenticationKerberosV5'; readonly bytes: Buffer }
+  | { readonly name: 'AuthenticationCleartextPassword'; readonly bytes: Buffer }
+  | { readonly name: 'AuthenticationMD5Password'; readonly bytes: Buffer; readonly salt: Buffer }
+  | { readonly name: 'AuthenticationGSS'; readonly bytes: Buffer }
+  | { readonly name: 'AuthenticationGSSContinue'; readonly bytes: Buffer; readonly data: Buffer }
+  | { readonly name: 'AuthenticationSSPI'; readonly bytes: Buffer }
+  | { readonly name: 'AuthenticationSASL'; readonly bytes: Buffer; readonly mechanisms: readonly string[] }
+  | { readonly name: 'AuthenticationSASLContinue'; readonly bytes: Buffer; readonly data: Buffer }
+  | { readonly name: 'AuthenticationSASLFinal'; readonly bytes: Buffer; readonly data: Buffer };
+
+/**
+ * Reads an Authentication ('R') message. Fixed-size requests must end where their fields end (libpq
+ * checks the consumed length of every message); the SASL mechanism list ends with an empty String;
+ * an unknown request code is refused (libpq: "authentication method %u not supported").
+ */
+export function readAuthenticationMessage(msg: Buffer): AuthenticationMessage {
   const r = new BodyReader(msg, 5);
   const code = r.int32();
   switch (code) {
     case AuthCode.Ok:
       r.done('AuthenticationOk');
-      return { name: 'AuthenticationOk' };
+      return { name: 'AuthenticationOk', bytes: msg };
+    case AuthCode.KerberosV5:
+      r.done('AuthenticationKerberosV5');
+      return { name: 'AuthenticationKerberosV5', bytes: msg };
     case AuthCode.CleartextPassword:
       r.done('AuthenticationCleartextPassword');
-      return { name: 'AuthenticationCleartextPassword' };
+      return { name: 'AuthenticationCleartextPassword', bytes: msg };
     case AuthCode.MD5Password: {
       const salt = r.bytes(4);
       r.done('AuthenticationMD5Password');
-      return { name: 'AuthenticationMD5Password', salt };
+      return { name: 'AuthenticationMD5Password', bytes: msg, salt };
     }
+    case AuthCode.GSS:
+      r.done('AuthenticationGSS');
+      return { name: 'AuthenticationGSS', bytes: msg };
+    case AuthCode.GSSContinue:
+      return { name: 'AuthenticationGSSContinue', bytes: msg, data: r.rest() };
+    case AuthCode.SSPI:
+      r.done('AuthenticationSSPI');
+      return { name: 'AuthenticationSSPI', bytes: msg };
     case AuthCode.SASL: {
       const mechanisms: string[] = [];
       for (;;) {
@@ -47,16 +82,37 @@ export function readAuthentication(msg: Buffer): Authentication {
         mechanisms.push(m);
       }
       r.done('AuthenticationSASL');
-      return { name: 'AuthenticationSASL', mechanisms };
+      return { name: 'AuthenticationSASL', bytes: msg, mechanisms };
     }
     case AuthCode.SASLContinue:
-      return { name: 'AuthenticationSASLContinue', data: r.rest() };
+      return { name: 'AuthenticationSASLContinue', bytes: msg, data: r.rest() };
     case AuthCode.SASLFinal:
-      return { name: 'AuthenticationSASLFinal', data: r.rest() };
+      return { name: 'AuthenticationSASLFinal', bytes: msg, data: r.rest() };
     default:
-      return { name: 'AuthenticationOther', code };
+      throw malformed(`Authentication: unsupported request code ${code}`);
   }
 }
+
+/**
+ * Legacy reader (the session before the union): KerberosV5, GSS, GSSContinue, SSPI and unknown codes
+ * come back as AuthenticationOther. Prefer readAuthenticationMessage / readBackendMessage.
+ */
+export function readAuthentication(msg: Buffer): Authentication {
+  const code = new BodyReader(msg, 5).int32();
+  if (!KNOWN_CODES.has(code)) return { name: 'AuthenticationOther', code };
+  const a = readAuthenticationMessage(msg);
+  switch (a.name) {
+    case 'AuthenticationKerberosV5':
+    case 'AuthenticationGSS':
+    case 'AuthenticationGSSContinue':
+    case 'AuthenticationSSPI':
+      return { name: 'AuthenticationOther', code };
+    default:
+      return a;
+  }
+}
+
+const KNOWN_CODES = new Set<number>(Object.values(AuthCode));
 
 export function encodeAuthenticationOk(): Buffer {
   return new MessageWriter(4).int32(AuthCode.Ok).message('R');

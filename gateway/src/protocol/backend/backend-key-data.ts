@@ -9,6 +9,8 @@ import { MessageWriter } from '../writer';
 
 export interface BackendKeyData {
   readonly name: 'BackendKeyData';
+  /** The original message (a view). */
+  readonly bytes: Buffer;
   readonly processId: number;
   readonly secretKey: Buffer;
 }
@@ -20,7 +22,7 @@ export function readBackendKeyData(msg: Buffer): BackendKeyData {
   if (secretKey.length < 4 || secretKey.length > MAX_CANCEL_KEY_BYTES) {
     throw malformed(`BackendKeyData: invalid key length ${secretKey.length}`);
   }
-  return { name: 'BackendKeyData', processId, secretKey };
+  return { name: 'BackendKeyData', bytes: msg, processId, secretKey };
 }
 
 export function encodeBackendKeyData(processId: number, secretKey: Uint8Array): Buffer {

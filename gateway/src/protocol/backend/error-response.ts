@@ -22,6 +22,28 @@ export interface ErrorFields {
   raw?: Record<string, string>;
 }
 
+export interface ErrorResponse {
+  readonly name: 'ErrorResponse';
+  /** The original message (a view). */
+  readonly bytes: Buffer;
+  readonly fields: ErrorFields;
+}
+
+export interface NoticeResponse {
+  readonly name: 'NoticeResponse';
+  readonly bytes: Buffer;
+  readonly fields: ErrorFields;
+}
+
+export function readErrorResponse(msg: Buffer): ErrorResponse {
+  return { name: 'ErrorResponse', bytes: msg, fields: readErrorFields(msg) };
+}
+
+export function readNoticeResponse(msg: Buffer): NoticeResponse {
+  return { name: 'NoticeResponse', bytes: msg, fields: readErrorFields(msg) };
+}
+
+/** The fields of an ErrorResponse or NoticeResponse: (Byte1 code, String) pairs, then a zero byte. */
 export function readErrorFields(msg: Buffer): ErrorFields {
   const r = new BodyReader(msg, 5);
   const raw: Record<string, string> = {};

@@ -11,6 +11,8 @@ import { MessageWriter } from '../writer';
 
 export interface NegotiateProtocolVersion {
   readonly name: 'NegotiateProtocolVersion';
+  /** The original message (a view). */
+  readonly bytes: Buffer;
   /** The whole version as sent: (3 << 16) | minor. */
   readonly protocolVersion: number;
   /** Its minor part. */
@@ -32,7 +34,7 @@ export function readNegotiateProtocolVersion(msg: Buffer): NegotiateProtocolVers
   const unsupportedOptions: string[] = [];
   for (let i = 0; i < n; i++) unsupportedOptions.push(r.cstring());
   r.done('NegotiateProtocolVersion');
-  return { name: 'NegotiateProtocolVersion', protocolVersion, newestMinor, unsupportedOptions };
+  return { name: 'NegotiateProtocolVersion', bytes: msg, protocolVersion, newestMinor, unsupportedOptions };
 }
 
 /** Sends the whole version number (3 << 16 | newestMinor), as PostgreSQL does. */

@@ -1,4 +1,16 @@
-/** Bind ('B'): a portal from a prepared statement and parameter values. */
+/**
+ * Bind ('B'): a portal from a prepared statement and parameter values.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-BIND
+ *
+ * Read as exec_bind_message (src/backend/tcop/postgres.c) reads it: every count is an unsigned
+ * Int16 (pq_getmsgint(msg, 2): up to 65,535 parameters), format codes are signed Int16; the
+ * parameter formats are 0 (all text), 1 (one for all) or exactly one per parameter; a format code
+ * is checked only where a parameter uses it (0 text, 1 binary, else "unsupported format code"), so
+ * a lone format code with no parameters is not checked; result format codes are checked by the
+ * server against the result columns later (Describe/Execute), so they are kept as read; a value
+ * length is -1 (NULL) or 0..remaining; the body ends exactly after the last result format
+ * (pq_getmsgend).
+ */
 import { malformed } from '../errors';
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
@@ -12,45 +24,68 @@ export interface BindParam {
 
 export interface Bind {
   readonly name: 'Bind';
+  /** The original frame, header included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly portal: string;
   readonly statement: string;
   readonly params: readonly BindParam[];
   readonly resultFormats: readonly number[];
 }
 
-function format(v: number): 0 | 1 {
-  if (v !== 0 && v !== 1) throw malformed(`Bind: invalid format code ${v}`);
+/** A parameter format code as exec_bind_message and parse_fcall_arguments accept it. */
+export function parameterFormat(v: number, what: string): 0 | 1 {
+  if (v !== 0 && v !== 1) throw malformed(`${what}: unsupported format code ${v}`);
   return v;
+}
+
+/**
+ * Reads `count` parameter values (Int32 length, -1 for NULL, then the bytes) with their formats
+ * chosen as PostgreSQL chooses them: none → text, one → for all, else one each.
+ */
+export function readParameterValues(
+  r: BodyReader,
+  count: number,
+  formats: readonly number[],
+  what: string,
+): BindParam[] {
+  r.expect(count, 4, what);
+  const nf = formats.length;
+  const params: BindParam[] = new Array(count);
+  let shared: 0 | 1 = 0;
+  if (nf === 1 && count > 0) shared = parameterFormat(formats[0] as number, what);
+  for (let i = 0; i < count; i++) {
+    const len = r.int32();
+    let value: Buffer | null;
+    if (len === -1) value = null;
+    else if (len < 0) throw malformed(`${what}: invalid parameter length ${len}`);
+    else value = r.bytes(len);
+    const format = nf > 1 ? parameterFormat(formats[i] as number, what) : shared;
+    params[i] = { format, value };
+  }
+  return params;
+}
+
+/** `count` signed Int16 values (format codes). */
+export function readInt16s(r: BodyReader, count: number, what: string): number[] {
+  r.expect(count, 2, what);
+  const out: number[] = new Array(count);
+  for (let i = 0; i < count; i++) out[i] = r.int16();
+  return out;
 }
 
 export function readBind(frame: Buffer, bodyOffset = 5): Bind {
   const r = new BodyReader(frame, bodyOffset);
   const portal = r.cstring();
   const statement = r.cstring();
-  const nf = r.int16();
-  if (nf < 0) throw malformed('Bind: negative format count');
-  const formats: Array<0 | 1> = new Array(nf);
-  for (let i = 0; i < nf; i++) formats[i] = format(r.int16());
-  const np = r.int16();
-  if (np < 0) throw malformed('Bind: negative parameter count');
-  // One format for all, one per parameter, or none (all text): protocol-message-formats "Bind".
-  if (nf > 1 && nf !== np) throw malformed(`Bind: ${nf} parameter formats for ${np} parameters`);
-  const params: BindParam[] = new Array(np);
-  for (let i = 0; i < np; i++) {
-    const len = r.int32();
-    let value: Buffer | null;
-    if (len === -1) value = null;
-    else if (len < 0) throw malformed(`Bind: invalid parameter length ${len}`);
-    else value = r.bytes(len);
-    const f = nf === 0 ? 0 : nf === 1 ? (formats[0] as 0 | 1) : (formats[i] as 0 | 1);
-    params[i] = { format: f, value };
-  }
-  const nr = r.int16();
-  if (nr < 0) throw malformed('Bind: negative result format count');
-  const resultFormats: number[] = new Array(nr);
-  for (let i = 0; i < nr; i++) resultFormats[i] = format(r.int16());
+  const formats = readInt16s(r, r.uint16(), 'Bind');
+  const np = r.uint16();
+  // One format for all, one per parameter, or none (all text).
+  if (formats.length > 1 && formats.length !== np)
+    throw malformed(`Bind: ${formats.length} parameter formats for ${np} parameters`);
+  const params = readParameterValues(r, np, formats, 'Bind');
+  const resultFormats = readInt16s(r, r.uint16(), 'Bind');
   r.done('Bind');
-  return { name: 'Bind', portal, statement, params, resultFormats };
+  return { name: 'Bind', bytes: frame, portal, statement, params, resultFormats };
 }
 
 export function encodeBind(

@@ -1,11 +1,21 @@
-/** FunctionCall ('F'): the fast-path interface, a function called by OID. */
+/**
+ * FunctionCall ('F'): the fast-path interface, a function called by OID.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-FUNCTIONCALL
+ * Read as HandleFunctionRequest / parse_fcall_arguments (src/backend/tcop/fastpath.c): OID,
+ * unsigned Int16 counts, argument formats 0, 1 or one per argument (checked where used), an
+ * argument size of -1 (NULL) or 0..remaining, the result format code, then pq_getmsgend. The
+ * server refuses a result format other than 0 or 1 only after running the function
+ * (SendFunctionResult); pgward refuses it before.
+ */
 import { malformed } from '../errors';
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
-import type { BindParam } from './bind';
+import { readInt16s, readParameterValues, type BindParam } from './bind';
 
 export interface FunctionCall {
   readonly name: 'FunctionCall';
+  /** The original frame, header included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly oid: number;
   readonly args: readonly BindParam[];
   readonly resultFormat: number;
@@ -14,32 +24,16 @@ export interface FunctionCall {
 export function readFunctionCall(frame: Buffer, bodyOffset = 5): FunctionCall {
   const r = new BodyReader(frame, bodyOffset);
   const oid = r.uint32();
-  const nf = r.int16();
-  if (nf < 0) throw malformed('FunctionCall: negative format count');
-  const formats: number[] = new Array(nf);
-  for (let i = 0; i < nf; i++) {
-    const f = r.int16();
-    if (f !== 0 && f !== 1) throw malformed(`FunctionCall: invalid format code ${f}`);
-    formats[i] = f;
-  }
-  const na = r.int16();
-  if (na < 0) throw malformed('FunctionCall: negative argument count');
-  if (nf > 1 && nf !== na) throw malformed(`FunctionCall: ${nf} formats for ${na} arguments`);
-  const args: BindParam[] = new Array(na);
-  for (let i = 0; i < na; i++) {
-    const len = r.int32();
-    let value: Buffer | null;
-    if (len === -1) value = null;
-    else if (len < 0) throw malformed(`FunctionCall: invalid argument length ${len}`);
-    else value = r.bytes(len);
-    const f = (nf === 0 ? 0 : nf === 1 ? formats[0] : formats[i]) as 0 | 1;
-    args[i] = { format: f, value };
-  }
+  const formats = readInt16s(r, r.uint16(), 'FunctionCall');
+  const na = r.uint16();
+  if (formats.length > 1 && formats.length !== na)
+    throw malformed(`FunctionCall: ${formats.length} formats for ${na} arguments`);
+  const args = readParameterValues(r, na, formats, 'FunctionCall');
   const resultFormat = r.int16();
   if (resultFormat !== 0 && resultFormat !== 1)
     throw malformed(`FunctionCall: invalid result format ${resultFormat}`);
   r.done('FunctionCall');
-  return { name: 'FunctionCall', oid, args, resultFormat };
+  return { name: 'FunctionCall', bytes: frame, oid, args, resultFormat };
 }
 
 export function encodeFunctionCall(

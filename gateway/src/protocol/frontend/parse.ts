@@ -1,10 +1,16 @@
-/** Parse ('P'): extended protocol statement preparation. */
-import { malformed } from '../errors';
+/**
+ * Parse ('P'): extended protocol statement preparation.
+ * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-PARSE
+ * exec_parse_message reads name, query string, an unsigned Int16 count of parameter type OIDs
+ * (up to 65,535), the OIDs, then pq_getmsgend.
+ */
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
 
 export interface Parse {
   readonly name: 'Parse';
+  /** The original frame, header included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly statement: string;
   readonly sql: string;
   readonly paramTypes: readonly number[];
@@ -14,12 +20,12 @@ export function readParse(frame: Buffer, bodyOffset = 5): Parse {
   const r = new BodyReader(frame, bodyOffset);
   const statement = r.cstring();
   const sql = r.cstring();
-  const n = r.int16();
-  if (n < 0) throw malformed('Parse: negative parameter count');
+  const n = r.uint16();
+  r.expect(n, 4, 'Parse');
   const paramTypes: number[] = new Array(n);
   for (let i = 0; i < n; i++) paramTypes[i] = r.uint32();
   r.done('Parse');
-  return { name: 'Parse', statement, sql, paramTypes };
+  return { name: 'Parse', bytes: frame, statement, sql, paramTypes };
 }
 
 export function encodeParse(statement: string, sql: string, paramTypes: readonly number[] = []): Buffer {

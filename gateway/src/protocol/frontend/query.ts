@@ -1,9 +1,11 @@
-/** Query ('Q'): a simple-protocol query string. */
+/** Query ('Q'): a simple-protocol query string; exec_simple_query reads one String, then pq_getmsgend. */
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
 
 export interface Query {
   readonly name: 'Query';
+  /** The original frame, header included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly sql: string;
 }
 
@@ -11,7 +13,7 @@ export function readQuery(frame: Buffer, bodyOffset = 5): Query {
   const r = new BodyReader(frame, bodyOffset);
   const sql = r.cstring();
   r.done('Query');
-  return { name: 'Query', sql };
+  return { name: 'Query', bytes: frame, sql };
 }
 
 export function encodeQuery(sql: string): Buffer {

@@ -9,6 +9,8 @@ import { MessageWriter } from '../writer';
 
 export interface SASLInitialResponse {
   readonly name: 'SASLInitialResponse';
+  /** The original frame, header included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly mechanism: string;
   readonly data: Buffer | null;
 }
@@ -22,7 +24,7 @@ export function readSASLInitialResponse(frame: Buffer, bodyOffset = 5): SASLInit
   else if (len < 0) throw malformed('SASLInitialResponse: invalid length');
   else data = r.bytes(len);
   r.done('SASLInitialResponse');
-  return { name: 'SASLInitialResponse', mechanism, data };
+  return { name: 'SASLInitialResponse', bytes: frame, mechanism, data };
 }
 
 /** The channel-binding flag of a SCRAM client-first message: 'n', 'y', 'p', or null if unreadable. */

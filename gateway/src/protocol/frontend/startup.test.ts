@@ -3,7 +3,14 @@ import { ErrorCodes } from '../../errors';
 import { ProtocolError } from '../errors';
 import { MessageWriter } from '../writer';
 import { PROTOCOL_3_0, PROTOCOL_3_2, StartupCode } from '../message-types';
-import { encodeCancelRequest, encodeStartupMessage, parseStartupOptions, readStartupPacket } from './startup';
+import {
+  encodeCancelRequest,
+  encodeStartupMessage,
+  parseStartupOptions,
+  readStartupPacket,
+  startupIdentity,
+  truncateStartupName,
+} from './startup';
 
 function codeOf(fn: () => unknown): string {
   try {
@@ -22,14 +29,14 @@ function packet(version: number, body: Buffer): Buffer {
 
 describe('StartupMessage', () => {
   test('protocol 3.2 with _pq_ options', () => {
-    const m = readStartupPacket(
-      encodeStartupMessage(PROTOCOL_3_2, [
-        ['user', 'alice'],
-        ['_pq_.test_protocol_negotiation', 'x'],
-      ]),
-    );
+    const packet = encodeStartupMessage(PROTOCOL_3_2, [
+      ['user', 'alice'],
+      ['_pq_.test_protocol_negotiation', 'x'],
+    ]);
+    const m = readStartupPacket(packet);
     expect(m).toEqual({
       name: 'StartupMessage',
+      bytes: packet,
       protocolVersion: 0x00030002,
       parameters: new Map([
         ['user', 'alice'],
@@ -103,23 +110,30 @@ describe('CancelRequest', () => {
   test('4-byte key (3.0), 32-byte and 256-byte keys (3.2)', () => {
     for (const n of [4, 32, 256]) {
       const key = Buffer.alloc(n, n & 0xff);
-      expect(readStartupPacket(encodeCancelRequest(99, key))).toEqual({
+      const packet = encodeCancelRequest(99, key);
+      expect(readStartupPacket(packet)).toEqual({
         name: 'CancelRequest',
+        bytes: packet,
         processId: 99,
         secretKey: key,
       });
     }
   });
 
-  test('wrong lengths', () => {
-    for (const n of [0, 3, 257, 1000]) {
-      expect(codeOf(() => readStartupPacket(encodeCancelRequest(99, Buffer.alloc(n))))).toBe(
-        ErrorCodes.PROTOCOL_STARTUP_INVALID,
-      );
+  test('wrong lengths: "invalid length of startup packet", closed without a reply (COMMERROR)', () => {
+    const short = new MessageWriter().int32(StartupCode.CancelRequest).int16(1).packet(); // no process id
+    const packets = [0, 3, 257, 1000].map((n) => encodeCancelRequest(99, Buffer.alloc(n)));
+    for (const p of [...packets, short]) {
+      let thrown: unknown;
+      try {
+        readStartupPacket(p);
+      } catch (e) {
+        thrown = e;
+      }
+      expect(thrown).toBeInstanceOf(ProtocolError);
+      expect((thrown as ProtocolError).code).toBe(ErrorCodes.PROTOCOL_STARTUP_LENGTH);
+      expect((thrown as ProtocolError).closeSilently).toBe(true);
     }
-    // No process id at all.
-    const short = new MessageWriter().int32(StartupCode.CancelRequest).int16(1).packet();
-    expect(codeOf(() => readStartupPacket(short))).toBe(ErrorCodes.PROTOCOL_MALFORMED);
   });
 
   test('the key is a copy, not a view of the packet', () => {
@@ -205,5 +219,48 @@ describe('parseStartupOptions', () => {
   test('empty and blank options', () => {
     expect(parse('')).toEqual({});
     expect(parse('   ')).toEqual({});
+  });
+});
+
+describe('truncateStartupName and startupIdentity (what ProcessStartupPacket does)', () => {
+  const a = (n: number): string => 'a'.repeat(n);
+  test('names of up to 63 bytes are unchanged', () => {
+    for (const n of ['', 'alice', a(63), `${a(61)}é`, '🐘'.repeat(15) + 'abc'])
+      expect(truncateStartupName(n)).toBe(n);
+  });
+  test('longer names keep their first 63 bytes, even inside a character', () => {
+    expect(truncateStartupName(a(64))).toBe(a(63));
+    expect(truncateStartupName(`${a(61)}éxyz`)).toBe(`${a(61)}é`);
+    expect(truncateStartupName(`${a(62)}é`)).toBe(`${a(62)}\ufffd`);
+    // 21 'ü' (42 bytes) + 22 ASCII = 64 bytes: the fast path must not skip it.
+    expect(Buffer.byteLength(truncateStartupName(`${'ü'.repeat(21)}${a(22)}`))).toBe(63);
+    // A 4-byte character cut after 1, 2 or 3 of its bytes.
+    for (const k of [1, 2, 3]) {
+      const cut = truncateStartupName(`${a(63 - k)}🐘`);
+      expect(cut.startsWith(a(63 - k))).toBe(true);
+      expect(cut.endsWith('\ufffd')).toBe(true);
+    }
+  });
+  test('the database defaults to the user before both are cut', () => {
+    expect(startupIdentity(new Map([['user', a(70)]]))).toEqual({ user: a(63), database: a(63) });
+    expect(
+      startupIdentity(
+        new Map([
+          ['user', 'u'],
+          ['database', ''],
+        ]),
+      ),
+    ).toEqual({ user: 'u', database: 'u' });
+    expect(
+      startupIdentity(
+        new Map([
+          ['user', 'u'],
+          ['database', `${a(63)}x`],
+        ]),
+      ),
+    ).toEqual({
+      user: 'u',
+      database: a(63),
+    });
   });
 });

@@ -4,13 +4,15 @@
  */
 import { ErrorCodes } from '../../errors';
 import { ProtocolError } from '../errors';
-import { MAX_CANCEL_KEY_BYTES } from '../limits';
+import { MAX_CANCEL_KEY_BYTES, MAX_STARTUP_NAME_BYTES } from '../limits';
 import { BodyReader } from '../reader';
 import { StartupCode } from '../message-types';
 import { MessageWriter } from '../writer';
 
 export interface StartupMessage {
   readonly name: 'StartupMessage';
+  /** The original packet, length word included (a view, not a copy). */
+  readonly bytes: Buffer;
   /** (major << 16) | minor */
   readonly protocolVersion: number;
   readonly parameters: ReadonlyMap<string, string>;
@@ -18,14 +20,20 @@ export interface StartupMessage {
 
 export interface SSLRequest {
   readonly name: 'SSLRequest';
+  /** The original packet, length word included (a view, not a copy). */
+  readonly bytes: Buffer;
 }
 
 export interface GSSENCRequest {
   readonly name: 'GSSENCRequest';
+  /** The original packet, length word included (a view, not a copy). */
+  readonly bytes: Buffer;
 }
 
 export interface CancelRequest {
   readonly name: 'CancelRequest';
+  /** The original packet, length word included (a view, not a copy). */
+  readonly bytes: Buffer;
   readonly processId: number;
   /** 4 bytes in protocol 3.0, up to 256 bytes in 3.2. */
   readonly secretKey: Buffer;
@@ -43,18 +51,25 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
   const code = r.int32();
   if (code === StartupCode.SSLRequest) {
     r.done('SSLRequest');
-    return { name: 'SSLRequest' };
+    return { name: 'SSLRequest', bytes: packet };
   }
   if (code === StartupCode.GSSENCRequest) {
     r.done('GSSENCRequest');
-    return { name: 'GSSENCRequest' };
+    return { name: 'GSSENCRequest', bytes: packet };
   }
   if (code === StartupCode.CancelRequest) {
+    // PostgreSQL 15 wants exactly 16 bytes, 18 (protocol 3.2) a key of 4..256 bytes; a wrong
+    // length is COMMERROR "invalid length of startup packet": logged, no reply.
+    const keyLen = r.remaining - 4;
+    if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES) {
+      throw new ProtocolError(
+        ErrorCodes.PROTOCOL_STARTUP_LENGTH,
+        `invalid length of startup packet: CancelRequest of ${packet.length} bytes`,
+        true,
+      );
+    }
     const processId = r.int32();
-    const keyLen = r.remaining;
-    if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES)
-      throw invalid(`invalid length of CancelRequest: ${packet.length}`);
-    return { name: 'CancelRequest', processId, secretKey: Buffer.from(r.rest()) };
+    return { name: 'CancelRequest', bytes: packet, processId, secretKey: Buffer.from(r.rest()) };
   }
   const major = code >>> 16;
   if (major !== 3) {
@@ -73,7 +88,46 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
   }
   r.done('StartupMessage');
   if (!parameters.get('user')) throw invalid('no PostgreSQL user name specified in startup packet');
-  return { name: 'StartupMessage', protocolVersion: code, parameters };
+  return { name: 'StartupMessage', bytes: packet, protocolVersion: code, parameters };
+}
+
+/**
+ * What PostgreSQL does to the `user` and `database` of a startup packet (ProcessStartupPacket,
+ * src/backend/postmaster/postmaster.c in 15, backend_startup.c in 17+): a name of NAMEDATALEN (64)
+ * bytes or more is cut to its first 63 **bytes** (`name[NAMEDATALEN - 1] = '\0'`), with no regard
+ * to character boundaries. The issue's "at a character boundary" is what `namein` does to a name
+ * in SQL (CREATE ROLE, identifiers), not what the startup packet gets. Checked against the real
+ * PostgreSQL 15 (tests/protocol/startup-names.test.ts): a name of 61 ASCII bytes + 'é' + "xyz"
+ * logs in as the 63-byte role; a name of 62 ASCII bytes + 'é' (64 bytes) is cut to the 62 bytes
+ * and the first byte of 'é', so the server answers FATAL 28000 role "aaa…\303" does not exist,
+ * although CREATE ROLE with that same name made the 62-byte role.
+ *
+ * `name` is the parameter as decoded from the packet (UTF-8). For a name that was valid UTF-8 the
+ * result is exactly the bytes the server looks up, decoded; a split character becomes U+FFFD, which
+ * no name made in SQL under a UTF-8 server encoding can equal.
+ */
+export function truncateStartupName(name: string): string {
+  // A UTF-16 unit is at most 3 UTF-8 bytes: 21 units or fewer always fit.
+  if (name.length <= MAX_STARTUP_NAME_BYTES / 3) return name;
+  const raw = Buffer.from(name, 'utf8');
+  if (raw.length <= MAX_STARTUP_NAME_BYTES) return name;
+  return raw.toString('utf8', 0, MAX_STARTUP_NAME_BYTES);
+}
+
+/**
+ * The user and database PostgreSQL will use for a StartupMessage, in its order: the database
+ * defaults to the user when absent or empty, then both are cut by truncateStartupName. (A
+ * `replication` value that makes a physical walsender clears the database afterwards; pgward
+ * leaves that to the server.)
+ */
+export function startupIdentity(parameters: ReadonlyMap<string, string>): {
+  user: string;
+  database: string;
+} {
+  const user = parameters.get('user') ?? '';
+  const db = parameters.get('database');
+  const database = db === undefined || db === '' ? user : db;
+  return { user: truncateStartupName(user), database: truncateStartupName(database) };
 }
 
 export function encodeStartupMessage(

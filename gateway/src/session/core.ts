@@ -1,0 +1,362 @@
+/**
+ * One client connection as a state machine without sockets or timers: events in (client bytes,
+ * server bytes, TLS established, upstream connected/failed, login timer fired, shutdown, either
+ * side closed), actions out (see actions.ts). The startup phase (startup.ts) runs until the first
+ * ReadyForQuery; the request phase (requests.ts) judges every client message, forwards original
+ * bytes, and reconciles the server's answers with what was asked.
+ * https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
+import {
+  BackendScanner,
+  BackendType,
+  FrontendFramer,
+  ProtocolError,
+  SESSION_INSPECTED_BACKEND_TYPES,
+  typeTable,
+} from '../protocol';
+import type { ConnectionInfo } from '../policy/types';
+import { encodeFatal } from '../enforcement/deny';
+import type { Cancellable } from './cancel-registry';
+import type { Action, Refusal, TlsInfo, UpstreamInfo } from './actions';
+import { StartupPhase } from './startup';
+import { RequestPhase } from './requests';
+import type { SessionDeps } from './types';
+
+export type Phase = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
+
+/**
+ * Backend messages the core reads (by type; only the listed ones are handed over whole, DataRow
+ * and CopyData never): the startup and cancel-key messages, every answer that confirms or ends a
+ * request (see pipeline.ts), and ParameterStatus.
+ */
+const INSPECT = typeTable([
+  ...SESSION_INSPECTED_BACKEND_TYPES,
+  BackendType.ParseComplete,
+  BackendType.BindComplete,
+  BackendType.CloseComplete,
+  BackendType.NoData,
+  BackendType.ParameterDescription,
+  BackendType.RowDescription,
+  BackendType.CommandComplete,
+  BackendType.EmptyQueryResponse,
+  BackendType.PortalSuspended,
+  BackendType.ParameterStatus,
+]);
+
+/**
+ * An ErrorResponse above the inspection cap (PostgreSQL quotes whole values in some errors) is
+ * forwarded unread: it cannot be the rewrite target of a denial, whose errors are small.
+ */
+const PASS_LARGE = typeTable([BackendType.ErrorResponse]);
+
+let sessionCounter = 0;
+const sessionPrefix = randomBytes(4).toString('hex');
+
+export interface CoreOptions {
+  clientAddr: string;
+  clientPort: number;
+  /** The adapter that cancels this session's upstream query (the cancel registry's target). */
+  cancelTarget: Cancellable;
+  /** Refuse once encryption is negotiated (a limit was full when the client connected). */
+  refusal?: Refusal | null;
+}
+
+export class SessionCore {
+  readonly id: string;
+  log: Logger;
+  phase: Phase = 'startup';
+  readonly conn: ConnectionInfo;
+  readonly framer: FrontendFramer;
+  readonly startup: StartupPhase;
+  readonly requests: RequestPhase;
+  closeOutcome = 'closed';
+  private readonly scanner: BackendScanner;
+  private actions: Action[] = [];
+  private out: Buffer[] = [];
+  private outBytes = 0;
+  private draining = false;
+  private finished = false;
+
+  constructor(
+    readonly deps: SessionDeps,
+    readonly opts: CoreOptions,
+  ) {
+    sessionCounter = (sessionCounter + 1) >>> 0;
+    this.id = `${sessionPrefix}-${sessionCounter.toString(36)}`;
+    this.framer = new FrontendFramer(deps.limits.maxMessageBytes);
+    this.scanner = new BackendScanner(INSPECT, deps.frameCounts.backend, PASS_LARGE);
+    this.conn = {
+      id: this.id,
+      client_addr: opts.clientAddr,
+      client_port: opts.clientPort,
+      // Nested objects are frozen and replaced, never changed in place: the policy layer keeps the
+      // connection's JSON text while no field changes (policy/input-json.ts).
+      tls: Object.freeze({ enabled: false, version: null, cipher: null, client_cert_subject: null }),
+      user: '',
+      database: '',
+      application_name: null,
+      parameters: Object.freeze({}),
+      options: Object.freeze({}),
+      protocol_version: '3.0',
+      authenticated: false,
+      transaction_status: 'I',
+    };
+    this.log = deps.logger.child({ conn: this.id, client: `${opts.clientAddr}:${opts.clientPort}` });
+    this.startup = new StartupPhase(this, opts.refusal ?? null);
+    this.requests = new RequestPhase(this);
+    deps.observer.onConnectionOpened();
+    this.emit({ kind: 'startLoginTimer', ms: deps.limits.loginTimeoutMs });
+  }
+
+  /** The actions produced since the last call, in order. */
+  takeActions(): Action[] {
+    const a = this.actions;
+    this.actions = [];
+    return a;
+  }
+
+  /** Every ParameterStatus the server sent, by name (the latest value). */
+  get serverParameters(): ReadonlyMap<string, string> {
+    return this.requests.serverParameters;
+  }
+
+  get isIdle(): boolean {
+    return this.phase === 'ready' && this.conn.transaction_status === 'I' && this.requests.idle;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  clientData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.framer.push(chunk);
+    this.pump();
+  }
+
+  serverData(chunk: Buffer): void {
+    if (this.phase === 'closed') return;
+    let parts: Buffer[];
+    try {
+      parts = this.scanner.push(chunk, this.inspect);
+    } catch (err) {
+      const e = err instanceof PgwardError ? err : new PgwardError(ErrorCodes.UPSTREAM_PROTOCOL, String(err));
+      this.upstreamProtocolError(e.message);
+      return;
+    }
+    if ((this.phase as Phase) === 'closed') return;
+    let n = 0;
+    for (const p of parts) n += p.length;
+    if (n > 0) this.emit({ kind: 'writeClient', data: parts, bytes: n });
+    if (this.draining && this.isIdle) this.shutdownIdle();
+  }
+
+  tlsEstablished(info: TlsInfo): void {
+    if (this.phase !== 'tls') return;
+    this.conn.tls = Object.freeze({
+      enabled: true,
+      version: info.version,
+      cipher: info.cipher,
+      client_cert_subject: info.clientCertSubject,
+    });
+    this.phase = 'startup';
+    this.pump();
+  }
+
+  upstreamConnected(info: UpstreamInfo): void {
+    if (this.phase !== 'connecting') return;
+    this.startup.upstream = info;
+    this.phase = 'auth';
+    this.pump();
+  }
+
+  upstreamFailed(err: PgwardError): void {
+    if (this.phase !== 'connecting') return;
+    this.log.error({ code: err.code, err: err.message }, 'cannot connect upstream');
+    this.deps.observer.onUpstreamConnectError();
+    this.deps.observer.onError(err.code, this.conn);
+    this.fatal('08006', 'pgward: could not connect to the database server', err.code);
+  }
+
+  loginTimerFired(): void {
+    if (this.phase === 'closed' || this.conn.authenticated) return;
+    this.deps.observer.onError(ErrorCodes.LOGIN_TIMEOUT, this.conn.user ? this.conn : null);
+    this.closeOutcome = 'login_timeout';
+    this.fatal('08P01', 'pgward: authentication timed out', ErrorCodes.LOGIN_TIMEOUT);
+  }
+
+  /** Graceful shutdown: an idle session closes now, a busy one when it next becomes idle. */
+  shutdown(): void {
+    this.draining = true;
+    if (this.phase !== 'ready' || this.isIdle) this.shutdownIdle();
+  }
+
+  /** The client's socket closed or failed. */
+  clientClosed(outcome: string): void {
+    if (this.phase !== 'closed') {
+      this.phase = 'closed';
+      this.closeOutcome = this.closeOutcome === 'closed' ? outcome : this.closeOutcome;
+      this.emit({ kind: 'destroyClient' });
+    }
+    this.finish();
+  }
+
+  upstreamClosed(): void {
+    if (this.phase === 'closed') return;
+    const fatal = this.requests.sawFatal;
+    if (!fatal && this.phase === 'ready') {
+      this.deps.observer.onError(ErrorCodes.UPSTREAM_LOST, this.conn);
+      this.toClient(encodeFatal('08006', 'pgward: lost the connection to the database server'));
+    }
+    this.closeOutcome = fatal ? 'upstream_fatal' : 'upstream_lost';
+    this.endClient();
+  }
+
+  // ---------------------------------------------------------------- used by the phases
+
+  emit(a: Action): void {
+    this.actions.push(a);
+  }
+
+  toUpstream(bytes: Buffer): void {
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+  }
+
+  toClient(bytes: Buffer): void {
+    if (this.phase === 'closed') return;
+    this.emit({ kind: 'writeClient', data: [bytes], bytes: bytes.length });
+  }
+
+  /** Ends the connection after a FATAL error. */
+  fatal(sqlstate: string, message: string, code: ErrorCode | null, detail?: string): void {
+    if (this.phase === 'closed') return;
+    if (code && this.closeOutcome === 'closed') this.closeOutcome = 'error';
+    this.out = [];
+    this.outBytes = 0;
+    this.toClient(encodeFatal(sqlstate, message, detail));
+    this.endClient();
+  }
+
+  upstreamProtocolError(message: string): void {
+    this.log.error({ code: ErrorCodes.UPSTREAM_PROTOCOL, err: message }, 'upstream protocol error');
+    this.deps.observer.onError(ErrorCodes.UPSTREAM_PROTOCOL, this.conn);
+    this.fatal('08P01', 'pgward: invalid message from the database server', ErrorCodes.UPSTREAM_PROTOCOL);
+  }
+
+  endClient(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    this.emit({ kind: 'endClient' });
+    this.finish();
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  /** Processes every complete client frame the current phase allows; one upstream write per read. */
+  private pump(): void {
+    try {
+      for (;;) {
+        const phase = this.phase;
+        if (phase !== 'startup' && phase !== 'auth' && phase !== 'ready') break;
+        const frame = this.framer.next();
+        if (!frame) break;
+        this.deps.frameCounts.frontend[frame.type]!++;
+        if (phase === 'startup') this.startup.onPacket(frame.bytes);
+        else if (phase === 'auth') this.startup.onAuthFrame(frame.type, frame.bytes);
+        else this.requests.onFrame(frame.type, frame.bytes);
+      }
+      this.flushUpstream();
+    } catch (err) {
+      this.onClientFailure(err);
+    }
+  }
+
+  private flushUpstream(): void {
+    if (this.out.length === 0) return;
+    const data = this.out.length === 1 ? this.out : coalesce(this.out);
+    this.emit({ kind: 'writeUpstream', data, bytes: this.outBytes });
+    this.out = [];
+    this.outBytes = 0;
+  }
+
+  private onClientFailure(err: unknown): void {
+    if (err instanceof ProtocolError) {
+      this.log.warn({ code: err.code, err: err.message }, 'protocol violation by client');
+      this.deps.observer.onError(err.code, this.conn);
+      if (err.closeSilently) {
+        // PostgreSQL logs this (COMMERROR) and closes without a word.
+        this.closeOutcome = 'error';
+        this.endClient();
+        return;
+      }
+      this.fatal('08P01', err.message, err.code);
+      return;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.log.error({ err: e.message, stack: e.stack }, 'session failure');
+    this.deps.observer.onError(ErrorCodes.PROTOCOL_MALFORMED, this.conn);
+    this.fatal('XX000', 'pgward: internal error', ErrorCodes.PROTOCOL_MALFORMED);
+  }
+
+  private readonly inspect = (type: number, msg: Buffer): Buffer | null => {
+    if (this.phase === 'auth' || this.phase === 'connecting') return this.startup.onBackend(type, msg);
+    return this.requests.onBackend(type, msg);
+  };
+
+  private shutdownIdle(): void {
+    this.closeOutcome = 'shutdown';
+    this.toClient(encodeFatal('57P01', 'terminating connection due to administrator command'));
+    this.endClient();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.emit({ kind: 'stopLoginTimer' });
+    this.startup.uncount();
+    this.requests.releaseKey();
+    if (this.startup.upstream !== null) {
+      // What was judged and allowed before the client left still goes (e.g. Query + Terminate).
+      this.flushUpstream();
+      // A backend busy with a query does not read its socket until the query ends, and by default
+      // does not notice a vanished client: cancel what is still running, then terminate.
+      // (A client that said Terminate after its last request meant that request to run.)
+      const authenticated = this.conn.authenticated;
+      this.emit({
+        kind: 'closeUpstream',
+        terminate: authenticated,
+        cancelFirst:
+          authenticated && this.closeOutcome !== 'client_terminated' && this.requests.outstanding > 0,
+      });
+    }
+    this.deps.observer.onConnectionClosed(this.closeOutcome, this.conn);
+  }
+}
+
+/**
+ * Frames forwarded unchanged are views into the chunk they arrived in; adjacent views of the same
+ * chunk become one buffer again, so a pipeline read in one chunk goes upstream in one write.
+ */
+export function coalesce(bufs: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let start = bufs[0] as Buffer;
+  let end = start.byteOffset + start.length;
+  const flush = (): void => {
+    const len = end - start.byteOffset;
+    out.push(len === start.length ? start : Buffer.from(start.buffer, start.byteOffset, len));
+  };
+  for (let i = 1; i < bufs.length; i++) {
+    const b = bufs[i] as Buffer;
+    if (b.buffer === start.buffer && b.byteOffset === end) {
+      end += b.length;
+    } else {
+      flush();
+      start = b;
+      end = b.byteOffset + b.length;
+    }
+  }
+  flush();
+  return out;
+}

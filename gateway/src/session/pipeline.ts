@@ -1,0 +1,231 @@
+/**
+ * What the server owes the client: one entry per forwarded message that gets an answer, oldest
+ * first, reconciled with the backend messages as they arrive (by type byte; DataRow and CopyData
+ * are never looked at). The answers decide which pending namespace changes become true.
+ *
+ *   Parse → ParseComplete        Bind → BindComplete        Close → CloseComplete
+ *   Describe → [ParameterDescription] RowDescription | NoData
+ *   Execute → CommandComplete | EmptyQueryResponse | PortalSuspended (after CopyIn/Out, if any)
+ *   Sync, Query, FunctionCall → ReadyForQuery
+ *
+ * An ErrorResponse fails the oldest entry; in the extended protocol the server then skips every
+ * message up to Sync (simple Query and FunctionCall included), so those entries end unanswered.
+ * https://www.postgresql.org/docs/current/protocol-flow.html
+ */
+import { BackendType, FrontendType } from '../protocol/message-types';
+import type { Op, StatementNamespace } from './namespace';
+
+interface Expect {
+  /** Frontend type byte of the forwarded message. */
+  type: number;
+  cycle: number;
+  /** Namespace changes this message makes when it succeeds (or always, see Op.always). */
+  ops: Op[] | null;
+}
+
+/** Cycle-ending messages: each gets exactly one ReadyForQuery unless skipped. */
+function endsCycle(type: number): boolean {
+  return type === FrontendType.Sync || type === FrontendType.Query || type === FrontendType.FunctionCall;
+}
+
+export class Pipeline {
+  private queue: Expect[] = [];
+  private head = 0;
+  /** Cycle-ending messages forwarded (the id of the next cycle; never reused). */
+  cyclesSent = 0;
+  /** The id of the last cycle the server ended (ReadyForQuery) or skipped; -1 before any. */
+  lastEnded = -1;
+  /** COPY FROM STDIN in progress (CopyInResponse seen, CopyDone/CopyFail not yet sent). */
+  copyIn = false;
+
+  constructor(private readonly ns: StatementNamespace) {}
+
+  /** Entries still unanswered. */
+  get outstanding(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** The cycle a message forwarded now belongs to. */
+  get cycle(): number {
+    return this.cyclesSent;
+  }
+
+  /** Records a forwarded message (after its ops were added to the namespace). */
+  sent(type: number, ops: Op[] | null): void {
+    if (this.copyIn) {
+      // The server ignores Flush and Sync during COPY FROM STDIN; the copy messages get no answer.
+      if (type === FrontendType.CopyDone || type === FrontendType.CopyFail) this.copyIn = false;
+      return;
+    }
+    if (!expectsAnswer(type)) return;
+    this.queue.push({ type, cycle: this.cyclesSent, ops });
+    if (endsCycle(type)) this.cyclesSent++;
+  }
+
+  /**
+   * Reconciles one backend message (type byte; `tag` for CommandComplete). Returns false when the
+   * message answers nothing that was asked (pgward's model and the server disagree).
+   */
+  received(type: number, tag: string | null): boolean {
+    const e = this.peek();
+    switch (type) {
+      case BackendType.ParseComplete:
+        return this.answers(e, FrontendType.Parse);
+      case BackendType.BindComplete:
+        return this.answers(e, FrontendType.Bind);
+      case BackendType.CloseComplete:
+        return this.answers(e, FrontendType.Close);
+      case BackendType.NoData:
+        return this.answers(e, FrontendType.Describe);
+      case BackendType.ParameterDescription:
+        return e?.type === FrontendType.Describe;
+      case BackendType.RowDescription:
+        if (e?.type === FrontendType.Describe) return this.answers(e, FrontendType.Describe);
+        return e?.type === FrontendType.Query || e?.type === FrontendType.Execute;
+      case BackendType.EmptyQueryResponse:
+      case BackendType.PortalSuspended:
+      case BackendType.CommandComplete:
+        return this.commandDone(e, tag);
+      case BackendType.CopyInResponse:
+      case BackendType.CopyBothResponse:
+        this.startCopyIn();
+        return e !== undefined;
+      case BackendType.ErrorResponse:
+        this.copyIn = false;
+        if (e !== undefined) this.failed(e);
+        return true;
+      case BackendType.ReadyForQuery:
+        this.copyIn = false;
+        return this.ready();
+      default:
+        return true;
+    }
+  }
+
+  private answers(e: Expect | undefined, type: number): boolean {
+    if (e === undefined || e.type !== type) return false;
+    this.complete(e);
+    return true;
+  }
+
+  /** CommandComplete, EmptyQueryResponse, PortalSuspended: of a Query's statement or an Execute. */
+  private commandDone(e: Expect | undefined, tag: string | null): boolean {
+    if (e === undefined) return false;
+    if (e.type === FrontendType.Query) {
+      if (tag !== null) this.confirmTag(e, tag);
+      return true;
+    }
+    if (e.type !== FrontendType.Execute) return false;
+    if (tag !== null) this.confirmTag(e, tag);
+    this.end(e, false);
+    this.shift();
+    return true;
+  }
+
+  private peek(): Expect | undefined {
+    return this.queue[this.head];
+  }
+
+  private shift(): void {
+    this.head++;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The entry's message succeeded: its ops are true now. */
+  private complete(e: Expect): void {
+    if (e.ops) for (const op of e.ops) this.ns.confirm(op);
+    this.shift();
+  }
+
+  /** CommandComplete of a Query or Execute: confirms the SQL-level op the tag names. */
+  private confirmTag(e: Expect, tag: string): void {
+    const ops = e.ops;
+    if (ops === null) return;
+    if (tag !== 'PREPARE' && tag !== 'DEALLOCATE' && tag !== 'DEALLOCATE ALL' && tag !== 'DISCARD ALL')
+      return;
+    const i = ops.findIndex((op) => op.tag === tag);
+    if (i < 0) return;
+    // An op before it that has not answered did not run (DISCARD PLANS answers with its own tag).
+    for (let k = 0; k < i; k++) {
+      const op = ops[k] as Op;
+      if (op.always) this.ns.confirm(op);
+      else this.ns.rollback(op);
+    }
+    this.ns.confirm(ops[i] as Op);
+    e.ops = ops.slice(i + 1);
+  }
+
+  /** ErrorResponse: the oldest entry failed. */
+  private failed(e: Expect): void {
+    this.end(e, false);
+    if (endsCycle(e.type)) return; // its ReadyForQuery follows
+    this.shift();
+    // Skip-until-Sync: nothing up to the next Sync runs (or answers).
+    for (let n = this.peek(); n !== undefined && n.type !== FrontendType.Sync; n = this.peek()) {
+      this.end(n, true);
+      if (endsCycle(n.type)) this.lastEnded = n.cycle;
+      this.shift();
+    }
+  }
+
+  /** Settles an entry that will not succeed: `always` ops hold if it ran, the rest are rolled back. */
+  private end(e: Expect, skipped: boolean): void {
+    if (e.ops === null) return;
+    for (const op of e.ops) {
+      if (op.always && !skipped) this.ns.confirm(op);
+      else this.ns.rollback(op);
+    }
+    e.ops = null;
+  }
+
+  private ready(): boolean {
+    for (let e = this.peek(); e !== undefined; e = this.peek()) {
+      const last = endsCycle(e.type);
+      // A Query's or FunctionCall's own changes that did not answer did not happen; an entry
+      // before a Sync that never answered was skipped.
+      this.end(e, !last);
+      this.shift();
+      if (last) {
+        this.lastEnded = e.cycle;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * COPY FROM STDIN started. The server ignores Sync until CopyDone/CopyFail: every Sync not
+   * answered yet was sent after the Execute that started it (a pipeline sends one at once), so it
+   * ends no cycle; the cycle ends with the Sync the client sends after CopyDone/CopyFail.
+   */
+  private startCopyIn(): void {
+    this.copyIn = true;
+    const e = this.peek();
+    if (e === undefined) return;
+    const kept = this.queue.slice(this.head + 1).filter((x) => x.type !== FrontendType.Sync);
+    this.queue = [e, ...kept];
+    this.head = 0;
+  }
+}
+
+function expectsAnswer(type: number): boolean {
+  switch (type) {
+    case FrontendType.Parse:
+    case FrontendType.Bind:
+    case FrontendType.Close:
+    case FrontendType.Describe:
+    case FrontendType.Execute:
+    case FrontendType.Sync:
+    case FrontendType.Query:
+    case FrontendType.FunctionCall:
+      return true;
+    default:
+      return false;
+  }
+}

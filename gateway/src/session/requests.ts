@@ -1,0 +1,304 @@
+/**
+ * The request phase: every client message after the first ReadyForQuery is decoded, the ones that
+ * carry SQL or calls are judged, and the original bytes (or a sentinel in place of a denied
+ * message) go upstream. Backend answers are matched to what was asked (pipeline.ts) and decide what
+ * the statement namespace holds (namespace.ts); the enforcer rewrites the sentinels' errors.
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
+ */
+import { ErrorCodes } from '../errors';
+import {
+  BackendType,
+  FrontendType,
+  ProtocolError,
+  encodeBackendKeyData,
+  readBackendKeyData,
+  readClose,
+  readCopyFail,
+  readDescribe,
+  readEmpty,
+  readErrorFields,
+  readExecute,
+  readNegotiateProtocolVersion,
+  readParameterStatus,
+  readReadyForQuery,
+  typeTable,
+} from '../protocol';
+import { FrameJudge, denyWith, type Judgement, type StatementView } from '../policy/frame-judge';
+import type { Classification } from '../sql/types';
+import type { Decision } from '../policy/types';
+import { Enforcer, type DeniedType } from '../enforcement/enforcer';
+import { StatementNamespace, type Op, type Resolution, type Statement } from './namespace';
+import { opsForJudgement } from './judged-ops';
+import { Pipeline } from './pipeline';
+import type { SessionCore } from './core';
+
+/** What a client may send during COPY FROM STDIN. */
+const COPY_IN_FRAMES = typeTable([
+  FrontendType.CopyData,
+  FrontendType.CopyDone,
+  FrontendType.CopyFail,
+  FrontendType.Flush,
+  FrontendType.Sync,
+  FrontendType.Terminate,
+]);
+
+/** Portals remembered for their SQL-level effects; beyond this the map starts again. */
+const MAX_PORTALS = 1000;
+
+export class RequestPhase implements StatementView {
+  readonly judge: FrameJudge;
+  readonly namespace = new StatementNamespace();
+  readonly pipeline = new Pipeline(this.namespace);
+  readonly enforcer = new Enforcer();
+  readonly serverParameters = new Map<string, string>();
+  /** The statement each portal was bound to (its SQL-level PREPARE/DEALLOCATE run at Execute). */
+  private readonly portals = new Map<string, Statement>();
+  private readonly ctx = { view: this as StatementView, serverParameters: this.serverParameters };
+  private upstreamKey: { processId: number; secretKey: Buffer } | null = null;
+  sawFatal = false;
+
+  constructor(private readonly core: SessionCore) {
+    this.judge = new FrameJudge(core.deps.engine, core.deps.classify, {
+      maxSqlBytes: core.deps.limits.maxSqlBytesInInput,
+    });
+  }
+
+  get idle(): boolean {
+    return this.pipeline.outstanding === 0 && this.enforcer.size === 0 && !this.pipeline.copyIn;
+  }
+
+  get outstanding(): number {
+    return this.pipeline.outstanding;
+  }
+
+  /** The upstream's own cancel key (never shown to the client). */
+  get cancelKey(): { processId: number; secretKey: Buffer } | null {
+    return this.upstreamKey;
+  }
+
+  // ------------------------------------------------------------ StatementView, at the current cycle
+
+  resolve(name: string): Resolution {
+    return this.namespace.resolve(name, this.pipeline.cycle);
+  }
+
+  expand(c: Classification): Classification {
+    return this.namespace.expand(c, this.pipeline.cycle);
+  }
+
+  // ------------------------------------------------------------ client messages
+
+  onFrame(type: number, bytes: Buffer): void {
+    const core = this.core;
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', bytes, core.conn);
+    // COPY FROM STDIN: only the copy sub-protocol (and Flush/Sync, which the server ignores there).
+    if (this.pipeline.copyIn && !COPY_IN_FRAMES[type]) {
+      throw new ProtocolError(
+        ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+        `unexpected message type ${type} during COPY from stdin`,
+      );
+    }
+    switch (type) {
+      case FrontendType.Query:
+      case FrontendType.Parse:
+      case FrontendType.Bind:
+      case FrontendType.FunctionCall:
+        this.onJudged(this.judge.judge(type, bytes, core.conn, this.ctx) as Judgement, bytes);
+        return;
+      case FrontendType.Execute:
+        this.send(bytes, this.executeOps(readExecute(bytes).portal));
+        return;
+      case FrontendType.Close:
+        this.send(bytes, this.closeOps(bytes));
+        return;
+      case FrontendType.Describe:
+        readDescribe(bytes);
+        break;
+      case FrontendType.Sync:
+      case FrontendType.Flush:
+      case FrontendType.CopyDone:
+        readEmpty(
+          bytes,
+          type === FrontendType.Sync ? 'Sync' : type === FrontendType.Flush ? 'Flush' : 'CopyDone',
+        );
+        break;
+      case FrontendType.CopyFail:
+        readCopyFail(bytes);
+        break;
+      case FrontendType.CopyData: // opaque by definition
+        break;
+      case FrontendType.Terminate:
+        // The core's close sends the upstream its Terminate.
+        readEmpty(bytes, 'Terminate');
+        core.closeOutcome = 'client_terminated';
+        core.endClient();
+        return;
+      default:
+        throw new ProtocolError(
+          ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
+          `unexpected message type ${type} after authentication`,
+        );
+    }
+    this.send(bytes, null);
+  }
+
+  private send(bytes: Buffer, ops: Op[] | null): void {
+    if (ops !== null) for (const op of ops) this.namespace.add(op);
+    this.pipeline.sent(bytes[0] as number, ops);
+    this.core.toUpstream(bytes);
+  }
+
+  private onJudged(j: Judgement, bytes: Buffer): void {
+    const cycle = this.pipeline.cycle;
+    const d = this.decide(j, bytes);
+    if (j.type === 'Bind' && j.resolution === 'absent' && d.error_code === null)
+      return this.onMissingStatement(j, bytes);
+    if (d.allow) {
+      if (j.type === 'Bind') this.bindPortal(j.portalName ?? '', j.resolution);
+      this.send(bytes, opsForJudgement(this.namespace, j, true, cycle));
+      return;
+    }
+    const sentinel = this.enforcer.deny(j.type as DeniedType, d, cycle, j.statementName ?? '');
+    if (j.type === 'Bind') this.portals.delete(j.portalName ?? '');
+    this.send(sentinel, opsForJudgement(this.namespace, j, false, cycle));
+  }
+
+  /**
+   * A Bind of a statement the server does not have: the client gets exactly the server's error
+   * (26000), and nothing can run. The unnamed statement can only come from Parse, which pgward
+   * always sees, so the client's own Bind goes; a named one is replaced (see Enforcer.unknownStatement).
+   */
+  private onMissingStatement(j: Judgement, bytes: Buffer): void {
+    const name = j.statementName ?? '';
+    this.portals.delete(j.portalName ?? '');
+    if (name === '') this.send(bytes, null);
+    else this.send(this.enforcer.unknownStatement(name, this.pipeline.cycle), null);
+  }
+
+  private bindPortal(portal: string, r: Resolution | undefined): void {
+    if (r === undefined || typeof r === 'string') {
+      this.portals.delete(portal);
+      return;
+    }
+    if (this.portals.size >= MAX_PORTALS) this.portals.clear();
+    this.portals.set(portal, r);
+  }
+
+  /** Execute of a portal whose statement is a PREPARE / DEALLOCATE / DISCARD ALL: confirmed by its tag. */
+  private executeOps(portal: string): Op[] | null {
+    const s = this.portals.get(portal);
+    if (s === undefined) return null;
+    const c = s.ref;
+    if (!c.statements.some((x) => x.prepared !== null)) return null;
+    return this.namespace.sqlOps(
+      { statements: c.statements, parse_error: c.parse_error },
+      this.pipeline.cycle,
+    );
+  }
+
+  private closeOps(bytes: Buffer): Op[] | null {
+    const c = readClose(bytes);
+    if (c.target === 'P') {
+      this.portals.delete(c.objectName);
+      return null;
+    }
+    const cycle = this.pipeline.cycle;
+    return [{ kind: 'drop', name: c.objectName, entry: null, cycle, tag: null, always: false }];
+  }
+
+  /** Evaluates, records, and applies the audit fail-closed rule. */
+  decide(j: Judgement, frame: Buffer): Decision {
+    const { observer, auditFailClosed } = this.core.deps;
+    const input = j.input;
+    const connection = this.core.conn;
+    let d = j.decision;
+    const recorded = observer.onDecision({ decision: d, input, frame, connection, original: j.original });
+    if (d.allow && d.alerts.length > 0 && !recorded && auditFailClosed) {
+      d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
+      observer.onDecision({ decision: d, input, frame, connection, original: j.original });
+    }
+    const log = this.core.log;
+    if (d.alerts.length > 0) log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
+    if (!d.allow)
+      log.info(
+        { decision: d.id, reasons: d.reasons, code: d.error_code, type: input.message.type },
+        'denied',
+      );
+    return d;
+  }
+
+  // ------------------------------------------------------------ server messages
+
+  onBackend(type: number, msg: Buffer): Buffer | null {
+    const core = this.core;
+    switch (type) {
+      case BackendType.ReadyForQuery:
+        core.conn.transaction_status = readReadyForQuery(msg);
+        if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
+        this.reconcile(type, null);
+        this.enforcer.settle(this.pipeline.lastEnded);
+        return null;
+      case BackendType.ErrorResponse:
+        return this.onError(msg);
+      case BackendType.CommandComplete:
+        // The tag is ASCII; only the ones that change the namespace matter.
+        this.reconcile(type, msg.length <= 20 ? msg.toString('latin1', 5, msg.length - 1) : '');
+        return null;
+      case BackendType.ParameterStatus: {
+        const p = readParameterStatus(msg);
+        this.serverParameters.set(p.name, p.value);
+        return null;
+      }
+      case BackendType.BackendKeyData:
+        return this.onBackendKeyData(msg);
+      case BackendType.NegotiateProtocolVersion: {
+        const v = readNegotiateProtocolVersion(msg);
+        core.startup.protocolMinor = v.newestMinor;
+        core.conn.protocol_version = `3.${v.newestMinor}`;
+        return null;
+      }
+      case BackendType.Authentication:
+        return null;
+      default:
+        this.reconcile(type, null);
+        return null;
+    }
+  }
+
+  private reconcile(type: number, tag: string | null): void {
+    if (this.core.phase !== 'ready') return;
+    if (!this.pipeline.received(type, tag))
+      this.core.upstreamProtocolError(`unexpected ${String.fromCharCode(type)} message from the server`);
+  }
+
+  private onError(msg: Buffer): Buffer | null {
+    const core = this.core;
+    const f = readErrorFields(msg);
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
+    if (f.severity === 'FATAL' || f.severity === 'PANIC') {
+      this.sawFatal = true;
+      return null;
+    }
+    const rep = this.enforcer.rewrite(msg);
+    this.reconcile(BackendType.ErrorResponse, null);
+    return rep;
+  }
+
+  /**
+   * The client is told the upstream's real process id and a secret only pgward knows: 4 bytes in
+   * protocol 3.0; in 3.2 the 32 bytes PostgreSQL 18 uses, never fewer than the upstream's.
+   */
+  private onBackendKeyData(msg: Buffer): Buffer {
+    const k = readBackendKeyData(msg);
+    this.releaseKey();
+    this.upstreamKey = { processId: k.processId, secretKey: k.secretKey };
+    const bytes = this.core.startup.protocolMinor >= 2 ? Math.max(32, k.secretKey.length) : 4;
+    const mine = this.core.deps.cancel.issue(this.core.opts.cancelTarget, k.processId, bytes);
+    return encodeBackendKeyData(k.processId, mine);
+  }
+
+  releaseKey(): void {
+    if (this.upstreamKey !== null)
+      this.core.deps.cancel.release(this.upstreamKey.processId, this.core.opts.cancelTarget);
+  }
+}

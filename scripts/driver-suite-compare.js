@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+/**
+ * Compares two `go test -json` streams of the same suite (directly against PostgreSQL, and through
+ * pgward) test by test: every test (and subtest) name must end with the same action (pass, fail or
+ * skip) in both. Prints totals, the tests that fail directly too (not pgward's doing, listed), and
+ * for every difference the test's output in both runs. Exit 0 when the results are the same, 1 when
+ * they differ, 2 on bad input (a stream with no test results, e.g. a build failure).
+ *
+ *   driver-suite-compare.js [--name LABEL] DIRECT.json PGWARD.json
+ */
+'use strict';
+/* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS script */
+const fs = require('node:fs');
+
+/**
+ * Final action and output lines per "package/Test/sub". The harness runs each top-level test in its
+ * own process labelled "package:Test"; that process's own outcome (e.g. the suite's TestMain failing
+ * on a connection left open, or a panic) is kept as "package:Test (process)" and compared too.
+ */
+function readRun(file) {
+  const tests = new Map();
+  const output = new Map();
+  let bad = 0;
+  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    let ev;
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      bad++;
+      continue;
+    }
+    if (!ev.Package) continue;
+    const pkg = ev.Package.split(':')[0];
+    const key = ev.Test ? `${pkg}/${ev.Test}` : `${ev.Package} (process)`;
+    if (ev.Action === 'output') {
+      if (!output.has(key)) output.set(key, []);
+      output.get(key).push(ev.Output);
+    } else if (ev.Action === 'pass' || ev.Action === 'fail' || ev.Action === 'skip') {
+      tests.set(key, ev.Action);
+    } else if (ev.Action === 'run' && key && !tests.has(key)) {
+      // A test that started but never ended (a panic or timeout ended the binary) counts as failed.
+      tests.set(key, 'fail');
+    }
+  }
+  // lib/pq's TestMain fails the process when a backend with application_name=pqgo is still in
+  // pg_stat_activity after the tests: that check races the backend's own exit after Terminate
+  // (seen directly too), so a process whose tests all passed and whose only complaint is that is
+  // counted as passed and listed apart.
+  const raced = [];
+  for (const [key, action] of tests) {
+    if (!key.endsWith(' (process)') || action !== 'fail') continue;
+    const text = (output.get(key) ?? []).join('');
+    const prefix = key.slice(0, -' (process)'.length).replace(':', '/');
+    const testsOk = [...tests].every(
+      ([k, a]) => !(k === prefix || k.startsWith(`${prefix}/`)) || a !== 'fail',
+    );
+    if (testsOk && /connection still active/.test(text)) {
+      tests.set(key, 'pass');
+      raced.push(key);
+    }
+  }
+  return { tests, output, bad, raced };
+}
+
+function count(tests) {
+  const c = { pass: 0, fail: 0, skip: 0 };
+  for (const a of tests.values()) c[a]++;
+  return c;
+}
+
+function tail(lines, n) {
+  const text = (lines ?? []).join('');
+  const ls = text.split('\n').filter((l) => !/^(=== (RUN|PAUSE|CONT)|--- (PASS|FAIL|SKIP))/.test(l.trim()));
+  return ls.slice(-n).join('\n');
+}
+
+function main(argv) {
+  let name = 'suite';
+  const files = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--name') name = argv[++i];
+    else files.push(argv[i]);
+  }
+  if (files.length !== 2) {
+    console.error('usage: driver-suite-compare.js [--name LABEL] DIRECT.json PGWARD.json');
+    return 2;
+  }
+  const direct = readRun(files[0]);
+  const gw = readRun(files[1]);
+  for (const [label, run] of [
+    ['direct', direct],
+    ['pgward', gw],
+  ]) {
+    if (run.tests.size === 0) {
+      console.error(`${name}: the ${label} run has no test results (build failure?)`);
+      return 2;
+    }
+  }
+  const dc = count(direct.tests);
+  const gc = count(gw.tests);
+  console.log(`${name}: ${direct.tests.size} tests directly, ${gw.tests.size} through pgward`);
+  console.log(`  direct: ${dc.pass} passed, ${dc.fail} failed, ${dc.skip} skipped`);
+  console.log(`  pgward: ${gc.pass} passed, ${gc.fail} failed, ${gc.skip} skipped`);
+
+  const failDirect = [...direct.tests].filter(([, a]) => a === 'fail').map(([k]) => k);
+  if (failDirect.length) {
+    console.log(`  failing directly too (not pgward's doing): ${failDirect.length}`);
+    for (const k of failDirect) console.log(`    ${k}`);
+  }
+
+  for (const [label, run] of [
+    ['direct', direct],
+    ['pgward', gw],
+  ]) {
+    if (run.raced.length)
+      console.log(
+        `  ${label}: leak check raced a backend's exit (counted as passed): ${run.raced.join(', ')}`,
+      );
+  }
+
+  const names = new Set([...direct.tests.keys(), ...gw.tests.keys()]);
+  const diffs = [...names]
+    .filter((k) => direct.tests.get(k) !== gw.tests.get(k))
+    .sort()
+    .map((k) => ({ k, d: direct.tests.get(k) ?? 'absent', g: gw.tests.get(k) ?? 'absent' }));
+  if (diffs.length === 0) {
+    console.log(`  same results directly and through pgward`);
+    return 0;
+  }
+  console.log(`  DIFFERENT through pgward: ${diffs.length}`);
+  for (const { k, d, g } of diffs) console.log(`    ${k}: direct ${d}, pgward ${g}`);
+  for (const { k, d, g } of diffs) {
+    console.log(`\n--- ${k} (direct ${d}, pgward ${g})`);
+    console.log(`  pgward output:\n${indent(tail(gw.output.get(k), 15))}`);
+    if (d === 'fail') console.log(`  direct output:\n${indent(tail(direct.output.get(k), 8))}`);
+  }
+  return 1;
+}
+
+function indent(s) {
+  return s
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+}
+
+process.exitCode = main(process.argv.slice(2));
