@@ -78,3 +78,25 @@ test_user_function_option_only_for_read_only_users if {
 	d := decide(query("alice", [stmt({"functions": ["my_report"]})])) with data.pgward.read_only_deny_user_functions as true
 	d.allow == true
 }
+
+# query_to_xml and dblink are dangerous functions: one reason, by name, as before issue 10.
+test_dangerous_sql_text_function_judged_by_name if {
+	s := stmt({
+		"functions": ["query_to_xml"],
+		"read_only": false,
+		"sql_text_calls": [{"function": "query_to_xml", "classified": false}],
+	})
+	d := decide(query("alice", [s]))
+	d.reasons == ["function query_to_xml() is reserved for admins"]
+}
+
+# query_to_xml and dblink are dangerous functions: one reason, by name, as before issue 10.
+test_dangerous_sql_text_function_judged_by_name if {
+	s := stmt({
+		"functions": ["query_to_xml"],
+		"read_only": false,
+		"sql_text_calls": [{"function": "query_to_xml", "classified": false}],
+	})
+	d := decide(query("alice", [s]))
+	d.reasons == ["function query_to_xml() is reserved for admins"]
+}

@@ -325,6 +325,7 @@ _admin_only_actions contains concat("", ["SQL run from a non-constant string by 
 	some s in _statements
 	some c in s.sql_text_calls
 	c.classified == false
+	not _is_dangerous_function(c.function) # query_to_xml*, dblink*: admin-only by name already
 }
 
 # FunctionCall (fastpath) names a function by OID: no SQL to analyse.

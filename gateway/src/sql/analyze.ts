@@ -435,7 +435,9 @@ function recordFuncCall(body: Body, found: Found): void {
 function recordSqlTextCall(name: string, bare: string, args: unknown[], found: Found): void {
   const form = (SQL_TEXT_FUNCTIONS[bare] ?? []).find((f) => f.nargs === 0 || f.nargs === args.length);
   if (form === undefined || form.kind !== 'sql') return;
-  const sql = form.arg >= 0 ? constantText(args[form.arg]) : undefined;
+  // Functions already on the side-effect list (query_to_xml*, dblink*) are judged by name, as
+  // before: their SQL is not merged, so the reasons a policy gives for them stay what they were.
+  const sql = form.arg >= 0 && !hasSideEffects(bare) ? constantText(args[form.arg]) : undefined;
   const classified = typeof sql === 'string' && mergeNestedSql(sql, found);
   if (!classified) found.sideEffects = true;
   found.sqlTextCalls.push({ function: name, classified });

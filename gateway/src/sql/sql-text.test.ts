@@ -68,13 +68,24 @@ describe('SQL run from a string argument', () => {
 
   it('writes and DDL inside are visible', () => {
     expect(
-      one("SELECT query_to_xml('WITH d AS (DELETE FROM t RETURNING 1) SELECT 1', true, true, '')"),
+      one("SELECT ts_stat('WITH d AS (DELETE FROM t RETURNING 1) SELECT ''a''::tsvector')"),
     ).toMatchObject({
       read_only: false,
       has_where: false,
       relations: [{ schema: null, name: 't', access: 'write' }],
     });
     expect(one("SELECT ts_stat('DROP TABLE t')")).toMatchObject({ ddl: true, read_only: false });
+  });
+
+  it('query_to_xml and dblink stay judged by name (side-effect functions): marked, not merged', () => {
+    expect(one("SELECT query_to_xml('DELETE FROM t', true, true, '')")).toMatchObject({
+      read_only: false,
+      relations: [],
+      sql_text_calls: [{ function: 'query_to_xml', classified: false }],
+    });
+    expect(one("SELECT dblink_exec('dbname=x', 'DELETE FROM t')").sql_text_calls).toEqual([
+      { function: 'dblink_exec', classified: false },
+    ]);
   });
 
   it('statements without such calls have no sql_text_calls field', () => {
