@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
-.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration drivers test run bench clean \
+.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration drivers test run bench fuzz clean \
 	manifests-tool manifests-test rules-test image-test
 
 help: ## list targets
@@ -71,6 +71,9 @@ run: build policy ## the gateway with the shipped policies in front of the local
 
 bench: build policy system-deps ## pgbench direct vs pgbouncer vs pgward, classification and eval micro-benchmarks
 	@scripts/bench.sh
+
+fuzz: deps ## differential fuzzer, long run: pgward's SQL reading vs what PostgreSQL runs (FUZZ_RUNS, FUZZ_SEED)
+	FUZZ_RUNS=$${FUZZ_RUNS:-2000} FUZZ_SEED=$${FUZZ_SEED:-$$(date +%s)} npx jest tests/fuzz --runInBand
 
 clean:
 	rm -rf dist wasm-build/out

@@ -79,6 +79,18 @@ _valid_statement(s) if {
 	every setting in s.settings {
 		_valid_setting(setting)
 	}
+	_valid_sql_text_calls(s)
+}
+
+# sql_text_calls is present only when the statement has such calls.
+_valid_sql_text_calls(s) if not s.sql_text_calls
+
+_valid_sql_text_calls(s) if {
+	is_array(s.sql_text_calls)
+	every c in s.sql_text_calls {
+		is_string(c.function)
+		is_boolean(c.classified)
+	}
 }
 
 _valid_relation(r) if {
@@ -207,7 +219,13 @@ _plain(s) if {
 	every r in s.relations {
 		not _sensitive_relation(r) # sensitive_table alert
 	}
-	_plain_for_principal(s) # 31
+	_plain_for_principal(s) # 31, 32
+	not _unclassified_sql_text(s) # 50
+}
+
+_unclassified_sql_text(s) if {
+	some c in s.sql_text_calls
+	c.classified == false
 }
 
 _plain_command(c, has_where) if {
@@ -247,6 +265,7 @@ _plain_for_principal(_) if not _is_read_only_user
 
 _plain_for_principal(s) if {
 	_is_read_only_user
+	not _has_user_function(s)
 	s.read_only == true
 	s.ddl == false
 	not s.transaction.mode == "read_write"

@@ -45,6 +45,35 @@ _has_inner(s) if is_object(s.prepared.inner)
 
 # Read-only principals: nothing that writes, changes schema or roles, or has side effects.
 
+# Optional (data.pgward.read_only_deny_user_functions, off by default): read-only principals may
+# call only built-in functions (pg_catalog names, data.pgward_builtins generated from pg_proc).
+# A user-defined function can write whatever its owner may write (SECURITY DEFINER), or change
+# settings from inside, where no classifier sees it.
+_denials contains [32, msg] if {
+	some s in _statements
+	some f in _user_functions(s)
+	msg := _read_only_reason(concat("", ["cannot call user-defined function ", f, "()"]))
+}
+
+_user_functions(s) := {f | some f in s.functions; not _builtin_function(f)} if {
+	data.pgward.read_only_deny_user_functions == true
+	_is_read_only_user
+}
+
+_has_user_function(s) if {
+	data.pgward.read_only_deny_user_functions == true
+	_is_read_only_user
+	some f in s.functions
+	not _builtin_function(f)
+}
+
+_builtin_function(f) if data.pgward_builtins.functions[f] == true
+
+_builtin_function(f) if {
+	startswith(f, "pg_catalog.")
+	data.pgward_builtins.functions[substring(f, 11, -1)] == true
+}
+
 _denials contains [31, msg] if {
 	_is_read_only_user
 	some s in _statements
@@ -287,6 +316,16 @@ _admin_only_actions contains concat("", ["function ", f, "()"]) if {
 	some s in _statements
 	some f in s.functions
 	_is_dangerous_function(f)
+}
+
+# SQL run from a string argument (ts_stat, ts_rewrite, query_to_xml, ...) that the classifier
+# could not read: a non-constant argument, or text that does not parse. A constant that parses is
+# classified into the calling statement, and judged by every other rule.
+_admin_only_actions contains concat("", ["SQL run from a non-constant string by ", c.function, "()"]) if {
+	some s in _statements
+	some c in s.sql_text_calls
+	c.classified == false
+	not _is_dangerous_function(c.function) # query_to_xml*, dblink*: admin-only by name already
 }
 
 # FunctionCall (fastpath) names a function by OID: no SQL to analyse.

@@ -42,6 +42,16 @@ export const ErrorCodes = {
   CAPTURE_SINK: 'PGWARD_ERR_CAPTURE_SINK',
   REPLAY_INPUT: 'PGWARD_ERR_REPLAY_INPUT',
   ADMIN_UNAUTHORIZED: 'PGWARD_ERR_ADMIN_UNAUTHORIZED',
+  // Lexical truth and server-state tripwires (issue 10): SQL text pgward cannot read exactly as the
+  // server will, startup settings that would create such a session, and server reports that
+  // contradict what was judged.
+  SQL_LEXICAL_ENCODING: 'PGWARD_ERR_SQL_LEXICAL_ENCODING',
+  SQL_LEXICAL_STRING_SYNTAX: 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
+  SQL_LEXICAL_CHANGING: 'PGWARD_ERR_SQL_LEXICAL_CHANGING',
+  SQL_LEXICAL_STARTUP: 'PGWARD_ERR_SQL_LEXICAL_STARTUP',
+  SERVER_STATE_IDENTITY: 'PGWARD_ERR_SERVER_STATE_IDENTITY',
+  SERVER_STATE_READ_ONLY: 'PGWARD_ERR_SERVER_STATE_READ_ONLY',
+  SERVER_STATE_LEXICAL: 'PGWARD_ERR_SERVER_STATE_LEXICAL',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

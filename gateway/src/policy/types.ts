@@ -12,6 +12,22 @@ export interface TlsInfo {
   client_cert_subject: string | null;
 }
 
+/**
+ * The session's state as the server reported it (ParameterStatus; GUC_REPORT settings), for
+ * policies and for the tripwires (gateway/src/policy/tripwires.ts). Every field is null until the
+ * server reported it; booleans are the server's `on`/`off`.
+ */
+export interface ServerState {
+  session_authorization: string | null;
+  is_superuser: boolean | null;
+  default_transaction_read_only: boolean | null;
+  in_hot_standby: boolean | null;
+  client_encoding: string | null;
+  standard_conforming_strings: boolean | null;
+  server_encoding: string | null;
+  server_version: string | null;
+}
+
 export interface ConnectionInfo {
   id: string;
   client_addr: string;
@@ -27,6 +43,11 @@ export interface ConnectionInfo {
   protocol_version: string;
   authenticated: boolean;
   transaction_status: 'I' | 'T' | 'E';
+  /**
+   * What the server reported (see ServerState). Optional in this type until the session core
+   * fills it; in the input document it is present from the first message after authentication.
+   */
+  server?: ServerState;
 }
 
 export interface BindParameter {

@@ -8,8 +8,9 @@
  * `DeleteStmt.relation` is a bare RangeVar, `SelectStmt.larg` a bare SelectStmt). Identifiers
  * arrive already case-folded and de-quoted, `U&"..."` escapes decoded.
  */
-import { fingerprintStatement, scanTokens } from './parser';
+import { fingerprintStatement, parseStatements, scanTokens } from './parser';
 import { hasSideEffects } from './side-effect-functions';
+import { SQL_TEXT_FUNCTIONS } from './sql-text-functions';
 import { statementKind } from './statement-kinds';
 import type {
   CopyInfo,
@@ -17,6 +18,7 @@ import type {
   RelationAccess,
   RelationRef,
   SettingInfo,
+  SqlTextCall,
   StatementInfo,
   TransactionInfo,
   TransactionMode,
@@ -48,6 +50,10 @@ interface Found {
   missingWhere: boolean;
   /** Name of the first EXECUTE found (CREATE TABLE AS EXECUTE, EXPLAIN ANALYZE EXECUTE). */
   executes: string | undefined;
+  /** Calls of functions that run SQL from a string argument. */
+  sqlTextCalls: SqlTextCall[];
+  /** DDL inside SQL run from a string. */
+  innerDdl: boolean;
 }
 
 /** Settings whose change is a change of the current role (see role_change). */
@@ -138,6 +144,8 @@ function newFound(): Found {
     updateOrDelete: false,
     missingWhere: false,
     executes: undefined,
+    sqlTextCalls: [],
+    innerDdl: false,
   };
 }
 
@@ -415,6 +423,59 @@ function recordFuncCall(body: Body, found: Found): void {
   const bare = (parts[parts.length - 1] ?? '').toLowerCase();
   if (hasSideEffects(bare)) found.sideEffects = true;
   if (bare === 'set_config') recordSetConfig(asArray(body['args']), found);
+  else if (SQL_TEXT_FUNCTIONS[bare] !== undefined)
+    recordSqlTextCall(name, bare, asArray(body['args']), found);
+}
+
+/**
+ * A function that runs SQL given as a string. A constant string that parses is classified as
+ * nested statements whose effects become the caller's (as with EXPLAIN ANALYZE); anything else is
+ * recorded as unclassified, and is never read-only.
+ */
+function recordSqlTextCall(name: string, bare: string, args: unknown[], found: Found): void {
+  const form = (SQL_TEXT_FUNCTIONS[bare] ?? []).find((f) => f.nargs === 0 || f.nargs === args.length);
+  if (form === undefined || form.kind !== 'sql') return;
+  // Functions already on the side-effect list (query_to_xml*, dblink*) are judged by name, as
+  // before: their SQL is not merged, so the reasons a policy gives for them stay what they were.
+  const sql = form.arg >= 0 && !hasSideEffects(bare) ? constantText(args[form.arg]) : undefined;
+  const classified = typeof sql === 'string' && mergeNestedSql(sql, found);
+  if (!classified) found.sideEffects = true;
+  found.sqlTextCalls.push({ function: name, classified });
+}
+
+/** Classifies `sql` and adds its effects to `found`; false when it does not parse. */
+function mergeNestedSql(sql: string, found: Found): boolean {
+  let raws;
+  try {
+    raws = parseStatements(sql);
+  } catch {
+    return false;
+  }
+  if (raws.length === 0) return false;
+  for (const raw of raws) {
+    const node = unwrapNode(raw.stmt);
+    if (node === null) return false;
+    const inner = analyzeStatement(node[0], node[1], sql, '');
+    for (const r of inner.relations) addRelation(found, r.schema, r.name, r.access);
+    for (const f of inner.functions) {
+      if (!found.functionSet.has(f)) {
+        found.functionSet.add(f);
+        found.functions.push(f);
+      }
+    }
+    found.settings.push(...inner.settings);
+    if (inner.role_change) found.roleChange = true;
+    if (inner.ddl || inner.utility !== null) found.innerDdl = true;
+    if (inner.has_where !== null) {
+      found.updateOrDelete = true;
+      if (!inner.has_where) found.missingWhere = true;
+    }
+    if (inner.prepared?.kind === 'execute' && found.executes === undefined)
+      found.executes = inner.prepared.name ?? '';
+    for (const c of inner.sql_text_calls ?? []) found.sqlTextCalls.push(c);
+    if (!inner.read_only) found.sideEffects = true;
+  }
+  return true;
 }
 
 /** SET / SET LOCAL / RESET / RESET ALL / SET TRANSACTION / SET SESSION CHARACTERISTICS. */
@@ -634,7 +695,7 @@ export function analyzeStatement(node: string, body: Body, sql: string, fingerpr
   }
   if (transaction === null) transaction = transactionFromSettings(found.settings);
 
-  const ddl = kind.ddl || found.createsTable;
+  const ddl = kind.ddl || found.createsTable || found.innerDdl;
   readOnly =
     readOnly &&
     !ddl &&
@@ -660,6 +721,7 @@ export function analyzeStatement(node: string, body: Body, sql: string, fingerpr
     transaction,
     prepared: preparedInfo(node, body, found),
     settings: found.settings,
+    ...(found.sqlTextCalls.length > 0 ? { sql_text_calls: found.sqlTextCalls } : {}),
   };
 }
 

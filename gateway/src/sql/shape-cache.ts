@@ -2,8 +2,9 @@
  * A second-level cache keyed by a text's shape (see shape.ts): texts that differ only in the
  * values of their constants share a classification, with each statement's own `sql` sliced from
  * the text at hand. Only classifications that cannot depend on a constant's value are shared:
- * no settings, COPY, transaction control, PREPARE/EXECUTE, utility statement or role change —
- * so relations, functions, WHERE, read-only and DDL facts are the same for every such text.
+ * no settings, COPY, transaction control, PREPARE/EXECUTE, utility statement, role change or SQL
+ * run from a string constant (ts_stat('…')) — so relations, functions, WHERE, read-only and DDL
+ * facts are the same for every such text.
  */
 import { classifyWithSpans } from './classify';
 import { deepFreeze, shareTextFree } from './frozen';
@@ -25,7 +26,8 @@ export function shapeIndependent(c: Classification): boolean {
       s.transaction === null &&
       s.prepared === null &&
       s.utility === null &&
-      !s.role_change,
+      !s.role_change &&
+      s.sql_text_calls === undefined,
   );
 }
 

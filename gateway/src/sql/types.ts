@@ -57,6 +57,18 @@ export interface SettingInfo {
   via: 'set' | 'reset' | 'set_config';
 }
 
+/**
+ * A call of a built-in function that runs SQL given as a string (ts_stat, ts_rewrite,
+ * query_to_xml, …; gateway/src/sql/sql-text-functions.ts). When `classified`, the string was a
+ * constant that parses as queries, and their effects (relations, functions, settings, role
+ * changes, writes) are part of the calling statement's own facts; otherwise nothing is known about
+ * what it runs.
+ */
+export interface SqlTextCall {
+  function: string;
+  classified: boolean;
+}
+
 export interface StatementInfo {
   /** Command tag-like name: SELECT, INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP, ... */
   command: string;
@@ -82,6 +94,8 @@ export interface StatementInfo {
   transaction: TransactionInfo | null;
   prepared: PreparedInfo | null;
   settings: SettingInfo[];
+  /** Calls that run SQL from a string argument; absent when there are none. */
+  sql_text_calls?: SqlTextCall[];
 }
 
 export interface Classification {
