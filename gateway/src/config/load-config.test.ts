@@ -66,7 +66,7 @@ describe('defaults', () => {
       audit: {
         sink: 'stdout',
         file: { max_bytes: 104857600, max_files: 10 },
-        redact: { parameters: true, literals: false },
+        redact: { parameters: true, literals: true },
         fail_closed: false,
         max_frame_bytes: 16384,
       },
@@ -75,6 +75,13 @@ describe('defaults', () => {
         sample_rate: 1,
         sink: 'stdout',
         file: { max_bytes: 104857600, max_files: 10 },
+        services: {},
+      },
+      statement_log: {
+        enabled: false,
+        sink: 'stdout',
+        file: { max_bytes: 104857600, max_files: 10 },
+        max_buffered_bytes: 8388608,
       },
       capture: {
         enabled: false,
@@ -84,7 +91,7 @@ describe('defaults', () => {
         applications: [],
         max_file_bytes: 67108864,
         max_file_age_s: 3600,
-        redact: { parameters: false, literals: false },
+        redact: { parameters: true, literals: true },
       },
     });
   });
