@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
-.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration test run bench clean
+.PHONY: help deps system-deps build policy policy-test policy-ci lint typecheck unit integration test run bench clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -41,7 +41,10 @@ unit: deps ## unit tests beside the code
 integration: build policy system-deps ## tests with real PostgreSQL, real clients, the real gateway
 	npx jest --selectProjects integration --runInBand
 
-test: deps system-deps build policy typecheck lint policy-test unit integration ## everything CI runs
+policy-ci: build ## run the CI pipeline documented in docs/policy-ci.md, step by step, on the shipped captures
+	node tests/policy-ci/run-pipeline.mjs
+
+test: deps system-deps build policy typecheck lint policy-test unit integration policy-ci ## everything CI runs
 
 run: build policy ## the gateway with the shipped policies in front of the local PostgreSQL
 	node dist/cli.js serve --listen 127.0.0.1:6432 --upstream 127.0.0.1:5432 --admin-listen 127.0.0.1:9432 --bundle $(BUNDLE)
