@@ -435,8 +435,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
 /**
  * The statement log's record of a judged message: every Query, Bind (the statement it binds) and
  * FunctionCall, and a Parse only when it was denied (an allowed Parse runs nothing). This session
- * core reports no completions, so allowed statements are written when the session ends, as
- * `incomplete` (docs/audit.md lists the calls a session core makes for status, rows and duration).
+ * core reports no completions, so an allowed statement is written at once as `incomplete` (nothing
+ * is held per session); docs/audit.md lists the calls a session core makes for status, rows and
+ * duration.
  */
 function startStatement(log: StatementLog, ev: DecisionEvent): void {
   const m = ev.input.message;
@@ -448,7 +449,7 @@ function startStatement(log: StatementLog, ev: DecisionEvent): void {
     !(m.type === 'Parse' && !ev.decision.allow)
   )
     return;
-  log.statementStarted({
+  const handle = log.statementStarted({
     connection: ev.connection,
     message_type: m.type,
     sql: ev.original?.sql ?? m.sql ?? m.statement?.sql ?? null,
@@ -456,6 +457,7 @@ function startStatement(log: StatementLog, ev: DecisionEvent): void {
     parse_error: ev.input.parse_error,
     decision: ev.decision,
   });
+  handle.abandon();
 }
 
 /** Readiness: the upstream accepts TCP connections. */

@@ -196,6 +196,25 @@ describe('statement log', () => {
     validateEvent(r);
   });
 
+  it('abandon() writes the record at once as incomplete and keeps nothing open', async () => {
+    const { log, records } = harness();
+    const conn = sampleConnection();
+    const h = log.statementStarted({
+      connection: conn,
+      message_type: 'Query',
+      sql: 'SELECT 1',
+      statements: [],
+      decision: allowed,
+    });
+    h.abandon();
+    h.completed({ command_tag: 'SELECT 1' }); // too late: ignored
+    const [r] = (await records()) as [StatementRecord];
+    expect(r).toMatchObject({ status: 'incomplete', duration_ms: null, command_tags: [] });
+    log.sessionEnded(conn.id, 'client_terminated');
+    const end = (await records()).at(-1) as SessionRecord;
+    expect(end.totals).toMatchObject({ statements: 1, allowed: 1 });
+  });
+
   it('bounds the statements kept open per session', async () => {
     const { log, records } = harness({ max_buffered_bytes: 64 << 20 });
     const conn = sampleConnection();

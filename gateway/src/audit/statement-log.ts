@@ -124,6 +124,8 @@ export interface StatementHandle {
   failed(f: { sqlstate: string }): void;
   /** Writes the record; later calls do nothing. */
   finish(): void;
+  /** Writes the record as `incomplete` now: the caller will report nothing more about it. */
+  abandon(): void;
 }
 
 export interface StatementLog {
@@ -143,6 +145,7 @@ const NOOP_HANDLE: StatementHandle = {
   completed: () => undefined,
   failed: () => undefined,
   finish: () => undefined,
+  abandon: () => undefined,
 };
 
 /** Statements kept open per session before the oldest is written as `incomplete` (bounds memory). */
@@ -304,6 +307,7 @@ export function createStatementLog(opts: StatementLogOptions, deps: StatementLog
           o.record.sqlstate = sqlstate;
         },
         finish: () => finish(s, o),
+        abandon: () => finish(s, o, 'incomplete'),
       };
     },
     readyForQuery(id) {

@@ -542,19 +542,24 @@ describe('cross-field checks', () => {
       'file requires statement_log.file.path',
     ],
     [
-      'decision_log:\n  decision_logs:\n    service: nope\n',
+      'decision_log:\n  enabled: true\n  decision_logs:\n    service: nope\n',
       'decision_log.decision_logs.service',
       'no service "nope" in decision_log.services',
     ],
     [
-      'decision_log:\n  services:\n    s:\n      url: http://x\n      credentials:\n        bearer: {}\n  decision_logs:\n    service: s\n',
+      'decision_log:\n  enabled: true\n  services:\n    s:\n      url: http://x\n      credentials:\n        bearer: {}\n  decision_logs:\n    service: s\n',
       'decision_log.services.s.credentials.bearer',
       'needs exactly one of token, token_path',
     ],
     [
-      'decision_log:\n  services:\n    s:\n      url: http://x\n  decision_logs:\n    service: s\n    reporting:\n      min_delay_seconds: 20\n',
+      'decision_log:\n  enabled: true\n  services:\n    s:\n      url: http://x\n  decision_logs:\n    service: s\n    reporting:\n      min_delay_seconds: 20\n',
       'decision_log.decision_logs.reporting.min_delay_seconds',
       'must not exceed max_delay_seconds',
+    ],
+    [
+      'decision_log:\n  services:\n    s:\n      url: http://x\n  decision_logs:\n    service: s\n',
+      'decision_log.decision_logs',
+      'requires decision_log.enabled: true',
     ],
     [
       'listen: "127.0.0.1:7000"\nadmin:\n  listen: "127.0.0.1:7000"\n',
@@ -567,7 +572,7 @@ describe('cross-field checks', () => {
     const c = loadConfig({
       env: {},
       file: yamlFile(
-        'decision_log:\n  services:\n    acme:\n      url: https://logs.example.com/v1\n      credentials:\n        bearer:\n          token: abc\n  decision_logs:\n    service: acme\n',
+        'decision_log:\n  enabled: true\n  services:\n    acme:\n      url: https://logs.example.com/v1\n      credentials:\n        bearer:\n          token: abc\n  decision_logs:\n    service: acme\n',
       ),
     });
     expect(c.decision_log.services.acme).toEqual({

@@ -322,6 +322,8 @@ function crossCheck(c: Parsed): { key: string; reason: string } | undefined {
     () => {
       const dl = c.decision_log.decision_logs;
       if (dl === undefined) return undefined;
+      if (!c.decision_log.enabled)
+        return { key: 'decision_log.decision_logs', reason: 'requires decision_log.enabled: true' };
       if (!Object.prototype.hasOwnProperty.call(c.decision_log.services, dl.service))
         return {
           key: 'decision_log.decision_logs.service',
