@@ -6,7 +6,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
-.PHONY: help deps system-deps build policy policy-test lint typecheck unit integration drivers test run bench fuzz clean \
+.PHONY: help deps system-deps build policy policy-test policy-ci lint typecheck unit integration drivers test run bench fuzz clean \
 	manifests-tool manifests-test rules-test image-test
 
 help: ## list targets
@@ -45,7 +45,10 @@ integration: build policy system-deps manifests-tool ## tests with real PostgreS
 drivers: build system-deps ## real drivers' own test suites (lib/pq), directly and through pgward: same results required
 	@scripts/driver-suite.sh
 
-test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration drivers ## everything CI runs
+policy-ci: build ## run the CI pipeline documented in docs/policy-ci.md, step by step, on the shipped captures
+	node tests/policy-ci/run-pipeline.mjs
+
+test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration policy-ci drivers ## everything CI runs
 
 # ---- deployment artefacts (deploy/, Dockerfile): validated offline ----
 MANIFESTS_TOOL := .tmp/bin/pgward-validate-manifests

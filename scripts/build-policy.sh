@@ -9,8 +9,11 @@
 # gateway cannot run fails here and not at run time.
 #
 # Revision (.manifest): $PGWARD_POLICY_REVISION when set; for the repository's rego/ directory
-# `git describe --always --dirty`, or content-<sha256 prefix> without git; for any other directory
+# `git describe --always --dirty`, with the content hash appended when the tree is dirty
+# (<describe>-dirty-<sha256 prefix of the policy sources and data>, so two different uncommitted
+# policies never share a revision), or content-<sha256 prefix> without git; for any other directory
 # <dirname>-<sha256 prefix of its sources>. Entrypoint: $PGWARD_ENTRYPOINT (default pgward/decision).
+# The manifest's metadata.opa_version records the OPA that built the bundle (GET /v1/bundle shows it).
 #
 # Prints one line, "<OUT_FILE> revision <revision>", and exits non-zero with a reason on failure.
 set -euo pipefail
@@ -73,14 +76,27 @@ if [[ -n "${PGWARD_POLICY_REVISION:-}" ]]; then
   REVISION="$PGWARD_POLICY_REVISION"
 elif [[ "$REGO_DIR" == "$ROOT/rego" ]]; then
   REVISION="$(git -C "$ROOT" describe --always --dirty 2>/dev/null)" || REVISION="content-$(content_hash)"
+  [[ "$REVISION" != *-dirty ]] || REVISION="$REVISION-$(content_hash)"
 else
   REVISION="$(basename "$REGO_DIR")-$(content_hash)"
 fi
 
+OPA_VERSION="$("$OPA" version | sed -n 's/^Version: //p')"
+[[ -n "$OPA_VERSION" ]] || die "cannot read the version of $OPA"
+
+# The bundle is built from a copy of the sources (tests and hidden files left out) with a
+# .manifest of our own, which opa build keeps, so that metadata.opa_version reaches the bundle.
+SRC="$TMP/src"
+mkdir -p "$SRC"
+(cd "$REGO_DIR" && find . -type f ! -name '*_test.rego' ! -path '*/.*' -print0 |
+  xargs -0 -r cp --parents -t "$SRC") || die "cannot copy $REGO_DIR"
+node -e 'process.stdout.write(JSON.stringify({ revision: process.argv[1], metadata: { opa_version: process.argv[2] } }))' \
+  "$REVISION" "$OPA_VERSION" >"$SRC/.manifest"
+
 # -b: the directory is the bundle root, so data.json maps to data and file names stay relative.
-if ! (cd "$REGO_DIR" && "$OPA" build -b . -t wasm -e "$ENTRYPOINT" \
+if ! (cd "$SRC" && "$OPA" build -b . -t wasm -e "$ENTRYPOINT" \
   --capabilities "$TMP/capabilities.json" --revision "$REVISION" \
-  --ignore '*_test.rego' --ignore '.?*' -o "$TMP/bundle.tar.gz") >"$TMP/opa.log" 2>&1; then
+  -o "$TMP/bundle.tar.gz") >"$TMP/opa.log" 2>&1; then
   cat "$TMP/opa.log" >&2
   if grep -q 'undefined function' "$TMP/opa.log"; then
     die "opa build failed for $REGO_DIR: a builtin it calls is not implemented by @open-policy-agent/opa-wasm, so the gateway could not evaluate it (see $SDK_CAPABILITIES)"

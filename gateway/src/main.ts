@@ -11,7 +11,17 @@ import { parseHostPort, type Config } from './config';
 import { ErrorCodes } from './errors';
 import { createMetrics, type Metrics } from './metrics/metrics';
 import { buildSidecar, sidecarServerOptions } from './sidecar/app';
-import { auditEventFrom, createAuditLog, createDecisionLog, type AuditLog, type DecisionLog } from './audit';
+import {
+  auditEventFrom,
+  createAuditLog,
+  createDecisionLog,
+  createDecisionLogUploader,
+  createStatementLog,
+  type AuditLog,
+  type DecisionLog,
+  type DecisionLogUploader,
+  type StatementLog,
+} from './audit';
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager, type BundleManagerOptions } from './policy/bundle-manager';
 import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
@@ -73,6 +83,34 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     },
     { metrics, logger },
   );
+  // ---- audit: decision log upload (OPA services/decision_logs) and the statement log ----
+  const upload = config.decision_log.decision_logs;
+  const service = upload ? config.decision_log.services[upload.service] : undefined;
+  const uploader: DecisionLogUploader | undefined =
+    config.decision_log.enabled && upload && service
+      ? createDecisionLogUploader(
+          {
+            url: service.url,
+            headers: { ...service.headers },
+            credentials: {
+              bearer: service.credentials.bearer ? { ...service.credentials.bearer } : undefined,
+            },
+            response_header_timeout_seconds: service.response_header_timeout_seconds,
+          },
+          { service: upload.service, resource: upload.resource, reporting: { ...upload.reporting } },
+          {
+            logger,
+            onUploaded: (n) =>
+              metrics.logRecordsTotal.inc({ log: 'decision_log_upload', outcome: 'written' }, n),
+            onDropped: (n) =>
+              metrics.logRecordsTotal.inc({ log: 'decision_log_upload', outcome: 'dropped' }, n),
+            onFailed: () => {
+              metrics.logRecordsTotal.inc({ log: 'decision_log_upload', outcome: 'failed' });
+              metrics.countError(ErrorCodes.AUDIT_SINK);
+            },
+          },
+        )
+      : undefined;
   const decisionLog: DecisionLog | null = config.decision_log.enabled
     ? createDecisionLog(
         {
@@ -81,9 +119,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           sink: config.decision_log.sink,
           file: { ...config.decision_log.file },
         },
-        { metrics, logger, redact: { ...config.audit.redact }, instanceId, version: VERSION },
+        { metrics, logger, redact: { ...config.audit.redact }, instanceId, version: VERSION, uploader },
       )
     : null;
+  const statementLog: StatementLog = createStatementLog(
+    {
+      enabled: config.statement_log.enabled,
+      sink: config.statement_log.sink,
+      file: { ...config.statement_log.file },
+      max_buffered_bytes: config.statement_log.max_buffered_bytes,
+      redact: { ...config.audit.redact },
+    },
+    {
+      metrics,
+      logger,
+      onWritten: (n) => metrics.logRecordsTotal.inc({ log: 'statement_log', outcome: 'written' }, n),
+      onDropped: (n) => metrics.logRecordsTotal.inc({ log: 'statement_log', outcome: 'dropped' }, n),
+    },
+  );
+  // ---- end audit ----
 
   // Two levels: the exact text, then its shape (texts that differ only in constants, for the
   // classifications that cannot depend on a constant's value; sql/shape-cache.ts).
@@ -141,16 +195,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       metrics.countDecision(d, ev.input.phase);
       if (d.error_code) metrics.countError(d.error_code);
       decisionLog?.log(ev.input, d, config.policy.entrypoint, ev.connection.id);
+      if (statementLog.enabled) startStatement(statementLog, ev);
       if (d.allow && d.alerts.length === 0) return true;
       return audit.record(auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame, ev));
     },
     onError: (code) => metrics.countError(code),
     onConnectionOpened: () => metrics.connectionsActive.inc(),
-    onConnectionClosed: (outcome) => {
+    onConnectionClosed: (outcome, conn) => {
       metrics.connectionsActive.dec();
       metrics.connectionClosed(outcome);
+      statementLog.sessionEnded(conn.id, outcome);
     },
-    onAuthenticated: () => undefined,
+    onAuthenticated: (conn) => statementLog.sessionStarted(conn),
     onBytes: (direction, n) => metrics.bytes[direction].inc(n),
     onUpstreamConnectError: () => metrics.upstreamConnectErrorsTotal.inc(),
   };
@@ -358,6 +414,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       await captureSink.close();
       await audit.close();
       if (decisionLog) await decisionLog.close();
+      await statementLog.close();
       logger.info('shutdown complete');
     })();
     return shuttingDown;
@@ -439,10 +496,33 @@ function bundleOptions(config: Config): BundleManagerOptions {
 }
 
 /**
- * Bind values for an audit record: when the bundle declared it never reads them, the input has
- * types and formats only, and the values are decoded here from the frame (rare: denials and
- * alerts only), so the audit log — with its own redaction settings — still shows them.
+ * The statement log's record of a judged message: every Query, Bind (the statement it binds) and
+ * FunctionCall, and a Parse only when it was denied (an allowed Parse runs nothing). This session
+ * core reports no completions, so an allowed statement is written at once as `incomplete` (nothing
+ * is held per session); docs/audit.md lists the calls a session core makes for status, rows and
+ * duration.
  */
+function startStatement(log: StatementLog, ev: DecisionEvent): void {
+  const m = ev.input.message;
+  if (ev.input.phase !== 'message') return;
+  if (
+    m.type !== 'Query' &&
+    m.type !== 'Bind' &&
+    m.type !== 'FunctionCall' &&
+    !(m.type === 'Parse' && !ev.decision.allow)
+  )
+    return;
+  const handle = log.statementStarted({
+    connection: ev.connection,
+    message_type: m.type,
+    sql: ev.original?.sql ?? m.sql ?? m.statement?.sql ?? null,
+    statements: ev.original?.statements ?? ev.input.statements,
+    parse_error: ev.input.parse_error,
+    decision: ev.decision,
+  });
+  handle.abandon();
+}
+
 /** Readiness: the upstream accepts TCP connections. */
 function probeUpstream(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {

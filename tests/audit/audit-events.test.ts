@@ -99,7 +99,7 @@ describe('audit events, redaction off', () => {
     expect(audit.message_type).toBe('Query');
     expect(audit.revision).toEqual(expect.any(String));
     expect(audit.revision.length).toBeGreaterThan(0);
-    expect(Date.parse(audit.time)).not.toBeNaN();
+    expect(Date.parse(audit.timestamp)).not.toBeNaN();
     expect(audit.connection).toMatchObject({
       user: 'postgres',
       database: db,

@@ -87,7 +87,8 @@ it('reloads 20 times under pgbench with zero failed transactions and clean revis
     bundle: active,
     config: {
       log: { level: 'info' },
-      audit: { sink: 'none' },
+      // The probes' markers are literals: keep them in the decision log (redacted by default).
+      audit: { sink: 'none', redact: { literals: false } },
       decision_log: { enabled: true, sample_rate: 1, sink: 'stdout' },
       policy: { watch: false },
     },

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { buildBundleWithData, CLI, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
 import { runProcess } from '../helpers/psql';
 import { CORPUS_DIR, CORPUS_EXPECT } from './helpers';
+import type { ChangeGroup } from '../../gateway/src/replay/diff';
 
 jest.setTimeout(180_000);
 
@@ -31,14 +32,6 @@ beforeAll(async () => {
 });
 
 const replay = (...args: string[]) => runProcess(process.execPath, [CLI, 'replay', ...args]);
-
-interface Change {
-  key: string;
-  kind: string;
-  sql: string | null;
-  user: string;
-  alerts_added: string[];
-}
 
 /** A minimal XML well-formedness check (elements nest and close) returning the elements seen. */
 function parseXml(xml: string): Array<{ name: string; attrs: Record<string, string>; text: string }> {
@@ -84,27 +77,41 @@ test('text, JSON and JUnit reports of a policy change; exit code 1', async () =>
   );
   expect(json.code).toBe(1);
   const report = JSON.parse(json.stdout) as {
-    comparisons: Array<{ against: string; changes: Change[]; by_kind: Record<string, number> }>;
+    comparisons: Array<{
+      against: string;
+      changed: number;
+      groups: ChangeGroup[];
+      by_kind: Record<string, number>;
+    }>;
   };
-  const changes = report.comparisons[0]!.changes;
+  const { groups, changed } = report.comparisons[0]!;
   expect(report.comparisons[0]!.against).toBe('baseline');
+  expect(groups.reduce((n, g) => n + g.count, 0)).toBe(changed);
+  // One group per (fingerprint, message type, kind, rule ids).
+  const groupKeys = groups.map((g) => JSON.stringify([g.fingerprint, g.type, g.kind, g.rule_ids]));
+  expect(new Set(groupKeys).size).toBe(groups.length);
   // postgres writes are now denied; reads of replay_customers now alert.
-  const denied = changes.filter((c) => c.kind === 'allow→deny');
-  expect(denied.length).toBeGreaterThan(5);
-  expect(denied.every((c) => c.user === 'postgres')).toBe(true);
-  expect(denied.some((c) => /^INSERT INTO replay_orders/.test(c.sql ?? ''))).toBe(true);
-  const alerted = changes.filter((c) => c.kind === 'alerts');
+  const denied = groups.filter((g) => g.kind === 'allow-to-deny');
+  expect(denied.length).toBeGreaterThan(2);
+  expect(denied.every((g) => g.example.user === 'postgres')).toBe(true);
+  expect(denied.some((g) => /^INSERT INTO replay_orders/.test(g.example.sql ?? ''))).toBe(true);
+  const alerted = groups.filter((g) => g.kind === 'alerts');
   expect(
     alerted.some(
-      (c) => /replay_customers/.test(c.sql ?? '') && c.alerts_added.includes('sensitive_table (medium)'),
+      (g) =>
+        /replay_customers/.test(g.example.sql ?? '') &&
+        g.example.alerts_added.includes('sensitive_table (medium)') &&
+        g.rule_ids.includes('sensitive_table'),
     ),
   ).toBe(true);
-  expect(changes.some((c) => c.kind === 'deny→allow')).toBe(false);
+  expect(groups.some((g) => g.kind === 'deny-to-allow')).toBe(false);
+  expect(/[^\x00-\x7f]/.test(json.stdout)).toBe(false);
 
   const text = await replay(...files, '--bundle', candidate, '--baseline', SHIPPED_BUNDLE);
   expect(text.code).toBe(1);
-  expect(text.stdout).toContain(`${changes.length} change(s) against baseline`);
-  expect(text.stdout).toMatch(/allow→deny\s+Query\s+user=postgres/);
+  expect(text.stdout).toContain(`${changed} change(s) in ${groups.length} group(s) against baseline`);
+  expect(text.stdout).toMatch(/allow-to-deny\s+Query\s+x\d+/);
+  expect(text.stdout).toMatch(/example: user=postgres/);
   expect(text.stdout).toMatch(/alerts added:\s+sensitive_table \(medium\)/);
   expect(text.stdout).toMatch(/^total\s+\d+/m);
 
@@ -120,10 +127,10 @@ test('text, JSON and JUnit reports of a policy change; exit code 1', async () =>
   expect(junit.code).toBe(1);
   const els = parseXml(junit.stdout);
   expect(els[0]!.name).toBe('testsuites');
-  expect(Number(els[0]!.attrs.failures)).toBe(changes.length);
+  expect(Number(els[0]!.attrs.failures)).toBe(groups.length);
   const failures = els.filter((e) => e.name === 'failure');
-  expect(failures).toHaveLength(changes.length);
-  expect(failures.filter((f) => f.attrs.type === 'allow→deny')).toHaveLength(denied.length);
+  expect(failures).toHaveLength(groups.length);
+  expect(failures.filter((f) => f.attrs.type === 'allow-to-deny')).toHaveLength(denied.length);
 });
 
 test('exit codes: 0 without changes, 1 against expectations, 2 on errors', async () => {

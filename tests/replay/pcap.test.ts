@@ -84,7 +84,11 @@ test('tcpdump capture of direct traffic = pgward capture of the same traffic', a
   const dir = path.join(tmp, 'pgward');
   const gw = await startGateway({
     upstream: `${cluster.host}:${cluster.port}`,
-    config: { capture: { enabled: true, dir }, audit: { sink: 'none' } },
+    // Unredacted, like the packet capture it is compared with (the default redacts literals and values).
+    config: {
+      capture: { enabled: true, dir, redact: { literals: false, parameters: false } },
+      audit: { sink: 'none' },
+    },
   });
   await traffic({ host: gw.host, port: gw.port, database: CLUSTER_DB });
   await gw.stop();

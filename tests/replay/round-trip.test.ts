@@ -71,7 +71,12 @@ test.each(order)('%s: replay gives exactly the live decisions', async (name) => 
   const dir = path.join(tmp, name);
   const gw = await startGateway({
     upstream: `${cluster.host}:${cluster.port}`,
-    config: { capture: { enabled: true, dir }, decision_log: { enabled: true }, audit: { sink: 'none' } },
+    // Unredacted: replay must see the literals the live gateway judged (the default redacts them).
+    config: {
+      capture: { enabled: true, dir, redact: { literals: false, parameters: false } },
+      decision_log: { enabled: true },
+      audit: { sink: 'none', redact: { literals: false, parameters: false } },
+    },
   });
   await SCENARIOS[name]({ host: gw.host, port: gw.port, database: CLUSTER_DB });
   expect(await gw.stop()).toBe(0);

@@ -34,7 +34,7 @@ function denyEvent(over: Partial<AuditEvent> = {}): AuditEvent {
   return {
     kind: 'deny',
     decision_id: 'd-1',
-    time: '2024-05-01T12:00:00.000Z',
+    timestamp: '2024-05-01T12:00:00.000Z',
     revision: 'rev-7',
     connection: sampleConnection(),
     message_type: 'Query',
@@ -81,7 +81,7 @@ describe('buildAuditRecord', () => {
     const r = buildAuditRecord(denyEvent({ frame }), options());
     expect(r.kind).toBe('deny');
     expect(r.decision_id).toBe('d-1');
-    expect(r.time).toBe('2024-05-01T12:00:00.000Z');
+    expect(r.timestamp).toBe('2024-05-01T12:00:00.000Z');
     expect(r.revision).toBe('rev-7');
     expect(r.connection).toEqual({
       id: 'c-1',

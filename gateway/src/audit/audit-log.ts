@@ -6,10 +6,19 @@ import type { Logger } from 'pino';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import { decodeParameter } from '../policy/input';
-import type { Alert, BindParameter, ConnectionInfo, Decision, InputDocument, TlsInfo } from '../policy/types';
+import type { Alert, BindParameter, ConnectionInfo, Decision, InputDocument } from '../policy/types';
 import { readBind } from '../protocol/frontend/bind';
-import type { RelationRef, StatementInfo } from '../sql/types';
-import { normalizeSql, redactParameters, redactParseError, type RedactOptions } from './redact';
+import type { StatementInfo } from '../sql/types';
+import {
+  eventConnection,
+  eventParseError,
+  eventSql,
+  eventStatements,
+  ruleIdsOf,
+  type EventConnection,
+  type EventStatement,
+} from './events';
+import { redactParameters, type RedactOptions } from './redact';
 import { createSink, type FileSinkOptions, type LineSink, type SinkDeps } from './sink';
 
 export type AuditKind = 'deny' | 'alert' | 'shadow';
@@ -22,22 +31,14 @@ export interface AuditOptions {
   max_frame_bytes: number;
 }
 
-export interface AuditConnection {
-  id: string;
-  client_addr: string;
-  client_port: number;
-  user: string;
-  database: string;
-  application_name: string | null;
-  tls: TlsInfo;
-}
+export type AuditConnection = EventConnection;
 
 /** What the session hands to `record()`. */
 export interface AuditEvent {
   kind: AuditKind;
   decision_id: string;
   /** ISO 8601; defaults to now. */
-  time?: string;
+  timestamp?: string;
   revision: string;
   connection: AuditConnection;
   /** PostgreSQL message name of the frame (`Query`, `Parse`, `Bind`, `StartupMessage`…). */
@@ -55,12 +56,7 @@ export interface AuditEvent {
   parameters?: readonly BindParameter[] | null;
 }
 
-export interface AuditStatement {
-  command: string;
-  fingerprint: string;
-  sql: string;
-  relations: RelationRef[];
-}
+export type AuditStatement = EventStatement;
 
 export interface AuditFrame {
   /** base64 of the first max_frame_bytes bytes; null when redaction or the message type forbids it. */
@@ -73,10 +69,12 @@ export interface AuditFrame {
 
 /** One audit line, as written. */
 export interface AuditRecord {
+  event: 'audit';
   kind: AuditKind;
   decision_id: string;
-  time: string;
+  timestamp: string;
   revision: string;
+  connection_id: string;
   connection: AuditConnection;
   message_type: string;
   sql: string | null;
@@ -84,6 +82,7 @@ export interface AuditRecord {
   parse_error: string | null;
   reasons: string[];
   alerts: Alert[];
+  rule_ids: string[];
   error_code: ErrorCode | null;
   frame: AuditFrame | null;
   parameters: BindParameter[] | null;
@@ -146,30 +145,20 @@ export function buildAuditRecord(
   const sql = auth ? null : (event.sql ?? null);
   const params = auth ? null : (event.parameters ?? null);
   return {
+    event: 'audit',
     kind: event.kind,
     decision_id: event.decision_id,
-    time: event.time ?? new Date().toISOString(),
+    timestamp: event.timestamp ?? new Date().toISOString(),
     revision: event.revision,
-    connection: {
-      id: c.id,
-      client_addr: c.client_addr,
-      client_port: c.client_port,
-      user: c.user,
-      database: c.database,
-      application_name: c.application_name,
-      tls: { ...c.tls },
-    },
+    connection_id: c.id,
+    connection: eventConnection(c),
     message_type: event.message_type,
-    sql: sql === null ? null : redact.literals ? normalizeSql(sql) : sql,
-    statements: event.statements.map((s) => ({
-      command: s.command,
-      fingerprint: s.fingerprint,
-      sql: redact.literals ? normalizeSql(s.sql) : s.sql,
-      relations: s.relations.map((r) => ({ ...r })),
-    })),
-    parse_error: redact.literals ? redactParseError(event.parse_error ?? null) : (event.parse_error ?? null),
+    sql: eventSql(sql, redact),
+    statements: eventStatements(event.statements, redact),
+    parse_error: eventParseError(event.parse_error, redact),
     reasons: [...event.reasons],
     alerts: event.alerts.map((a) => ({ ...a })),
+    rule_ids: ruleIdsOf(event),
     error_code: event.error_code,
     frame: frameOf(event, redact, opts.max_frame_bytes),
     parameters:

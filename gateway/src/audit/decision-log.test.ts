@@ -56,6 +56,8 @@ describe('buildDecisionLogEntry', () => {
         'metrics',
         'path',
         'result',
+        'revision',
+        'rule_ids',
         'timestamp',
       ].sort(),
     );

@@ -8,14 +8,16 @@ import type { Logger } from 'pino';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Alert, Decision, InputDocument } from '../policy/types';
+import { ruleIdsOf } from './events';
 import { redactInput, type RedactOptions } from './redact';
+import type { DecisionLogUploader } from './decision-log-upload';
 import { createSink, type FileSinkOptions, type SinkDeps } from './sink';
 
 export interface DecisionLogOptions {
   enabled: boolean;
   /** 0..1; 1 logs every decision. */
   sample_rate: number;
-  sink: 'stdout' | 'file';
+  sink: 'stdout' | 'file' | 'none';
   file: FileSinkOptions;
 }
 
@@ -25,6 +27,10 @@ export interface DecisionLogEntry {
   connection_id?: string;
   labels: { app: 'pgward'; id: string; version: string };
   bundles: Record<string, { revision: string }>;
+  /** The same revision as under `bundles` (the name audit events and statement records use). */
+  revision: string;
+  /** Denial and alert rule ids (events.ts ruleIdsOf), as audit events and statement records carry them. */
+  rule_ids: string[];
   path: string;
   input: InputDocument;
   result: {
@@ -55,6 +61,8 @@ export interface DecisionLogDeps {
   stream?: SinkDeps['stream'];
   now?: () => number;
   random?: () => number;
+  /** Also sends every sampled entry to an OPA-compatible decision log service. */
+  uploader?: Pick<DecisionLogUploader, 'push' | 'close'> | undefined;
 }
 
 export interface DecisionLog {
@@ -79,6 +87,8 @@ export function buildDecisionLogEntry(
     labels: { app: 'pgward', id: deps.instanceId, version: deps.version },
     bundles:
       decision.revision === '' ? {} : { [deps.bundleName ?? 'pgward']: { revision: decision.revision } },
+    revision: decision.revision,
+    rule_ids: ruleIdsOf(decision),
     path,
     input: redacted,
     result: {
@@ -117,17 +127,17 @@ export function createDecisionLog(opts: DecisionLogOptions, deps: DecisionLogDep
       if (opts.sample_rate < 1 && !(random() < opts.sample_rate)) return true;
       let line: string;
       try {
-        line =
-          JSON.stringify(
-            buildDecisionLogEntry(
-              input,
-              decision,
-              path,
-              deps,
-              new Date(now()),
-              connectionId ?? input.connection.id,
-            ),
-          ) + '\n';
+        const entry = buildDecisionLogEntry(
+          input,
+          decision,
+          path,
+          deps,
+          new Date(now()),
+          connectionId ?? input.connection.id,
+        );
+        deps.uploader?.push(entry);
+        if (opts.sink === 'none') return true;
+        line = JSON.stringify(entry) + '\n';
       } catch (err) {
         deps.logger?.error(
           { code: ErrorCodes.AUDIT_SINK, err: (err as Error).message },
@@ -141,6 +151,9 @@ export function createDecisionLog(opts: DecisionLogOptions, deps: DecisionLogDep
       return ok;
     },
     healthy: () => sink.healthy(),
-    close: () => sink.close(),
+    close: async () => {
+      await deps.uploader?.close();
+      await sink.close();
+    },
   };
 }

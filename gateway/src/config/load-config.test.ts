@@ -68,7 +68,7 @@ describe('defaults', () => {
       audit: {
         sink: 'stdout',
         file: { max_bytes: 104857600, max_files: 10 },
-        redact: { parameters: true, literals: false },
+        redact: { parameters: true, literals: true },
         fail_closed: false,
         max_frame_bytes: 16384,
       },
@@ -77,6 +77,13 @@ describe('defaults', () => {
         sample_rate: 1,
         sink: 'stdout',
         file: { max_bytes: 104857600, max_files: 10 },
+        services: {},
+      },
+      statement_log: {
+        enabled: false,
+        sink: 'stdout',
+        file: { max_bytes: 104857600, max_files: 10 },
+        max_buffered_bytes: 8388608,
       },
       capture: {
         enabled: false,
@@ -86,7 +93,7 @@ describe('defaults', () => {
         applications: [],
         max_file_bytes: 67108864,
         max_file_age_s: 3600,
-        redact: { parameters: false, literals: false },
+        redact: { parameters: true, literals: true },
       },
     });
   });
@@ -532,11 +539,76 @@ describe('cross-field checks', () => {
       'file requires decision_log.file.path',
     ],
     [
+      'statement_log:\n  enabled: true\n  sink: file\n',
+      'statement_log.sink',
+      'file requires statement_log.file.path',
+    ],
+    [
+      'decision_log:\n  enabled: true\n  decision_logs:\n    service: nope\n',
+      'decision_log.decision_logs.service',
+      'no service "nope" in decision_log.services',
+    ],
+    [
+      'decision_log:\n  enabled: true\n  services:\n    s:\n      url: http://x\n      credentials:\n        bearer: {}\n  decision_logs:\n    service: s\n',
+      'decision_log.services.s.credentials.bearer',
+      'needs exactly one of token, token_path',
+    ],
+    [
+      'decision_log:\n  enabled: true\n  services:\n    s:\n      url: http://x\n  decision_logs:\n    service: s\n    reporting:\n      min_delay_seconds: 20\n',
+      'decision_log.decision_logs.reporting.min_delay_seconds',
+      'must not exceed max_delay_seconds',
+    ],
+    [
+      'decision_log:\n  services:\n    s:\n      url: http://x\n  decision_logs:\n    service: s\n',
+      'decision_log.decision_logs',
+      'requires decision_log.enabled: true',
+    ],
+    [
       'listen: "127.0.0.1:7000"\nadmin:\n  listen: "127.0.0.1:7000"\n',
       'admin.listen',
       'same address as listen',
     ],
   ];
+
+  test("decision log upload in OPA's services/decision_logs shape, with defaults", () => {
+    const c = loadConfig({
+      env: {},
+      file: yamlFile(
+        'decision_log:\n  enabled: true\n  services:\n    acme:\n      url: https://logs.example.com/v1\n      credentials:\n        bearer:\n          token: abc\n  decision_logs:\n    service: acme\n',
+      ),
+    });
+    expect(c.decision_log.services.acme).toEqual({
+      url: 'https://logs.example.com/v1',
+      headers: {},
+      credentials: { bearer: { token: 'abc', scheme: 'Bearer' } },
+      response_header_timeout_seconds: 10,
+    });
+    expect(c.decision_log.decision_logs).toEqual({
+      service: 'acme',
+      resource: '/logs',
+      reporting: {
+        buffer_size_limit_bytes: 32 * 1024 * 1024,
+        upload_size_limit_bytes: 32 * 1024,
+        min_delay_seconds: 5,
+        max_delay_seconds: 10,
+      },
+    });
+  });
+
+  test('a bad service url and a bad token never echo the token', () => {
+    const e = failure({
+      env: {},
+      file: yamlFile('decision_log:\n  services:\n    s:\n      url: ftp://x\n'),
+    });
+    expect(e.message).toContain('decision_log.services.s.url: expected an http(s) URL');
+    const t = failure({
+      env: {},
+      file: yamlFile(
+        'decision_log:\n  services:\n    s:\n      url: http://x\n      credentials:\n        bearer:\n          token: 42424242\n',
+      ),
+    });
+    expect(t.message).not.toContain('42424242');
+  });
 
   test.each(cases)('%j', (yaml, key, text) => {
     const file = yamlFile(yaml);

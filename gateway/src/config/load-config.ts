@@ -233,7 +233,7 @@ function issueToError(issue: z.core.$ZodIssue, data: unknown, sources: Map<strin
       : issue.message;
   return new ConfigError(
     key,
-    `${expected}, got ${describeValue(value, SECRET_KEYS.has(key))}`,
+    `${expected}, got ${describeValue(value, SECRET_KEYS.has(key) || key.endsWith('.token'))}`,
     sourceOf(sources, data, key),
   );
 }
@@ -321,6 +321,33 @@ function crossCheck(c: Parsed): { key: string; reason: string } | undefined {
       c.decision_log.enabled && c.decision_log.sink === 'file' && c.decision_log.file.path === undefined
         ? { key: 'decision_log.sink', reason: 'file requires decision_log.file.path' }
         : undefined,
+    () =>
+      c.statement_log.enabled && c.statement_log.sink === 'file' && c.statement_log.file.path === undefined
+        ? { key: 'statement_log.sink', reason: 'file requires statement_log.file.path' }
+        : undefined,
+    () => {
+      const dl = c.decision_log.decision_logs;
+      if (dl === undefined) return undefined;
+      if (!c.decision_log.enabled)
+        return { key: 'decision_log.decision_logs', reason: 'requires decision_log.enabled: true' };
+      if (!Object.prototype.hasOwnProperty.call(c.decision_log.services, dl.service))
+        return {
+          key: 'decision_log.decision_logs.service',
+          reason: `no service "${dl.service}" in decision_log.services`,
+        };
+      if (dl.reporting.min_delay_seconds > dl.reporting.max_delay_seconds)
+        return {
+          key: 'decision_log.decision_logs.reporting.min_delay_seconds',
+          reason: 'must not exceed max_delay_seconds',
+        };
+      const bearer = c.decision_log.services[dl.service]?.credentials.bearer;
+      return bearer && (bearer.token === undefined) === (bearer.token_path === undefined)
+        ? {
+            key: `decision_log.services.${dl.service}.credentials.bearer`,
+            reason: 'needs exactly one of token, token_path',
+          }
+        : undefined;
+    },
     () => {
       if (!c.admin.enabled) return undefined;
       const a = tryParseHostPort(c.admin.listen);

@@ -104,6 +104,22 @@ function bundleRef() {
   );
 }
 
+/** An http(s) URL. */
+function httpUrl() {
+  const expected = 'expected an http(s) URL';
+  return z.string({ error: expected }).refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { error: expected },
+  );
+}
+
 function section<T extends z.core.$ZodLooseShape>(shape: T) {
   return z.strictObject(shape, { error: 'expected a mapping' }).prefault({} as never);
 }
@@ -199,9 +215,10 @@ export const configSchema = z.strictObject(
     audit: section({
       sink: oneOf(['stdout', 'file', 'none']).default('stdout'),
       file: rotatingFile(),
+      // One switch for the audit log, the statement log and the decision log (docs/audit.md).
       redact: section({
         parameters: bool().default(true),
-        literals: bool().default(false),
+        literals: bool().default(true),
       }),
       fail_closed: bool().default(false),
       max_frame_bytes: int(256, 64 * MiB, 'bytes').default(16 * KiB),
@@ -209,8 +226,59 @@ export const configSchema = z.strictObject(
     decision_log: section({
       enabled: bool().default(false),
       sample_rate: ratio().default(1),
+      sink: oneOf(['stdout', 'file', 'none']).default('stdout'),
+      file: rotatingFile(),
+      // OPA's own configuration shape (services + decision_logs), for uploads to an OPA-compatible
+      // decision log service. https://www.openpolicyagent.org/docs/latest/configuration/
+      services: z
+        .record(
+          z
+            .string()
+            .regex(/^[A-Za-z0-9_.-]+$/, { error: 'expected a service name of letters, digits, _ . -' }),
+          z.strictObject(
+            {
+              url: httpUrl(),
+              headers: z.record(z.string(), z.string({ error: 'expected a string' })).default({}),
+              credentials: section({
+                bearer: z
+                  .strictObject(
+                    {
+                      token: str().optional(),
+                      token_path: str().optional(),
+                      scheme: str().default('Bearer'),
+                    },
+                    { error: 'expected a mapping' },
+                  )
+                  .optional(),
+              }),
+              response_header_timeout_seconds: int(1, 3600, 's').default(10),
+            },
+            { error: 'expected a mapping' },
+          ),
+          { error: 'expected a mapping of service names' },
+        )
+        .default({}),
+      decision_logs: z
+        .strictObject(
+          {
+            service: str(),
+            resource: str().default('/logs'),
+            reporting: section({
+              buffer_size_limit_bytes: int(KiB, GiB, 'bytes').default(32 * MiB),
+              upload_size_limit_bytes: int(KiB, 64 * MiB, 'bytes').default(32 * KiB),
+              min_delay_seconds: int(1, 86_400, 's').default(5),
+              max_delay_seconds: int(1, 86_400, 's').default(10),
+            }),
+          },
+          { error: 'expected a mapping' },
+        )
+        .optional(),
+    }),
+    statement_log: section({
+      enabled: bool().default(false),
       sink: oneOf(['stdout', 'file']).default('stdout'),
       file: rotatingFile(),
+      max_buffered_bytes: int(KiB, GiB, 'bytes').default(8 * MiB),
     }),
     capture: section({
       enabled: bool().default(false),
@@ -221,8 +289,8 @@ export const configSchema = z.strictObject(
       max_file_bytes: int(KiB, MAX_INT, 'bytes').default(64 * MiB),
       max_file_age_s: int(1, MAX_INT, 's').default(3600),
       redact: section({
-        parameters: bool().default(false),
-        literals: bool().default(false),
+        parameters: bool().default(true),
+        literals: bool().default(true),
       }),
     }),
   },

@@ -157,6 +157,8 @@ export interface Metrics {
   readonly decisionLogEntriesTotal: Counter<string>;
   readonly shadowDisagreementsTotal: Counter<string>;
   readonly captureFramesTotal: Counter<string>;
+  /** Statement log and decision log upload records by outcome (written, dropped; uploads: failed attempts). */
+  readonly logRecordsTotal: Counter<'log' | 'outcome'>;
   readonly ready: Gauge<'component'>;
 
   /** Pre-bound hot-path counters. */
@@ -341,6 +343,16 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     collect: flushAll,
   });
 
+  const logRecordsTotal = new Counter({
+    name: 'pgward_log_records_total',
+    help: 'Statement log records and uploaded decision log entries, by log and outcome (written, dropped, failed).',
+    labelNames: ['log', 'outcome'] as const,
+    registers: [registry],
+  });
+  for (const log of ['statement_log', 'decision_log_upload'] as const)
+    for (const outcome of ['written', 'dropped'] as const) logRecordsTotal.inc({ log, outcome }, 0);
+  logRecordsTotal.inc({ log: 'decision_log_upload', outcome: 'failed' }, 0);
+
   const ready = new Gauge({
     name: READY_METRIC,
     help: 'Readiness by component (bundle, listener, accepting): 1 ready, 0 not; refreshed by /readyz and every scrape.',
@@ -447,6 +459,7 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
     decisionLogEntriesTotal,
     shadowDisagreementsTotal,
     captureFramesTotal,
+    logRecordsTotal,
     ready,
     bytes,
     connectionOpened,

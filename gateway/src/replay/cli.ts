@@ -13,7 +13,17 @@ import type { PolicyEngine } from '../policy/types';
 import { createClassifier, initSqlParser } from '../sql';
 import { Replayer, type ReplayDecision } from './replay';
 import { openCapture } from './read-capture';
-import { diffDecisions, readExpectFile, toExpect, writeExpectFile, type ExpectEntry } from './diff';
+import {
+  checkExpectHeader,
+  diffDecisions,
+  groupChanges,
+  groupDecisions,
+  readExpectFile,
+  toExpect,
+  writeExpectFile,
+  type Change,
+  type ExpectEntry,
+} from './diff';
 import {
   countKinds,
   formatJson,
@@ -34,8 +44,14 @@ export interface ReplayOptions {
   updateExpect?: boolean;
   entrypoint?: string;
   serverPort?: number;
-  /** Show a progress bar (on stderr). */
-  progress?: boolean;
+  /** Progress on stderr: a bar on a terminal, else one line every progressIntervalMs. */
+  progress?: boolean | 'lines';
+  /** Default 10 s. */
+  progressIntervalMs?: number;
+  /** Where progress lines go (default process.stderr). */
+  progressStream?: NodeJS.WritableStream;
+  /** List the candidate's decisions, grouped (Report.decisions). */
+  showDecisions?: boolean;
 }
 
 export interface ReplayRun {
@@ -53,7 +69,8 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayRun> {
   const engines: PolicyEngine[] = [await buildEngineFromSource(o.bundle, { entrypoint })];
   if (o.baseline !== undefined) engines.push(await buildEngineFromSource(o.baseline, { entrypoint }));
   const expected = o.expect !== undefined && !o.updateExpect ? readExpectFile(o.expect) : null;
-  if (o.expect !== undefined && o.updateExpect && fs.existsSync(o.expect)) readExpectFile(o.expect); // refuse to overwrite a non-expectations file
+  // Refuse to overwrite a file that is not an expectations file (any version may be rewritten).
+  if (o.expect !== undefined && o.updateExpect && fs.existsSync(o.expect)) checkExpectHeader(o.expect);
 
   const { classify } = createClassifier({ maxEntries: 50_000 });
   const lanes: ReplayDecision[][] = engines.map(() => []);
@@ -67,8 +84,19 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayRun> {
   });
 
   let bar: SingleBar | null = null;
-  if (o.progress) {
-    const total = o.captures.reduce((n, f) => n + (fs.existsSync(f) ? fs.statSync(f).size : 0), 0);
+  let ticker: NodeJS.Timeout | null = null;
+  const total = o.captures.reduce((n, f) => n + (fs.existsSync(f) ? fs.statSync(f).size : 0), 0);
+  const started = Date.now();
+  if (o.progress === 'lines') {
+    const stream = o.progressStream ?? process.stderr;
+    ticker = setInterval(() => {
+      const pct = total > 0 ? Math.floor((100 * done) / total) : 0;
+      stream.write(
+        `pgward replay: ${pct}% (${mib(done)} of ${mib(total)} MiB), ${replayer.stats.frames} frames, ${tally.total.total} decisions, ${Math.round((Date.now() - started) / 1000)} s\n`,
+      );
+    }, o.progressIntervalMs ?? 10_000);
+    ticker.unref();
+  } else if (o.progress) {
     bar = new SingleBar({
       stream: process.stderr,
       format: 'replay [{bar}] {percentage}% | {value}/{total} bytes | {frames} frames',
@@ -102,32 +130,25 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayRun> {
     }
   } finally {
     bar?.stop();
+    if (ticker) clearInterval(ticker);
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const st = replayer.stats;
   const [candidate, baseline] = lanes as [ReplayDecision[], ReplayDecision[] | undefined];
   const comparisons: Comparison[] = [];
   const after = candidate.map(toExpect);
-  if (baseline !== undefined && o.baseline !== undefined) {
-    const changes = diffDecisions(baseline.map(toExpect), after);
-    comparisons.push({
-      against: 'baseline',
-      source: o.baseline,
-      compared: candidate.length,
-      changes,
-      by_kind: countKinds(changes),
-    });
-  }
-  if (expected !== null && o.expect !== undefined) {
-    const changes = diffDecisions(expected, after);
-    comparisons.push({
-      against: 'expect',
-      source: o.expect,
-      compared: candidate.length,
-      changes,
-      by_kind: countKinds(changes),
-    });
-  }
+  const compare = (against: Comparison['against'], source: string, changes: Change[]): Comparison => ({
+    against,
+    source,
+    compared: candidate.length,
+    changed: changes.length,
+    groups: groupChanges(changes),
+    by_kind: countKinds(changes),
+  });
+  if (baseline !== undefined && o.baseline !== undefined)
+    comparisons.push(compare('baseline', o.baseline, diffDecisions(baseline.map(toExpect), after)));
+  if (expected !== null && o.expect !== undefined)
+    comparisons.push(compare('expect', o.expect, diffDecisions(expected, after)));
   if (o.updateExpect && o.expect !== undefined) writeExpectFile(o.expect, after);
   const report: Report = {
     summary: {
@@ -150,10 +171,13 @@ export async function runReplay(o: ReplayOptions): Promise<ReplayRun> {
       ],
     },
     comparisons,
+    ...(o.showDecisions ? { decisions: groupDecisions(after) } : {}),
   };
-  const changed = comparisons.some((c) => c.changes.length > 0);
+  const changed = comparisons.some((c) => c.changed > 0);
   return { report, decisions: candidate, baselineDecisions: baseline ?? null, exitCode: changed ? 1 : 0 };
 }
+
+const mib = (n: number): string => (n / (1 << 20)).toFixed(1);
 
 export function formatReport(r: Report, format: ReplayFormat): string {
   switch (format) {
@@ -179,7 +203,12 @@ function buildCommand(): Command {
     )
     .option('--entrypoint <path>', 'decision entrypoint', 'pgward/decision')
     .option('--server-port <port>', 'PostgreSQL server port in packet captures', '5432')
-    .option('--no-progress', 'no progress bar even on a terminal')
+    .option(
+      '--show-decisions',
+      'list what the candidate bundle decided, grouped (also without a baseline)',
+      false,
+    )
+    .option('--no-progress', 'no progress (a bar on a terminal, else a line every 10 s on stderr)')
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) });
 }
@@ -193,6 +222,7 @@ interface CliOptions {
   entrypoint: string;
   serverPort: string;
   progress: boolean;
+  showDecisions: boolean;
 }
 
 export async function runReplayCli(args: string[]): Promise<number> {
@@ -231,7 +261,8 @@ export async function runReplayCli(args: string[]): Promise<number> {
       updateExpect: o.updateExpect,
       entrypoint: o.entrypoint,
       serverPort: port,
-      progress: o.progress && process.stderr.isTTY === true,
+      progress: !o.progress ? false : process.stderr.isTTY === true ? true : 'lines',
+      showDecisions: o.showDecisions,
     });
     process.stdout.write(formatReport(run.report, o.format));
     if (o.updateExpect)

@@ -6,10 +6,12 @@
 import fs from 'node:fs';
 import { PgwardError, ErrorCodes } from '../errors';
 import type { Alert } from '../policy/types';
+import { ruleIdsOf } from '../audit/events';
 import type { ReplayDecision } from './replay';
 
 export const EXPECT_FORMAT = 'pgward-replay-expect';
-export const EXPECT_VERSION = 1;
+/** Version 2: content-derived keys (replay.ts), entries sorted by key, `fingerprint`. */
+export const EXPECT_VERSION = 2;
 
 /** One line of an expectations file (and what a baseline decision is reduced to). */
 export interface ExpectEntry {
@@ -18,12 +20,14 @@ export interface ExpectEntry {
   user: string;
   database: string;
   sql: string | null;
+  /** libpg-query fingerprint of the (first) statement; null for startup and unparsable text. */
+  fingerprint: string | null;
   allow: boolean;
   reasons: string[];
   alerts: Alert[];
 }
 
-export type ChangeKind = 'allow→deny' | 'deny→allow' | 'alerts' | 'reasons' | 'added' | 'removed';
+export type ChangeKind = 'allow-to-deny' | 'deny-to-allow' | 'alerts' | 'reasons' | 'added' | 'removed';
 
 export interface Change {
   key: string;
@@ -32,6 +36,7 @@ export interface Change {
   user: string;
   database: string;
   sql: string | null;
+  fingerprint: string | null;
   before: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
   after: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
   alerts_added: string[];
@@ -45,6 +50,7 @@ export function toExpect(d: ReplayDecision | ExpectEntry): ExpectEntry {
     user: d.user,
     database: d.database,
     sql: d.sql,
+    fingerprint: d.fingerprint ?? null,
     allow: d.allow,
     reasons: [...d.reasons],
     alerts: d.alerts.map((a) => ({ rule: a.rule, severity: a.severity, message: a.message })),
@@ -74,7 +80,14 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
   for (const a of after) {
     const b = prev.get(a.key);
     prev.delete(a.key);
-    const base = { key: a.key, type: a.type, user: a.user, database: a.database, sql: a.sql };
+    const base = {
+      key: a.key,
+      type: a.type,
+      user: a.user,
+      database: a.database,
+      sql: a.sql,
+      fingerprint: a.fingerprint,
+    };
     if (!b) {
       changes.push({
         ...base,
@@ -92,7 +105,13 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
     const beforeIds = new Set(b.alerts.map(alertId));
     const afterIds = new Set(a.alerts.map(alertId));
     const kind: ChangeKind =
-      b.allow !== a.allow ? (b.allow ? 'allow→deny' : 'deny→allow') : !alertsSame ? 'alerts' : 'reasons';
+      b.allow !== a.allow
+        ? b.allow
+          ? 'allow-to-deny'
+          : 'deny-to-allow'
+        : !alertsSame
+          ? 'alerts'
+          : 'reasons';
     changes.push({
       ...base,
       kind,
@@ -109,6 +128,7 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
       user: b.user,
       database: b.database,
       sql: b.sql,
+      fingerprint: b.fingerprint,
       kind: 'removed',
       before: outcome(b),
       after: null,
@@ -117,6 +137,30 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
     });
   }
   return changes;
+}
+
+/** Throws unless the file's first line is an expectations header (of any version). */
+export function checkExpectHeader(file: string): void {
+  let first = '';
+  try {
+    first = fs.readFileSync(file, 'utf8').split('\n', 1)[0] ?? '';
+  } catch (err) {
+    throw new PgwardError(
+      ErrorCodes.REPLAY_INPUT,
+      `cannot read expectations ${file}: ${(err as Error).message}`,
+    );
+  }
+  let head: { format?: unknown } | null = null;
+  try {
+    head = JSON.parse(first) as { format?: unknown } | null;
+  } catch {
+    head = null;
+  }
+  if (!head || head.format !== EXPECT_FORMAT)
+    throw new PgwardError(
+      ErrorCodes.REPLAY_INPUT,
+      `${file}:1: not an expectations file (no "format": "${EXPECT_FORMAT}")`,
+    );
 }
 
 export function readExpectFile(file: string): ExpectEntry[] {
@@ -142,7 +186,11 @@ export function readExpectFile(file: string): ExpectEntry[] {
   })();
   if (!head || head.format !== EXPECT_FORMAT)
     fail(1, `not an expectations file (no "format": "${EXPECT_FORMAT}")`);
-  if (head!.version !== EXPECT_VERSION) fail(1, `unsupported expectations version ${String(head!.version)}`);
+  if (head!.version !== EXPECT_VERSION)
+    fail(
+      1,
+      `unsupported expectations version ${String(head!.version)} (this pgward writes version ${EXPECT_VERSION}; rewrite the file with --update-expect)`,
+    );
   return lines.slice(1).map((l, i) => {
     let e: Partial<ExpectEntry>;
     try {
@@ -164,6 +212,7 @@ export function readExpectFile(file: string): ExpectEntry[] {
       user: String(e.user ?? ''),
       database: String(e.database ?? ''),
       sql: typeof e.sql === 'string' ? e.sql : null,
+      fingerprint: typeof e.fingerprint === 'string' ? e.fingerprint : null,
       allow: e.allow,
       reasons: e.reasons.map(String),
       alerts: e.alerts,
@@ -171,10 +220,106 @@ export function readExpectFile(file: string): ExpectEntry[] {
   });
 }
 
+/** Orders keys `<hash>#<n>` by hash, then n as a number (capture order does not matter). */
+export function compareKeys(a: string, b: string): number {
+  const i = a.lastIndexOf('#');
+  const j = b.lastIndexOf('#');
+  const ha = i < 0 ? a : a.slice(0, i);
+  const hb = j < 0 ? b : b.slice(0, j);
+  if (ha !== hb) return ha < hb ? -1 : 1;
+  return Number(a.slice(i + 1)) - Number(b.slice(j + 1));
+}
+
+/** Writes entries sorted by key, so that re-capturing the same workload rewrites the same file. */
 export function writeExpectFile(file: string, entries: readonly ExpectEntry[]): void {
   const lines = [JSON.stringify({ format: EXPECT_FORMAT, version: EXPECT_VERSION })];
-  for (const e of entries) lines.push(JSON.stringify(toExpect(e)));
+  for (const e of [...entries].sort((x, y) => compareKeys(x.key, y.key)))
+    lines.push(JSON.stringify(toExpect(e)));
   const tmp = `${file}.tmp-${process.pid}`;
   fs.writeFileSync(tmp, lines.join('\n') + '\n');
   fs.renameSync(tmp, file);
+}
+
+/** Changes that share a statement fingerprint, message type, change kind and rule ids. */
+export interface ChangeGroup {
+  kind: ChangeKind;
+  type: string;
+  /** The statement fingerprint; for messages without one (startup, unparsable text), null. */
+  fingerprint: string | null;
+  /** Rule ids of the decisions before and after (sorted; audit/events.ts ruleIdsOf). */
+  rule_ids: string[];
+  count: number;
+  /** The first change of the group, in capture order. */
+  example: Change;
+}
+
+function changeRuleIds(c: Change): string[] {
+  const ids = new Set<string>();
+  for (const o of [c.before, c.after]) if (o) for (const id of ruleIdsOf(o)) ids.add(id);
+  return [...ids].sort();
+}
+
+/** Groups changes by (fingerprint, message type, kind, rule ids); groups in order of first appearance. */
+export function groupChanges(changes: readonly Change[]): ChangeGroup[] {
+  const groups = new Map<string, ChangeGroup>();
+  for (const c of changes) {
+    const rule_ids = changeRuleIds(c);
+    const k = JSON.stringify([c.fingerprint, c.type, c.kind, rule_ids]);
+    const g = groups.get(k);
+    if (g) g.count++;
+    else
+      groups.set(k, {
+        kind: c.kind,
+        type: c.type,
+        fingerprint: c.fingerprint,
+        rule_ids,
+        count: 1,
+        example: c,
+      });
+  }
+  return [...groups.values()];
+}
+
+/** Decisions that share a fingerprint, message type, outcome and rule ids (`--show-decisions`). */
+export interface DecisionGroup {
+  type: string;
+  fingerprint: string | null;
+  allow: boolean;
+  rule_ids: string[];
+  count: number;
+  example: {
+    key: string;
+    user: string;
+    database: string;
+    sql: string | null;
+    reasons: string[];
+    alerts: Alert[];
+  };
+}
+
+export function groupDecisions(decisions: readonly ExpectEntry[]): DecisionGroup[] {
+  const groups = new Map<string, DecisionGroup>();
+  for (const d of decisions) {
+    const rule_ids = ruleIdsOf(d).sort();
+    const k = JSON.stringify([d.fingerprint, d.type, d.allow, rule_ids]);
+    const g = groups.get(k);
+    if (g) g.count++;
+    else
+      groups.set(k, {
+        type: d.type,
+        fingerprint: d.fingerprint,
+        allow: d.allow,
+        rule_ids,
+        count: 1,
+        example: {
+          key: d.key,
+          user: d.user,
+          database: d.database,
+          sql: d.sql,
+          reasons: d.reasons,
+          alerts: d.alerts,
+        },
+      });
+  }
+  return [...groups.values()];
 }

@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {
   encodeBind,
   encodeParse,
@@ -12,8 +15,8 @@ import type { Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { CaptureRecord } from '../capture/format';
 import { makeHeader } from '../capture/format';
 import { Replayer, type ReplayDecision } from './replay';
-import { diffDecisions, toExpect } from './diff';
-import { formatJunit, formatText, Tally, countKinds, type Report } from './report';
+import { diffDecisions, groupChanges, readExpectFile, toExpect, writeExpectFile } from './diff';
+import { formatJson, formatJunit, formatText, Tally, countKinds, type Report } from './report';
 
 beforeAll(() => initSqlParser());
 
@@ -47,8 +50,7 @@ function engine(denyDeletes: boolean): PolicyEngine & { seen: InputDocument[] } 
 
 const b64 = (b: Buffer): string => b.toString('base64');
 
-function capture(): CaptureRecord[] {
-  const c = 'c1';
+function capture(c = 'c1'): CaptureRecord[] {
   return [
     {
       t: 1,
@@ -81,14 +83,18 @@ function capture(): CaptureRecord[] {
   ];
 }
 
-function replay(engines: PolicyEngine[]): ReplayDecision[][] {
+function replay(
+  engines: PolicyEngine[],
+  records: CaptureRecord[] = capture(),
+  file = 'cap.jsonl',
+): ReplayDecision[][] {
   const lanes: ReplayDecision[][] = engines.map(() => []);
   const r = new Replayer(engines, {
     classify: createClassifier({ maxEntries: 100 }).classify,
     onDecision: (l, d) => lanes[l]!.push(d),
   });
-  r.beginFile('cap.jsonl', makeHeader({ source: 'pgward' }));
-  for (const rec of capture()) r.record(rec);
+  r.beginFile(file, makeHeader({ source: 'pgward' }));
+  for (const rec of records) r.record(rec);
   return lanes;
 }
 
@@ -96,12 +102,15 @@ test('rebuilds the connection context, transaction status and statement registry
   const allowAll = engine(false);
   const strict = engine(true);
   const [a, s] = replay([allowAll, strict]);
-  expect(a!.map((d) => [d.key, d.type, d.allow])).toEqual([
-    ['cap.jsonl#c1#0', 'StartupMessage', true],
-    ['cap.jsonl#c1#1', 'Query', true],
-    ['cap.jsonl#c1#2', 'Parse', true],
-    ['cap.jsonl#c1#3', 'Bind', true],
+  expect(a!.map((d) => [d.type, d.allow])).toEqual([
+    ['StartupMessage', true],
+    ['Query', true],
+    ['Parse', true],
+    ['Bind', true],
   ]);
+  // Keys come from the content; both lanes give a message the same key.
+  expect(a!.map((d) => d.key)).toEqual(s!.map((d) => d.key));
+  for (const d of a!) expect(d.key).toMatch(/^[0-9a-f]{16}#0$/);
   expect(allowAll.seen[3]!.connection).toMatchObject({
     transaction_status: 'T',
     authenticated: true,
@@ -117,7 +126,7 @@ test('rebuilds the connection context, transaction status and statement registry
 test('diff classifies changes; reports render', () => {
   const [a, s] = replay([engine(false), engine(true)]);
   const changes = diffDecisions(a!.map(toExpect), s!.map(toExpect));
-  expect(changes.map((c) => c.kind)).toEqual(['allow→deny', 'allow→deny']);
+  expect(changes.map((c) => c.kind)).toEqual(['allow-to-deny', 'allow-to-deny']);
   const withoutAlert = s!.map(toExpect).map((e, i) => (i === 1 ? { ...e, alerts: [] } : e));
   expect(diffDecisions(withoutAlert, s!.map(toExpect))[0]).toMatchObject({
     kind: 'alerts',
@@ -145,11 +154,126 @@ test('diff classifies changes; reports render', () => {
       warnings: [],
     },
     comparisons: [
-      { against: 'baseline', source: 'b0 <&>', compared: 4, changes, by_kind: countKinds(changes) },
+      {
+        against: 'baseline',
+        source: 'b0 <&>',
+        compared: 4,
+        changed: changes.length,
+        groups: groupChanges(changes),
+        by_kind: countKinds(changes),
+      },
     ],
   };
-  expect(formatText(report)).toMatch(/allow→deny\s+Parse/);
+  expect(formatText(report)).toMatch(/allow-to-deny\s+Parse/);
   const xml = formatJunit(report);
   expect(xml).toContain('failures="2"');
   expect(xml).toContain('b0 &lt;&amp;&gt;');
+});
+
+/**
+ * A large synthetic capture: `conns` connections (interleaved), each running the same few
+ * statements `repeat` times. The strict engine denies the DELETEs and the parse errors.
+ */
+function workload(
+  conns: number,
+  repeat: number,
+  prefix: string,
+  interleave: (i: number) => number,
+): CaptureRecord[] {
+  const out: CaptureRecord[] = [];
+  const perConn = capture('x').slice(0, 4);
+  const body = [
+    encodeQuery('SELECT * FROM secrets'),
+    encodeQuery('DELETE FROM t'),
+    encodeQuery('DELETE FROM u'),
+    encodeQuery('SELEC oops'),
+    encodeQuery('SELECT 1'),
+  ];
+  const ids = Array.from({ length: conns }, (_, i) => `${prefix}-${interleave(i)}`);
+  for (const id of ids) for (const r of perConn) out.push({ ...r, conn: id } as CaptureRecord);
+  for (let k = 0; k < repeat; k++)
+    for (const id of ids)
+      for (const f of body) out.push({ t: 10 + k, conn: id, dir: 'F', ts: 'I', frame: b64(f) });
+  for (const id of ids) out.push({ t: 1e9, conn: id, ev: 'close', outcome: 'client_terminated' });
+  return out;
+}
+
+test('a large capture with a few distinct changes gives one group per change in every format', () => {
+  const records = workload(10, 400, 'c', (i) => i); // 10 x 400 x 5 = 20,000 judged queries
+  const [a, s] = replay([engine(false), engine(true)], records);
+  const changes = diffDecisions(a!.map(toExpect), s!.map(toExpect));
+  // The two DELETEs change (different relations: different fingerprints); the parse error is
+  // denied by both, the SELECTs allowed by both.
+  expect(changes).toHaveLength(10 * 400 * 2);
+  const groups = groupChanges(changes);
+  expect(groups.map((g) => [g.kind, g.type, g.count])).toEqual([
+    ['allow-to-deny', 'Query', 4000],
+    ['allow-to-deny', 'Query', 4000],
+  ]);
+  expect(groups[0]!.rule_ids).toEqual(['reason:denied-delete']);
+  expect(groups[0]!.example.sql).toBe('DELETE FROM t');
+  const tally = new Tally();
+  s!.forEach((d) => tally.add(d));
+  const report: Report = {
+    summary: {
+      captures: ['big.jsonl'],
+      bundle: 'b',
+      revision: 'r',
+      records: records.length,
+      frames: 0,
+      connections: 10,
+      decisions: tally.total,
+      by_type: tally.byType,
+      seconds: 1,
+      frames_per_second: 0,
+      warnings: [],
+    },
+    comparisons: [
+      {
+        against: 'baseline',
+        source: 'b0',
+        compared: s!.length,
+        changed: changes.length,
+        groups,
+        by_kind: countKinds(changes),
+      },
+    ],
+  };
+  const text = formatText(report);
+  expect(text.match(/^ {2}allow-to-deny/gm)).toHaveLength(2);
+  expect(text.split('\n').length).toBeLessThan(40);
+  expect(text).toContain('8000 change(s) in 2 group(s)');
+  const json = JSON.parse(formatJson(report)) as Report;
+  expect(json.comparisons[0]!.groups).toHaveLength(2);
+  expect(json.comparisons[0]!.by_kind).toEqual({ 'allow-to-deny': 8000 });
+  const xml = formatJunit(report);
+  expect(xml.match(/<testcase /g)).toHaveLength(3); // 2 groups + the unchanged ones
+  expect(xml.match(/<failure /g)).toHaveLength(2);
+  expect(xml.length).toBeLessThan(5000);
+  expect(/[^\x00-\x7f]/.test(xml + text + formatJson(report))).toBe(false);
+});
+
+test('keys and the expectations file do not change when the same workload is captured again', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-expect-'));
+  try {
+    const first = replay(
+      [engine(true)],
+      workload(4, 20, 'aaaa', (i) => i),
+      'capture-1.jsonl',
+    )[0]!;
+    // Other connection ids, another file name, connections started in another order.
+    const again = replay(
+      [engine(true)],
+      workload(4, 20, 'bbbb', (i) => 3 - i),
+      'capture-2.jsonl',
+    )[0]!;
+    const f1 = path.join(dir, 'one.jsonl');
+    const f2 = path.join(dir, 'two.jsonl');
+    writeExpectFile(f1, first.map(toExpect));
+    writeExpectFile(f2, again.map(toExpect));
+    expect(fs.readFileSync(f2, 'utf8')).toBe(fs.readFileSync(f1, 'utf8'));
+    expect(diffDecisions(readExpectFile(f1), again.map(toExpect))).toEqual([]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

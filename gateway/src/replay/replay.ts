@@ -4,6 +4,7 @@
  * message yields a decision. Engines are replayed side by side ("lanes") with separate statement
  * registries, because what a Bind means depends on which earlier Parse each policy allowed.
  */
+import { createHash } from 'node:crypto';
 import { FrameJudge, type JudgedType } from '../policy/frame-judge';
 import { ReplayStatements } from '../session/judged-ops';
 import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
@@ -15,7 +16,12 @@ import { checkHeader, type CaptureHeader, type CaptureRecord } from '../capture/
 
 /** One judged message, as compared between runs (decision ids differ between runs and are not kept). */
 export interface ReplayDecision {
-  /** `<capture file name>#<connection id>#<n>`: n counts judged messages of the connection from 0. */
+  /**
+   * `<content hash>#<n>`: the hash of the message's content (type, user, database,
+   * application_name, SQL), n counting earlier messages of the same content in the replay from 0.
+   * Neither connection ids nor file names enter it, so re-capturing the same workload gives the
+   * same keys (replayKey).
+   */
   key: string;
   conn: string;
   index: number;
@@ -67,7 +73,8 @@ export interface ReplayerOptions {
 
 export class Replayer {
   private readonly conns = new Map<string, Conn>();
-  private source = '';
+  /** Messages seen per content hash (the `#n` of keys). */
+  private readonly occurrences = new Map<string, number>();
   private maxSqlBytes = 64 * 1024;
   readonly stats: ReplayStats = { records: 0, frames: 0, connections: 0, orphan_frames: 0, warnings: [] };
 
@@ -77,9 +84,8 @@ export class Replayer {
   ) {}
 
   /** Starts a capture file. Connections carry over between files (rotation splits a capture set). */
-  beginFile(name: string, header: unknown): CaptureHeader {
+  beginFile(_name: string, header: unknown): CaptureHeader {
     const h = checkHeader(header);
-    this.source = name;
     this.maxSqlBytes = h.max_sql_bytes_in_input;
     return h;
   }
@@ -164,11 +170,13 @@ export class Replayer {
     if (c.phase === 'startup') {
       // The only client frame captured before authentication is the StartupMessage.
       const info = { ...c.info };
+      let key: string | null = null;
       c.lanes.forEach((lane, i) => {
         if (lane.closed) return;
         const j = lane.judge.startup(info);
         if (!j.decision.allow) lane.closed = true;
-        this.emit(i, c, j.type, null, null, j.decision);
+        key ??= this.nextKey(c, j.type, null);
+        this.emit(i, c, key, j.type, null, null, j.decision);
       });
       c.judged++;
       return;
@@ -176,6 +184,7 @@ export class Replayer {
     const type = frame[0] as number;
     c.info.transaction_status = ts ?? c.lastStatus;
     let judged = false;
+    let key: string | null = null;
     c.lanes.forEach((lane, i) => {
       if (lane.closed || c.phase === 'truncated') return;
       let j;
@@ -197,14 +206,24 @@ export class Replayer {
       lane.statements.judged(j, j.decision.allow);
       const m = j.input.message;
       const sql = j.original?.sql ?? m.sql ?? m.statement?.sql ?? null;
-      this.emit(i, c, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
+      key ??= this.nextKey(c, j.type, sql);
+      this.emit(i, c, key, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;
+  }
+
+  /** The key of the next message of this content (computed once per message, shared by the lanes). */
+  private nextKey(c: Conn, type: JudgedType, sql: string | null): string {
+    const h = replayContentHash(type, c.info.user, c.info.database, c.info.application_name, sql);
+    const n = this.occurrences.get(h) ?? 0;
+    this.occurrences.set(h, n + 1);
+    return `${h}#${n}`;
   }
 
   private emit(
     lane: number,
     c: Conn,
+    key: string,
     type: JudgedType,
     sql: string | null,
     fingerprint: string | null,
@@ -218,7 +237,7 @@ export class Replayer {
   ): void {
     const i = c.info;
     this.opts.onDecision(lane, {
-      key: `${this.source}#${i.id}#${c.judged}`,
+      key,
       conn: i.id,
       index: c.judged,
       user: i.user,
@@ -234,4 +253,18 @@ export class Replayer {
       error_code: d.error_code,
     });
   }
+}
+
+/** 16 hex digits of SHA-256 over the message's content (what a decision key is made of). */
+export function replayContentHash(
+  type: string,
+  user: string,
+  database: string,
+  application: string | null,
+  sql: string | null,
+): string {
+  return createHash('sha256')
+    .update(JSON.stringify([type, user, database, application, sql]))
+    .digest('hex')
+    .slice(0, 16);
 }

@@ -1,8 +1,10 @@
 /**
  * Replay reports: a summary (totals, decisions by outcome and message type) and the changes found
- * against a baseline or an expectations file, as text, JSON or JUnit XML.
+ * against a baseline or an expectations file — grouped by statement fingerprint, message type,
+ * change kind and rule ids, each group with its count and one example — as text, JSON or JUnit XML
+ * (one test case per group). With --show-decisions, the candidate's decisions grouped the same way.
  */
-import type { Change } from './diff';
+import type { Change, ChangeGroup, DecisionGroup } from './diff';
 import type { ReplayDecision } from './replay';
 
 export interface TypeCounts {
@@ -31,13 +33,17 @@ export interface Comparison {
   /** Bundle path or expectations file. */
   source: string;
   compared: number;
-  changes: Change[];
+  /** Number of changed decisions (the sum of the groups' counts). */
+  changed: number;
+  groups: ChangeGroup[];
   by_kind: Record<string, number>;
 }
 
 export interface Report {
   summary: Summary;
   comparisons: Comparison[];
+  /** --show-decisions: what the candidate decided, grouped. */
+  decisions?: DecisionGroup[];
 }
 
 export class Tally {
@@ -76,6 +82,8 @@ function table(rows: string[][]): string {
   return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join('\n');
 }
 
+const ruleList = (ids: readonly string[]): string => (ids.length === 0 ? '-' : ids.join(', '));
+
 function describeOutcome(o: Change['before']): string {
   if (o === null) return 'not judged';
   const alerts = o.alerts.length > 0 ? ` alerts=[${o.alerts.map((a) => a.rule).join(', ')}]` : '';
@@ -95,15 +103,33 @@ export function formatText(r: Report): string {
   for (const c of r.comparisons) {
     out.push('');
     out.push(
-      `${c.changes.length} change(s) against ${c.against} ${c.source} (${c.compared} decisions compared)`,
+      `${c.changed} change(s) in ${c.groups.length} group(s) against ${c.against} ${c.source} (${c.compared} decisions compared)`,
     );
-    for (const ch of c.changes) {
-      out.push(`  ${ch.kind.padEnd(11)} ${ch.type.padEnd(14)} user=${ch.user} db=${ch.database} ${ch.key}`);
+    for (const g of c.groups) {
+      const ch = g.example;
+      out.push(
+        `  ${g.kind.padEnd(13)} ${g.type.padEnd(14)} x${g.count}  rules: ${ruleList(g.rule_ids)}  fingerprint: ${g.fingerprint ?? '-'}`,
+      );
+      out.push(`      example: user=${ch.user} db=${ch.database} key=${ch.key}`);
       out.push(`      sql:    ${oneLine(ch.sql)}`);
       out.push(`      before: ${describeOutcome(ch.before)}`);
       out.push(`      after:  ${describeOutcome(ch.after)}`);
       if (ch.alerts_added.length > 0) out.push(`      alerts added:   ${ch.alerts_added.join(', ')}`);
       if (ch.alerts_removed.length > 0) out.push(`      alerts removed: ${ch.alerts_removed.join(', ')}`);
+    }
+  }
+  if (r.decisions) {
+    out.push('');
+    out.push(`decisions of the candidate bundle, in ${r.decisions.length} group(s):`);
+    for (const g of r.decisions) {
+      out.push(
+        `  ${(g.allow ? 'allow' : 'deny').padEnd(5)} ${g.type.padEnd(14)} x${g.count}  rules: ${ruleList(g.rule_ids)}  fingerprint: ${g.fingerprint ?? '-'}`,
+      );
+      out.push(
+        `      example: user=${g.example.user} db=${g.example.database} sql: ${oneLine(g.example.sql)}`,
+      );
+      if (!g.allow && g.example.reasons.length > 0)
+        out.push(`      reasons: ${g.example.reasons.join('; ')}`);
     }
   }
   out.push('');
@@ -118,7 +144,7 @@ export function formatText(r: Report): string {
       .map(([k, n]) => `${k}: ${n}`)
       .join(', ');
     out.push(
-      `${c.against}: ${c.changes.length === 0 ? 'no changes' : `${c.changes.length} changes (${kinds})`}`,
+      `${c.against}: ${c.changed === 0 ? 'no changes' : `${c.changed} changes in ${c.groups.length} groups (${kinds})`}`,
     );
   }
   return out.join('\n') + '\n';
@@ -138,53 +164,68 @@ export function escapeXml(s: string): string {
 }
 
 /**
- * JUnit XML: one testsuite per comparison, one testcase per changed decision (a failure) plus one
- * passing testcase standing for the unchanged ones; without a comparison, one passing suite.
+ * JUnit XML: one testsuite per comparison, one failing testcase per group of changes plus one
+ * passing testcase standing for the unchanged decisions; without a comparison, one passing suite.
+ * With --show-decisions, a suite of passing testcases, one per decision group.
  */
 export function formatJunit(r: Report): string {
   const s = r.summary;
+  const time = s.seconds.toFixed(3);
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
-  const failures = r.comparisons.reduce((n, c) => n + c.changes.length, 0);
-  const suites = r.comparisons.length > 0 ? r.comparisons : null;
-  const tests = suites ? suites.reduce((n, c) => n + c.changes.length + 1, 0) : 1;
+  const failures = r.comparisons.reduce((n, c) => n + c.groups.length, 0);
+  const decisionCases = r.decisions?.length ?? 0;
+  const tests =
+    (r.comparisons.length > 0 ? r.comparisons.reduce((n, c) => n + c.groups.length + 1, 0) : 1) +
+    decisionCases;
   out.push(
-    `<testsuites name="pgward replay" tests="${tests}" failures="${failures}" errors="0" time="${s.seconds.toFixed(3)}">`,
+    `<testsuites name="pgward replay" tests="${tests}" failures="${failures}" errors="0" time="${time}">`,
   );
-  if (!suites) {
-    out.push(
-      `  <testsuite name="pgward replay" tests="1" failures="0" errors="0" time="${s.seconds.toFixed(3)}">`,
-    );
+  if (r.comparisons.length === 0) {
+    out.push(`  <testsuite name="pgward replay" tests="1" failures="0" errors="0" time="${time}">`);
     out.push(
       `    <testcase classname="pgward.replay" name="${escapeXml(`${s.decisions.total} decisions replayed`)}"/>`,
     );
     out.push('  </testsuite>');
-  } else {
-    for (const c of suites) {
-      const name = `pgward replay against ${c.against} ${c.source}`;
+  }
+  for (const c of r.comparisons) {
+    const name = `pgward replay against ${c.against} ${c.source}`;
+    out.push(
+      `  <testsuite name="${escapeXml(name)}" tests="${c.groups.length + 1}" failures="${c.groups.length}" errors="0" time="${time}">`,
+    );
+    out.push(
+      `    <testcase classname="pgward.replay.${c.against}" name="${escapeXml(`${c.compared - c.changed} decisions unchanged`)}"/>`,
+    );
+    for (const g of c.groups) {
+      const ch = g.example;
+      const caseName = `${g.kind} ${g.type} x${g.count} [${ruleList(g.rule_ids)}] ${oneLine(ch.sql, 100)}`;
+      const body = [
+        `${g.count} decision(s) of this statement shape changed (${g.kind})`,
+        `fingerprint: ${g.fingerprint ?? '-'}`,
+        `rules: ${ruleList(g.rule_ids)}`,
+        `example: user=${ch.user} database=${ch.database} key=${ch.key}`,
+        `sql: ${ch.sql ?? '-'}`,
+        `before: ${describeOutcome(ch.before)}`,
+        `after: ${describeOutcome(ch.after)}`,
+      ].join('\n');
       out.push(
-        `  <testsuite name="${escapeXml(name)}" tests="${c.changes.length + 1}" failures="${c.changes.length}" errors="0" time="${s.seconds.toFixed(3)}">`,
+        `    <testcase classname="pgward.replay.${c.against}.${g.kind}" name="${escapeXml(caseName)}">`,
       );
       out.push(
-        `    <testcase classname="pgward.replay.${c.against}" name="${escapeXml(`${c.compared - c.changes.length} decisions unchanged`)}"/>`,
+        `      <failure type="${escapeXml(g.kind)}" message="${escapeXml(`${g.kind} x${g.count}: ${oneLine(ch.sql, 100)}`)}">${escapeXml(body)}</failure>`,
       );
-      for (const ch of c.changes) {
-        const caseName = `${ch.key} ${ch.type} ${oneLine(ch.sql, 100)}`;
-        const body = [
-          `user=${ch.user} database=${ch.database}`,
-          `sql: ${ch.sql ?? '-'}`,
-          `before: ${describeOutcome(ch.before)}`,
-          `after: ${describeOutcome(ch.after)}`,
-        ].join('\n');
-        out.push(
-          `    <testcase classname="pgward.replay.${c.against}.${escapeXml(ch.user || 'unknown')}" name="${escapeXml(caseName)}">`,
-        );
-        out.push(
-          `      <failure type="${escapeXml(ch.kind)}" message="${escapeXml(`${ch.kind}: ${oneLine(ch.sql, 100)}`)}">${escapeXml(body)}</failure>`,
-        );
-        out.push('    </testcase>');
-      }
-      out.push('  </testsuite>');
+      out.push('    </testcase>');
     }
+    out.push('  </testsuite>');
+  }
+  if (r.decisions) {
+    out.push(
+      `  <testsuite name="pgward replay decisions" tests="${decisionCases}" failures="0" errors="0" time="${time}">`,
+    );
+    for (const g of r.decisions) {
+      const caseName = `${g.allow ? 'allow' : 'deny'} ${g.type} x${g.count} [${ruleList(g.rule_ids)}] ${oneLine(g.example.sql, 100)}`;
+      out.push(`    <testcase classname="pgward.replay.decisions" name="${escapeXml(caseName)}"/>`);
+    }
+    out.push('  </testsuite>');
   }
   out.push('</testsuites>');
   return out.join('\n') + '\n';
