@@ -13,6 +13,15 @@
 const fs = require('node:fs');
 
 /**
+ * Subtest names built from t.TempDir() paths (e.g. pgx's TestParseConfigSSLCertMode/servicefile=
+ * '/tmp/TestParseConfigSSLCertMode3775027728/001/pg_service.conf') differ from run to run: the
+ * random part of the directory is replaced so both runs name the test alike.
+ */
+function stableName(test) {
+  return test.replace(/(\/[A-Za-z0-9_]+?)\d{6,}(\/\d{3}\/)/g, '$1*$2');
+}
+
+/**
  * Final action and output lines per "package/Test/sub". The harness runs each top-level test in its
  * own process labelled "package:Test"; that process's own outcome (e.g. the suite's TestMain failing
  * on a connection left open, or a panic) is kept as "package:Test (process)" and compared too.
@@ -32,7 +41,7 @@ function readRun(file) {
     }
     if (!ev.Package) continue;
     const pkg = ev.Package.split(':')[0];
-    const key = ev.Test ? `${pkg}/${ev.Test}` : `${ev.Package} (process)`;
+    const key = ev.Test ? `${pkg}/${stableName(ev.Test)}` : `${ev.Package} (process)`;
     if (ev.Action === 'output') {
       if (!output.has(key)) output.set(key, []);
       output.get(key).push(ev.Output);

@@ -5,8 +5,11 @@
 #
 #   scripts/driver-suite.sh [--report-only] [DRIVER...]
 #
-# Drivers: libpq-go (github.com/lib/pq, version pinned below; its *_test.go files ship in the Go
-# module, fetched with `go mod download` through the Go module proxy).
+# Drivers (versions pinned below; the *_test.go files ship in the Go modules, fetched with
+# `go mod download` through the Go module proxy, dependencies too):
+#   libpq-go  github.com/lib/pq: every top-level test in its own process (see libpq_run)
+#   pgx       github.com/jackc/pgx/v5: `go test -json ./...`, PGX_TEST_DATABASE set (the other
+#             PGX_TEST_* connection strings unset: those tests skip themselves, in both runs)
 # Default: every driver. --report-only prints the comparison but exits 0 when results differ.
 #
 # Environment: PGWARD_PG_HOST / PGWARD_PG_PORT (default 127.0.0.1:5432, superuser postgres, trust
@@ -38,6 +41,10 @@ ALLOW_ALL_DIR="$ROOT/tests/fixtures/bundles/allow-all"
 # Pinned upstream suites.
 LIBPQ_MODULE=github.com/lib/pq
 LIBPQ_VERSION=v1.12.3
+PGX_MODULE=github.com/jackc/pgx/v5
+PGX_VERSION=v5.13.0
+# Upper bound for one run of the pgx suite (about 4 minutes directly on a busy 2-core machine).
+PGX_TIMEOUT=20m
 # Upper bound for one top-level test (a hang through pgward ends there, counted as a failure).
 TEST_TIMEOUT=60s
 
@@ -50,11 +57,11 @@ for a in "$@"; do
       sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    libpq-go) DRIVERS+=("$a") ;;
-    *) die "unknown argument '$a' (drivers: libpq-go)" ;;
+    libpq-go | pgx) DRIVERS+=("$a") ;;
+    *) die "unknown argument '$a' (drivers: libpq-go, pgx)" ;;
   esac
 done
-[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=(libpq-go)
+[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=(libpq-go pgx)
 
 command -v "$GO" >/dev/null || die "go not found (expected in /usr/local/go/bin)"
 command -v psql >/dev/null || die "psql not found (scripts/system-deps.sh installs it)"
@@ -206,10 +213,59 @@ run_libpq() {
   return "${PIPESTATUS[0]}"
 }
 
+# ---- pgx ---------------------------------------------------------------------------------------
+
+pgx_recreate_db() {
+  psql_admin -c 'DROP DATABASE IF EXISTS pgx_test WITH (FORCE)' -c 'CREATE DATABASE pgx_test'
+  # What pgx's testsetup/postgresql_setup.sql creates that the tests run here use.
+  PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U postgres -d pgx_test \
+    -c 'CREATE EXTENSION hstore' -c 'CREATE EXTENSION ltree' -c 'CREATE DOMAIN uint64 AS numeric(20,0)'
+}
+
+# Copies the module (read-only in the module cache) into $WORK/pgx, fetches its dependencies and
+# compiles every test binary once, so that the two runs time the tests and not the compiler.
+pgx_fetch() {
+  local json dir
+  json="$(cd "$WORK" && "$GO" mod download -json "$PGX_MODULE@$PGX_VERSION")" ||
+    die "go mod download $PGX_MODULE@$PGX_VERSION failed"
+  dir="$(sed -nE 's/^\s*"Dir": "(.*)",?$/\1/p' <<<"$json")"
+  [[ -d "$dir" ]] || die "no module directory in: $json"
+  cp -R "$dir" "$WORK/pgx"
+  chmod -R u+w "$WORK/pgx"
+  (cd "$WORK/pgx" && "$GO" mod download && "$GO" test -count=1 -run '^$' -exec /bin/true ./... >/dev/null) ||
+    die "pgx: cannot fetch the dependencies or compile the tests"
+}
+
+pgx_run() {
+  local host="$1" port="$2" out="$3" start end rc=0
+  pgx_recreate_db
+  start=$(date +%s)
+  (cd "$WORK/pgx" && env $(env | sed -n 's/^\(PGX_[A-Z_]*\)=.*/-u \1/p') -u PGSSLMODE \
+    PGX_TEST_DATABASE="host=$host port=$port user=postgres dbname=pgx_test sslmode=disable" \
+    "$GO" test -json -count=1 -p 1 -timeout "$PGX_TIMEOUT" ./... >"$out" 2>"$out.stderr") || rc=$?
+  end=$(date +%s)
+  note "pgx $PGX_VERSION against $host:$port: go test exit $rc, $((end - start)) s"
+  echo "$((end - start))" >"$out.seconds"
+}
+
+run_pgx() {
+  note "pgx $PGX_VERSION: fetching through the Go module proxy"
+  pgx_fetch
+  pgx_run "$PG_HOST" "$PG_PORT" "$OUT/pgx.direct.json"
+  start_gateway "$OUT/pgx.gateway.log"
+  pgx_run 127.0.0.1 "$GW_PORT" "$OUT/pgx.pgward.json"
+  stop_gateway
+  psql_admin -c 'DROP DATABASE IF EXISTS pgx_test WITH (FORCE)'
+  node "$ROOT/scripts/driver-suite-compare.js" --name "pgx $PGX_VERSION" \
+    "$OUT/pgx.direct.json" "$OUT/pgx.pgward.json" | tee "$OUT/pgx.comparison.txt"
+  return "${PIPESTATUS[0]}"
+}
+
 status=0
 for d in "${DRIVERS[@]}"; do
   case "$d" in
     libpq-go) run_libpq || status=1 ;;
+    pgx) run_pgx || status=1 ;;
   esac
 done
 if [[ $status -ne 0 && $REPORT_ONLY -eq 1 ]]; then
