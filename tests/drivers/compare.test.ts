@@ -35,11 +35,11 @@ function write(name: string, events: Ev[]): string {
   return f;
 }
 
-function compare(direct: Ev[], pgward: Ev[]): Promise<{ code: number; out: string }> {
+function compare(direct: Ev[], pgward: Ev[], extra: string[] = []): Promise<{ code: number; out: string }> {
   const a = write(`d-${Math.random()}.json`, direct);
   const b = write(`p-${Math.random()}.json`, pgward);
   return new Promise((resolve) => {
-    execFile(process.execPath, [SCRIPT, '--name', 'suite', a, b], (err, stdout, stderr) => {
+    execFile(process.execPath, [SCRIPT, '--name', 'suite', ...extra, a, b], (err, stdout, stderr) => {
       const code = err ? Number((err as { code?: number }).code ?? 1) : 0;
       resolve({ code, out: stdout + stderr });
     });
@@ -98,6 +98,40 @@ test("per-test processes: lib/pq's leak check alone is counted as passed; other 
   expect(r.out).toContain('leak check raced');
   expect(r.out).not.toContain('example.com/drv:TestA (process): direct pass, pgward fail');
   expect(r.out).toContain('example.com/drv:TestB (process): direct pass, pgward fail');
+});
+
+test('--differing-out lists the top-level tests that differ; with --rerun a difference must repeat to count', async () => {
+  const direct = [
+    ...goTest(P, 'TestSlow', 'pass'),
+    ...goTest(P, 'TestEmpty/sub', 'pass'),
+    ...goTest(P, 'TestOk', 'pass'),
+  ];
+  const pgward = [
+    ...goTest(P, 'TestSlow', 'fail', 'context deadline exceeded'),
+    ...goTest(P, 'TestEmpty/sub', 'fail'),
+    ...goTest(P, 'TestOk', 'pass'),
+  ];
+  const list = path.join(dir, 'differing');
+  const first = await compare(direct, pgward, ['--differing-out', list]);
+  expect(first.code).toBe(1);
+  expect(fs.readFileSync(list, 'utf8')).toBe(`${P}\tTestEmpty\n${P}\tTestSlow\n`);
+  // Run again: TestSlow agrees (flaky), TestEmpty/sub still differs.
+  const again = [
+    write('d2.json', [...goTest(P, 'TestSlow', 'pass'), ...goTest(P, 'TestEmpty/sub', 'pass')]),
+    write('p2.json', [...goTest(P, 'TestSlow', 'pass'), ...goTest(P, 'TestEmpty/sub', 'fail')]),
+  ];
+  const second = await compare(direct, pgward, ['--rerun', ...again]);
+  expect(second.code).toBe(1);
+  expect(second.out).toMatch(/flaky[^\n]*: 1\n\s+example.com\/drv\/TestSlow/);
+  expect(second.out).toContain('DIFFERENT through pgward: 1');
+  expect(second.out).toContain('example.com/drv/TestEmpty/sub: direct pass, pgward fail');
+  // Both agree when run again: nothing counts.
+  const calm = [
+    write('d3.json', goTest(P, 'TestSlow', 'pass')),
+    write('p3.json', goTest(P, 'TestSlow', 'pass')),
+  ];
+  const third = await compare(direct.slice(0, 2), pgward.slice(0, 3), ['--rerun', ...calm]);
+  expect(third.code).toBe(0);
 });
 
 test('subtest names made from t.TempDir() compare equal', async () => {
