@@ -6,11 +6,26 @@
  * for every difference the test's output in both runs. Exit 0 when the results are the same, 1 when
  * they differ, 2 on bad input (a stream with no test results, e.g. a build failure).
  *
- *   driver-suite-compare.js [--name LABEL] DIRECT.json PGWARD.json
+ *   driver-suite-compare.js [--name LABEL] [--differing-out FILE] [--rerun DIRECT2.json PGWARD2.json]
+ *                           DIRECT.json PGWARD.json
+ *
+ * --differing-out writes the top-level tests that differ, one "package<TAB>Test" a line, for the
+ * harness to run again. --rerun gives the results of that second attempt (both ways): a test whose
+ * results agree there is reported as flaky (timing-sensitive upstream tests on a loaded machine, e.g.
+ * a 50 ms context deadline) and not counted; a difference must show in both attempts to count.
  */
 'use strict';
 /* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS script */
 const fs = require('node:fs');
+
+/**
+ * Subtest names built from t.TempDir() paths (e.g. pgx's TestParseConfigSSLCertMode/servicefile=
+ * '/tmp/TestParseConfigSSLCertMode3775027728/001/pg_service.conf') differ from run to run: the
+ * random part of the directory is replaced so both runs name the test alike.
+ */
+function stableName(test) {
+  return test.replace(/(\/[A-Za-z0-9_]+?)\d{6,}(\/\d{3}\/)/g, '$1*$2');
+}
 
 /**
  * Final action and output lines per "package/Test/sub". The harness runs each top-level test in its
@@ -20,6 +35,8 @@ const fs = require('node:fs');
 function readRun(file) {
   const tests = new Map();
   const output = new Map();
+  /** key -> { pkg, top } (top: the top-level test; null for a whole package's own outcome) */
+  const meta = new Map();
   let bad = 0;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.trim()) continue;
@@ -32,7 +49,11 @@ function readRun(file) {
     }
     if (!ev.Package) continue;
     const pkg = ev.Package.split(':')[0];
-    const key = ev.Test ? `${pkg}/${ev.Test}` : `${ev.Package} (process)`;
+    const key = ev.Test ? `${pkg}/${stableName(ev.Test)}` : `${ev.Package} (process)`;
+    if (!meta.has(key)) {
+      const top = ev.Test ? ev.Test.split('/')[0] : (ev.Package.split(':')[1] ?? null);
+      meta.set(key, { pkg, top });
+    }
     if (ev.Action === 'output') {
       if (!output.has(key)) output.set(key, []);
       output.get(key).push(ev.Output);
@@ -60,7 +81,7 @@ function readRun(file) {
       raced.push(key);
     }
   }
-  return { tests, output, bad, raced };
+  return { tests, output, meta, bad, raced };
 }
 
 function count(tests) {
@@ -75,19 +96,34 @@ function tail(lines, n) {
   return ls.slice(-n).join('\n');
 }
 
-function main(argv) {
-  let name = 'suite';
-  const files = [];
+function parseArgs(argv) {
+  const a = { name: 'suite', differingOut: null, rerun: null, files: [] };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--name') name = argv[++i];
-    else files.push(argv[i]);
+    if (argv[i] === '--name') a.name = argv[++i];
+    else if (argv[i] === '--differing-out') a.differingOut = argv[++i];
+    else if (argv[i] === '--rerun') a.rerun = [argv[++i], argv[++i]];
+    else a.files.push(argv[i]);
   }
-  if (files.length !== 2) {
-    console.error('usage: driver-suite-compare.js [--name LABEL] DIRECT.json PGWARD.json');
+  return a;
+}
+
+/** Keys whose final action differs between the two runs, sorted. */
+function differing(direct, gw) {
+  const names = new Set([...direct.tests.keys(), ...gw.tests.keys()]);
+  return [...names].filter((k) => direct.tests.get(k) !== gw.tests.get(k)).sort();
+}
+
+function main(argv) {
+  const args = parseArgs(argv);
+  const name = args.name;
+  if (args.files.length !== 2) {
+    console.error(
+      'usage: driver-suite-compare.js [--name LABEL] [--differing-out FILE] [--rerun D2 P2] DIRECT.json PGWARD.json',
+    );
     return 2;
   }
-  const direct = readRun(files[0]);
-  const gw = readRun(files[1]);
+  const direct = readRun(args.files[0]);
+  const gw = readRun(args.files[1]);
   for (const [label, run] of [
     ['direct', direct],
     ['pgward', gw],
@@ -108,7 +144,6 @@ function main(argv) {
     console.log(`  failing directly too (not pgward's doing): ${failDirect.length}`);
     for (const k of failDirect) console.log(`    ${k}`);
   }
-
   for (const [label, run] of [
     ['direct', direct],
     ['pgward', gw],
@@ -119,21 +154,56 @@ function main(argv) {
       );
   }
 
-  const names = new Set([...direct.tests.keys(), ...gw.tests.keys()]);
-  const diffs = [...names]
-    .filter((k) => direct.tests.get(k) !== gw.tests.get(k))
-    .sort()
-    .map((k) => ({ k, d: direct.tests.get(k) ?? 'absent', g: gw.tests.get(k) ?? 'absent' }));
-  if (diffs.length === 0) {
+  const metaOf = (k) => gw.meta.get(k) ?? direct.meta.get(k) ?? { pkg: '', top: null };
+  let keys = differing(direct, gw);
+  // A whole package's own outcome (go test per package) follows its tests: when some test of the
+  // package differs, that test is the difference; the package line alone is not another one.
+  const testPkgs = new Set(keys.filter((k) => metaOf(k).top !== null).map((k) => metaOf(k).pkg));
+  keys = keys.filter((k) => metaOf(k).top !== null || !testPkgs.has(metaOf(k).pkg));
+
+  if (args.differingOut) {
+    const tops = new Set(
+      keys.filter((k) => metaOf(k).top !== null).map((k) => `${metaOf(k).pkg}\t${metaOf(k).top}`),
+    );
+    fs.writeFileSync(args.differingOut, [...tops].sort().join('\n') + (tops.size ? '\n' : ''));
+  }
+
+  let flaky = [];
+  let rerun = null;
+  if (args.rerun) {
+    rerun = { direct: readRun(args.rerun[0]), gw: readRun(args.rerun[1]) };
+    const agreed = (k) => {
+      const d2 = rerun.direct.tests.get(k);
+      return d2 !== undefined && d2 === rerun.gw.tests.get(k);
+    };
+    flaky = keys.filter(agreed);
+    keys = keys.filter((k) => !agreed(k));
+    if (flaky.length) {
+      console.log(`  flaky (differed once, agreed when run again both ways; not counted): ${flaky.length}`);
+      for (const k of flaky)
+        console.log(`    ${k}: first direct ${direct.tests.get(k)}, pgward ${gw.tests.get(k)}`);
+    }
+  }
+
+  if (keys.length === 0) {
     console.log(`  same results directly and through pgward`);
     return 0;
   }
-  console.log(`  DIFFERENT through pgward: ${diffs.length}`);
-  for (const { k, d, g } of diffs) console.log(`    ${k}: direct ${d}, pgward ${g}`);
-  for (const { k, d, g } of diffs) {
-    console.log(`\n--- ${k} (direct ${d}, pgward ${g})`);
+  console.log(`  DIFFERENT through pgward: ${keys.length}`);
+  for (const k of keys)
+    console.log(`    ${k}: direct ${direct.tests.get(k) ?? 'absent'}, pgward ${gw.tests.get(k) ?? 'absent'}`);
+  for (const k of keys) {
+    console.log(
+      `\n--- ${k} (direct ${direct.tests.get(k) ?? 'absent'}, pgward ${gw.tests.get(k) ?? 'absent'})`,
+    );
     console.log(`  pgward output:\n${indent(tail(gw.output.get(k), 15))}`);
-    if (d === 'fail') console.log(`  direct output:\n${indent(tail(direct.output.get(k), 8))}`);
+    if (direct.tests.get(k) === 'fail')
+      console.log(`  direct output:\n${indent(tail(direct.output.get(k), 8))}`);
+    if (rerun) {
+      const d2 = rerun.direct.tests.get(k) ?? 'not run';
+      const g2 = rerun.gw.tests.get(k) ?? 'not run';
+      console.log(`  run again: direct ${d2}, pgward ${g2}`);
+    }
   }
   return 1;
 }

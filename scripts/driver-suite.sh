@@ -5,8 +5,11 @@
 #
 #   scripts/driver-suite.sh [--report-only] [DRIVER...]
 #
-# Drivers: libpq-go (github.com/lib/pq, version pinned below; its *_test.go files ship in the Go
-# module, fetched with `go mod download` through the Go module proxy).
+# Drivers (versions pinned below; the *_test.go files ship in the Go modules, fetched with
+# `go mod download` through the Go module proxy, dependencies too):
+#   libpq-go  github.com/lib/pq: every top-level test in its own process (see libpq_run)
+#   pgx       github.com/jackc/pgx/v5: `go test -json ./...`, PGX_TEST_DATABASE set (the other
+#             PGX_TEST_* connection strings unset: those tests skip themselves, in both runs)
 # Default: every driver. --report-only prints the comparison but exits 0 when results differ.
 #
 # Environment: PGWARD_PG_HOST / PGWARD_PG_PORT (default 127.0.0.1:5432, superuser postgres, trust
@@ -38,6 +41,10 @@ ALLOW_ALL_DIR="$ROOT/tests/fixtures/bundles/allow-all"
 # Pinned upstream suites.
 LIBPQ_MODULE=github.com/lib/pq
 LIBPQ_VERSION=v1.12.3
+PGX_MODULE=github.com/jackc/pgx/v5
+PGX_VERSION=v5.13.0
+# Upper bound for one run of the pgx suite (about 4 minutes directly on a busy 2-core machine).
+PGX_TIMEOUT=20m
 # Upper bound for one top-level test (a hang through pgward ends there, counted as a failure).
 TEST_TIMEOUT=60s
 
@@ -50,11 +57,11 @@ for a in "$@"; do
       sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    libpq-go) DRIVERS+=("$a") ;;
-    *) die "unknown argument '$a' (drivers: libpq-go)" ;;
+    libpq-go | pgx) DRIVERS+=("$a") ;;
+    *) die "unknown argument '$a' (drivers: libpq-go, pgx)" ;;
   esac
 done
-[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=(libpq-go)
+[[ ${#DRIVERS[@]} -gt 0 ]] || DRIVERS=(libpq-go pgx)
 
 command -v "$GO" >/dev/null || die "go not found (expected in /usr/local/go/bin)"
 command -v psql >/dev/null || die "psql not found (scripts/system-deps.sh installs it)"
@@ -86,6 +93,8 @@ start_gateway() {
   [[ -f "$bundle" ]] || "$ROOT/scripts/build-policy.sh" "$ALLOW_ALL_DIR" "$bundle" >/dev/null
   cat >"$cfg" <<EOF
 listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
 upstream:
   address: $PG_HOST:$PG_PORT
 policy:
@@ -172,13 +181,15 @@ libpq_compile() {
 # panic or a hang in one test (seen through pgward) cannot hide the results of the others, and the
 # suite's TestMain check (no connection left open) is judged per test.
 libpq_run() {
-  local host="$1" port="$2" out="$3" start end pkg dir bin name
+  local host="$1" port="$2" out="$3" only="${4:-}" start end pkg dir bin name
   libpq_recreate_db
   : >"$out"
+  : >"$out.stderr"
   start=$(date +%s)
   while IFS=$'\t' read -r pkg dir bin; do
     while read -r name; do
       [[ "$name" =~ ^(Test|Example|Fuzz) ]] || continue
+      if [[ -n "$only" ]] && ! grep -qxF "$pkg"$'\t'"$name" "$only"; then continue; fi
       (cd "$dir" && env -u PGPASSWORD -u PGSERVICE -u PGSSLMODE -u PGOPTIONS \
         PGHOST="$host" PGPORT="$port" PGUSER=pqgo PGDATABASE=pqgo PGSSLMODE=disable \
         timeout -k 5 "$TEST_TIMEOUT" "$GO" tool test2json -p "$pkg:$name" "$bin" -test.v=test2json \
@@ -191,25 +202,108 @@ libpq_run() {
   echo "$((end - start))" >"$out.seconds"
 }
 
+# Runs suite $1 (libpq or pgx: the <name>_run function) directly and through pgward, compares, and
+# runs the tests that differed once more both ways (upstream suites have timing-sensitive tests
+# that a loaded machine makes flaky); a difference counts only when it shows in both attempts.
+run_both_and_compare() {
+  local run="$1" file="$2" label="$3" rc=0
+  "$run" "$PG_HOST" "$PG_PORT" "$OUT/$file.direct.json"
+  start_gateway "$OUT/$file.gateway.log"
+  "$run" 127.0.0.1 "$GW_PORT" "$OUT/$file.pgward.json"
+  node "$ROOT/scripts/driver-suite-compare.js" --name "$label" --differing-out "$OUT/$file.differing" \
+    "$OUT/$file.direct.json" "$OUT/$file.pgward.json" >/dev/null || rc=$?
+  [[ $rc -le 1 ]] || die "$label: cannot compare (see $OUT/$file.*.json)"
+  local again=()
+  if [[ -s "$OUT/$file.differing" ]]; then
+    note "$label: $(wc -l <"$OUT/$file.differing") tests differ; running them again both ways"
+    "$run" "$PG_HOST" "$PG_PORT" "$OUT/$file.direct.rerun.json" "$OUT/$file.differing"
+    "$run" 127.0.0.1 "$GW_PORT" "$OUT/$file.pgward.rerun.json" "$OUT/$file.differing"
+    again=(--rerun "$OUT/$file.direct.rerun.json" "$OUT/$file.pgward.rerun.json")
+  fi
+  stop_gateway
+  node "$ROOT/scripts/driver-suite-compare.js" --name "$label" "${again[@]}" \
+    "$OUT/$file.direct.json" "$OUT/$file.pgward.json" | tee "$OUT/$file.comparison.txt"
+  return "${PIPESTATUS[0]}"
+}
+
 run_libpq() {
   note "lib/pq $LIBPQ_VERSION: fetching through the Go module proxy"
   libpq_fetch
   libpq_setup_server
   libpq_compile
-  libpq_run "$PG_HOST" "$PG_PORT" "$OUT/libpq-go.direct.json"
-  start_gateway "$OUT/libpq-go.gateway.log"
-  libpq_run 127.0.0.1 "$GW_PORT" "$OUT/libpq-go.pgward.json"
-  stop_gateway
+  local rc=0
+  run_both_and_compare libpq_run libpq-go "lib/pq $LIBPQ_VERSION" || rc=$?
   psql_admin -c 'DROP DATABASE IF EXISTS pqgo WITH (FORCE)'
-  node "$ROOT/scripts/driver-suite-compare.js" --name "lib/pq $LIBPQ_VERSION" \
-    "$OUT/libpq-go.direct.json" "$OUT/libpq-go.pgward.json" | tee "$OUT/libpq-go.comparison.txt"
-  return "${PIPESTATUS[0]}"
+  return $rc
+}
+
+# ---- pgx ---------------------------------------------------------------------------------------
+
+pgx_recreate_db() {
+  psql_admin -c 'DROP DATABASE IF EXISTS pgx_test WITH (FORCE)' -c 'CREATE DATABASE pgx_test'
+  # What pgx's testsetup/postgresql_setup.sql creates that the tests run here use.
+  PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -h "$PG_HOST" -p "$PG_PORT" -U postgres -d pgx_test \
+    -c 'CREATE EXTENSION hstore' -c 'CREATE EXTENSION ltree' -c 'CREATE DOMAIN uint64 AS numeric(20,0)'
+}
+
+# Copies the module (read-only in the module cache) into $WORK/pgx, fetches its dependencies and
+# compiles every test binary once, so that the two runs time the tests and not the compiler.
+pgx_fetch() {
+  local json dir
+  json="$(cd "$WORK" && "$GO" mod download -json "$PGX_MODULE@$PGX_VERSION")" ||
+    die "go mod download $PGX_MODULE@$PGX_VERSION failed"
+  dir="$(sed -nE 's/^\s*"Dir": "(.*)",?$/\1/p' <<<"$json")"
+  [[ -d "$dir" ]] || die "no module directory in: $json"
+  cp -R "$dir" "$WORK/pgx"
+  chmod -R u+w "$WORK/pgx"
+  (cd "$WORK/pgx" && "$GO" mod download && "$GO" test -count=1 -run '^$' -exec /bin/true ./... >/dev/null) ||
+    die "pgx: cannot fetch the dependencies or compile the tests"
+}
+
+# One run of the pgx suite against host:port, go test -json into $3; with $4 (lines
+# "package<TAB>Test"), only those tests.
+pgx_run() {
+  local host="$1" port="$2" out="$3" only="${4:-}" start end rc=0 pkg targets=(./...)
+  local runs=(-run '.')
+  pgx_recreate_db
+  : >"$out.stderr"
+  start=$(date +%s)
+  if [[ -n "$only" ]]; then
+    : >"$out"
+    while read -r pkg; do
+      (cd "$WORK/pgx" && pgx_go_test "$host" "$port" -run "^($(awk -F'\t' -v p="$pkg" '$1 == p { print $2 }' "$only" | paste -sd'|'))\$" "$pkg" >>"$out" 2>>"$out.stderr") || rc=$?
+    done < <(cut -f1 "$only" | sort -u)
+  else
+    (cd "$WORK/pgx" && pgx_go_test "$host" "$port" "${runs[@]}" "${targets[@]}" >"$out" 2>"$out.stderr") || rc=$?
+  fi
+  end=$(date +%s)
+  note "pgx $PGX_VERSION against $host:$port: go test exit $rc, $((end - start)) s"
+  echo "$((end - start))" >"$out.seconds"
+}
+
+# go test -json of the pgx suite against host:port ($1 $2); the rest are go test arguments.
+pgx_go_test() {
+  local host="$1" port="$2"
+  shift 2
+  env $(env | sed -n 's/^\(PGX_[A-Z_]*\)=.*/-u \1/p') -u PGSSLMODE \
+    PGX_TEST_DATABASE="host=$host port=$port user=postgres dbname=pgx_test sslmode=disable" \
+    "$GO" test -json -count=1 -p 1 -timeout "$PGX_TIMEOUT" "$@"
+}
+
+run_pgx() {
+  note "pgx $PGX_VERSION: fetching through the Go module proxy"
+  pgx_fetch
+  local rc=0
+  run_both_and_compare pgx_run pgx "pgx $PGX_VERSION" || rc=$?
+  psql_admin -c 'DROP DATABASE IF EXISTS pgx_test WITH (FORCE)'
+  return $rc
 }
 
 status=0
 for d in "${DRIVERS[@]}"; do
   case "$d" in
     libpq-go) run_libpq || status=1 ;;
+    pgx) run_pgx || status=1 ;;
   esac
 done
 if [[ $status -ne 0 && $REPORT_ONLY -eq 1 ]]; then
