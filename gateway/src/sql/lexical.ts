@@ -17,6 +17,7 @@
  *   backslash (0x5C) tokenise identically under either.
  * Hence the fast path: no backslash and no byte ≥ 0x80 → the ASCII text, whatever the state.
  */
+import { isAscii, isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import { ErrorCodes } from '../errors';
 import type { ErrorCode } from '../errors';
@@ -260,23 +261,13 @@ function decodeSingleByte(bytes: Buffer, encoding: string, high: string): SqlTex
   return { ok: true, sql: out };
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
  * The text PostgreSQL will parse from these bytes (a Query's string or a Parse's query, without
  * the terminating NUL), or a refusal. Assumes server_encoding UTF8 (see lexicalStartupCheck).
  */
 export function readSqlText(bytes: Buffer, state: LexicalState): SqlTextResult {
-  let backslash = false;
-  let high = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number;
-    if (b >= 0x80) {
-      high = true;
-      break;
-    }
-    if (b === BACKSLASH) backslash = true;
-  }
+  const high = !isAscii(bytes);
+  const backslash = bytes.includes(BACKSLASH);
   if (!high && !backslash) return { ok: true, sql: bytes.toString('latin1') };
   if (state.changing) {
     return refusal(
@@ -284,7 +275,6 @@ export function readSqlText(bytes: Buffer, state: LexicalState): SqlTextResult {
       'SQL text with a backslash or non-ASCII bytes while a change of client_encoding or standard_conforming_strings is not yet confirmed by the server',
     );
   }
-  if (high) backslash = bytes.includes(BACKSLASH);
   if (backslash && !state.standardConformingStrings) {
     // libpg-query 18.1.5's wasm binding exposes no parser options (no standard_conforming_strings):
     // the escape-string reading of '…' cannot be reproduced.
@@ -297,11 +287,7 @@ export function readSqlText(bytes: Buffer, state: LexicalState): SqlTextResult {
   const encoding = state.clientEncoding;
   if (encoding === 'UTF8' || encoding === 'SQL_ASCII') {
     // With a UTF8 server, SQL_ASCII client text is not converted but verified as UTF-8.
-    try {
-      return { ok: true, sql: utf8.decode(bytes) };
-    } catch {
-      return invalidBytes('UTF8');
-    }
+    return isUtf8(bytes) ? { ok: true, sql: bytes.toString('utf8') } : invalidBytes('UTF8');
   }
   const table = SINGLE_BYTE_HIGH[encoding];
   if (table !== undefined) return decodeSingleByte(bytes, encoding, table);
