@@ -697,6 +697,27 @@ describe('backend exactness', () => {
     );
   });
 
+  test('BackendKeyData: a 4-byte key in protocol 3.0, 4 to 256 bytes from 3.2', () => {
+    const k32 = encodeBackendKeyData(7, Buffer.alloc(32, 1));
+    expect(thrownBy(() => readBackendMessage(k32, { protocolMinor: 0 })).code).toBe(
+      ErrorCodes.PROTOCOL_MALFORMED,
+    );
+    expect(readBackendMessage(k32, { protocolMinor: 2 })).toMatchObject({
+      processId: 7,
+      secretKey: Buffer.alloc(32, 1),
+    });
+    const k4 = encodeBackendKeyData(7, Buffer.from([1, 2, 3, 4]));
+    expect(readBackendMessage(k4, { protocolMinor: 0 })).toMatchObject({
+      secretKey: Buffer.from([1, 2, 3, 4]),
+    });
+    for (const n of [3, 257]) {
+      const bad = encodeBackendKeyData(7, Buffer.alloc(n));
+      expect(thrownBy(() => readBackendMessage(bad, { protocolMinor: 2 })).code).toBe(
+        ErrorCodes.PROTOCOL_MALFORMED,
+      );
+    }
+  });
+
   test('CommandComplete row counts', () => {
     expect(parseCommandTag('INSERT 0 3')).toEqual({ command: 'INSERT', rows: 3 });
     expect(parseCommandTag('SELECT 0')).toEqual({ command: 'SELECT', rows: 0 });
