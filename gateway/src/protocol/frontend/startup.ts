@@ -61,7 +61,7 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
     if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES) {
       throw new ProtocolError(
         ErrorCodes.PROTOCOL_STARTUP_LENGTH,
-        `invalid length of startup packet: CancelRequest of ${packet.length} bytes`,
+        `invalid length of CancelRequest: ${packet.length}`,
         true,
       );
     }
