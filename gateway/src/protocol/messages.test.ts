@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { serialize } from 'pg-protocol';
 import { Parser } from 'pg-protocol/dist/parser';
 import type { BackendMessage as PgBackendMessage } from 'pg-protocol/dist/messages';
-import { ErrorCodes } from '../errors';
+import { assertNever, ErrorCodes } from '../errors';
 import {
   BackendScanner,
   DEFAULT_MAX_MESSAGE_BYTES,
@@ -738,4 +738,94 @@ test('DEFAULT_MAX_MESSAGE_BYTES frames a 65,535-parameter Bind whole', () => {
   f.push(b);
   const fr = f.next() as FrontendFrame;
   expect(readFrontendMessage(fr)).toMatchObject({ name: 'Bind', params: expect.any(Array) });
+});
+
+/** Exhaustive switches over both unions: adding a message without handling it fails to compile. */
+function frontendDirection(
+  m: FrontendMessage,
+): 'startup' | 'simple' | 'extended' | 'copy' | 'auth' | 'other' {
+  switch (m.name) {
+    case 'StartupMessage':
+    case 'SSLRequest':
+    case 'GSSENCRequest':
+    case 'CancelRequest':
+      return 'startup';
+    case 'Query':
+      return 'simple';
+    case 'Parse':
+    case 'Bind':
+    case 'Execute':
+    case 'Describe':
+    case 'Close':
+    case 'Sync':
+    case 'Flush':
+      return 'extended';
+    case 'CopyData':
+    case 'CopyDone':
+    case 'CopyFail':
+      return 'copy';
+    case 'PasswordMessage':
+    case 'SASLInitialResponse':
+    case 'SASLResponse':
+    case 'GSSResponse':
+      return 'auth';
+    case 'Terminate':
+    case 'FunctionCall':
+      return 'other';
+    default:
+      return assertNever(m, 'frontend message');
+  }
+}
+
+function changesSessionState(m: BackendMessage): boolean {
+  switch (m.name) {
+    case 'ParseComplete':
+    case 'CloseComplete':
+    case 'CommandComplete':
+    case 'ErrorResponse':
+    case 'ReadyForQuery':
+    case 'ParameterStatus':
+    case 'BackendKeyData':
+    case 'CopyInResponse':
+    case 'CopyOutResponse':
+    case 'CopyBothResponse':
+      return true;
+    case 'AuthenticationOk':
+    case 'AuthenticationKerberosV5':
+    case 'AuthenticationCleartextPassword':
+    case 'AuthenticationMD5Password':
+    case 'AuthenticationGSS':
+    case 'AuthenticationGSSContinue':
+    case 'AuthenticationSSPI':
+    case 'AuthenticationSASL':
+    case 'AuthenticationSASLContinue':
+    case 'AuthenticationSASLFinal':
+    case 'BindComplete':
+    case 'CopyData':
+    case 'CopyDone':
+    case 'DataRow':
+    case 'EmptyQueryResponse':
+    case 'FunctionCallResponse':
+    case 'NegotiateProtocolVersion':
+    case 'NoData':
+    case 'NoticeResponse':
+    case 'NotificationResponse':
+    case 'ParameterDescription':
+    case 'PortalSuspended':
+    case 'RowDescription':
+      return false;
+    default:
+      return assertNever(m, 'backend message');
+  }
+}
+
+test('the unions are closed: exhaustive switches compile and cover every decoded message', () => {
+  expect(frontendDirection(readFrontendMessage(frame(serialize.sync())))).toBe('extended');
+  expect(frontendDirection(readFrontendMessage(frame(serialize.requestSsl(), true)))).toBe('startup');
+  expect(
+    BACKEND_SAMPLES.filter((s) => changesSessionState(readBackendMessage(s.bytes))).length,
+  ).toBeGreaterThan(10);
+  expect(() => assertNever({ name: 'Nope' } as never, 'frontend message')).toThrow(
+    /unexpected frontend message/,
+  );
 });
