@@ -1,7 +1,8 @@
 /**
  * Framing microbenchmark (not a jest test). BackendScanner over a DataRow-heavy result stream in
- * 64 KiB socket-sized chunks, and FrontendFramer + decoders over pgbench-like extended-protocol
- * batches (Parse/Bind/Describe/Execute/Sync) in 16 KiB chunks. After a build:
+ * 64 KiB socket-sized chunks, every inspected message decoded by readBackendMessage (DataRow is
+ * skipped by type byte, never decoded), and FrontendFramer + readFrontendMessage over pgbench-like
+ * extended-protocol batches (Parse/Bind/Describe/Execute/Sync) in 16 KiB chunks. After a build:
  * `node -e "require('./dist/protocol/framing.bench').runFramingBench()"`.
  */
 import { SESSION_INSPECTED_BACKEND_TYPES, typeTable } from './message-types';
@@ -9,14 +10,19 @@ import { BackendScanner, FrontendFramer } from './framing';
 import { MessageWriter } from './writer';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './limits';
 import { encodeReadyForQuery } from './backend/ready-for-query';
-import { encodeBind, readBind } from './frontend/bind';
-import { encodeParse, readParse } from './frontend/parse';
-import { encodeDescribe, encodeExecute, readDescribe, readExecute } from './frontend/portal-messages';
-import { encodeSync, readEmpty } from './frontend/simple-messages';
+import { readBackendMessage } from './backend/backend-message';
+import { encodeBind } from './frontend/bind';
+import { readFrontendMessage } from './frontend/frontend-message';
+import { encodeParse } from './frontend/parse';
+import { encodeDescribe, encodeExecute } from './frontend/portal-messages';
+import { encodeSync } from './frontend/simple-messages';
 
 export interface ThroughputResult {
   megabytes_per_second: number;
   messages_per_second: number;
+  /** The same per second of this process's CPU time: steadier than wall time on a shared machine. */
+  cpu_megabytes_per_second: number;
+  cpu_messages_per_second: number;
   bytes: number;
   messages: number;
 }
@@ -105,11 +111,14 @@ function frontendStream(transactions: number): { stream: Buffer; messages: numbe
   return { stream: Buffer.concat(parts), messages };
 }
 
-function throughput(bytes: number, messages: number, ns: bigint): ThroughputResult {
+function throughput(bytes: number, messages: number, ns: bigint, cpu: NodeJS.CpuUsage): ThroughputResult {
   const s = Number(ns) / 1e9;
+  const c = (cpu.user + cpu.system) / 1e6;
   return {
     megabytes_per_second: Math.round((bytes / 1e6 / s) * 10) / 10,
     messages_per_second: Math.round(messages / s),
+    cpu_megabytes_per_second: Math.round((bytes / 1e6 / c) * 10) / 10,
+    cpu_messages_per_second: Math.round(messages / c),
     bytes,
     messages,
   };
@@ -119,8 +128,8 @@ function benchScanner(rounds: number): ThroughputResult {
   const { stream, messages } = backendStream(32 * 1024 * 1024);
   const chunks = chunk(stream, 64 * 1024);
   let inspected = 0;
-  const inspector = (): null => {
-    inspected++;
+  const inspector = (_type: number, msg: Buffer): null => {
+    if (readBackendMessage(msg).name !== 'DataRow') inspected++;
     return null;
   };
   const runOnce = (): void => {
@@ -130,11 +139,13 @@ function benchScanner(rounds: number): ThroughputResult {
     if (forwarded !== stream.length) throw new Error('scanner lost bytes');
   };
   runOnce(); // warm-up
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let r = 0; r < rounds; r++) runOnce();
   const ns = process.hrtime.bigint() - t0;
+  const cpu = process.cpuUsage(c0);
   if (inspected === 0) throw new Error('nothing inspected');
-  return throughput(stream.length * rounds, messages * rounds, ns);
+  return throughput(stream.length * rounds, messages * rounds, ns, cpu);
 }
 
 function benchFramer(rounds: number): ThroughputResult {
@@ -147,32 +158,18 @@ function benchFramer(rounds: number): ThroughputResult {
     for (const c of chunks) {
       framer.push(c);
       for (let f = framer.next(); f !== null; f = framer.next()) {
-        n++;
-        switch (f.type) {
-          case 0x50:
-            readParse(f.bytes);
-            break;
-          case 0x42:
-            readBind(f.bytes);
-            break;
-          case 0x44:
-            readDescribe(f.bytes);
-            break;
-          case 0x45:
-            readExecute(f.bytes);
-            break;
-          default:
-            readEmpty(f.bytes, 'Sync');
-        }
+        if (readFrontendMessage(f).bytes === f.bytes) n++;
       }
     }
     if (n !== messages) throw new Error('framer lost messages');
   };
   runOnce();
+  const c0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let r = 0; r < rounds; r++) runOnce();
   const ns = process.hrtime.bigint() - t0;
-  return throughput(stream.length * rounds, messages * rounds, ns);
+  const cpu = process.cpuUsage(c0);
+  return throughput(stream.length * rounds, messages * rounds, ns, cpu);
 }
 
 export function runFramingBench(rounds = 5): FramingBenchResult {

@@ -122,7 +122,9 @@ export class FrontendFramer {
       const len = q.int32At(0);
       // ProcessStartupPacket: len -= 4; len < 4 || len > MAX_STARTUP_PACKET_LENGTH is logged as
       // COMMERROR "invalid length of startup packet" and the socket closed without a reply. A
-      // Terminate sent before the startup packet ('X' 00 00 00 04) reads as length 0x58000000.
+      // Terminate sent before the startup packet ('X' 00 00 00 04, what node-postgres's end()
+      // writes while it is still connecting; libpq sends Terminate only once connected) reads as
+      // length 0x58000000.
       if (len < MIN_STARTUP_PACKET_BYTES || len - 4 > MAX_STARTUP_PACKET_BYTES) {
         throw new ProtocolError(
           ErrorCodes.PROTOCOL_STARTUP_LENGTH,

@@ -15,13 +15,19 @@ export interface BackendKeyData {
   readonly secretKey: Buffer;
 }
 
-export function readBackendKeyData(msg: Buffer): BackendKeyData {
+/**
+ * @param protocolMinor  the negotiated minor version when known: below 2 (protocol 3.0) the key is
+ *   exactly 4 bytes, as libpq reads it (an Int32, then the message must end); from 3.2 on, 4 to 256.
+ */
+export function readBackendKeyData(msg: Buffer, protocolMinor?: number): BackendKeyData {
   const r = new BodyReader(msg, 5);
   const processId = r.int32();
-  const secretKey = Buffer.from(r.rest());
-  if (secretKey.length < 4 || secretKey.length > MAX_CANCEL_KEY_BYTES) {
-    throw malformed(`BackendKeyData: invalid key length ${secretKey.length}`);
+  const keyLength = r.remaining;
+  const max = protocolMinor !== undefined && protocolMinor < 2 ? 4 : MAX_CANCEL_KEY_BYTES;
+  if (keyLength < 4 || keyLength > max) {
+    throw malformed(`BackendKeyData: invalid key length ${keyLength}`);
   }
+  const secretKey = Buffer.from(r.rest());
   return { name: 'BackendKeyData', bytes: msg, processId, secretKey };
 }
 

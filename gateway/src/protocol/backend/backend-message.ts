@@ -84,7 +84,12 @@ export type BackendMessageName = BackendMessage['name'];
  * length + 1, as BackendScanner hands them over). Throws ProtocolError: PROTOCOL_MALFORMED for a
  * body that does not read exactly, UPSTREAM_PROTOCOL for an unknown type byte or a bad length word.
  */
-export function readBackendMessage(msg: Buffer): BackendMessage {
+export interface ReadBackendOptions {
+  /** The negotiated protocol minor version (0 for 3.0, 2 for 3.2), when known: fixes BackendKeyData's key length. */
+  readonly protocolMinor?: number;
+}
+
+export function readBackendMessage(msg: Buffer, options?: ReadBackendOptions): BackendMessage {
   if (msg.length < 5 || msg.readInt32BE(1) !== msg.length - 1) {
     throw new ProtocolError(ErrorCodes.UPSTREAM_PROTOCOL, 'backend message length does not match its bytes');
   }
@@ -93,7 +98,7 @@ export function readBackendMessage(msg: Buffer): BackendMessage {
     case BackendType.Authentication:
       return readAuthenticationMessage(msg);
     case BackendType.BackendKeyData:
-      return readBackendKeyData(msg);
+      return readBackendKeyData(msg, options?.protocolMinor);
     case BackendType.BindComplete:
       return readEmptyBackendMessage(msg, 'BindComplete');
     case BackendType.CloseComplete:

@@ -31,6 +31,7 @@ export function readNegotiateProtocolVersion(msg: Buffer): NegotiateProtocolVers
   const newestMinor = protocolVersion & 0xffff;
   const n = r.int32();
   if (n < 0 || n > 10_000) throw malformed('NegotiateProtocolVersion: bad option count');
+  r.expect(n, 1, 'NegotiateProtocolVersion');
   const unsupportedOptions: string[] = [];
   for (let i = 0; i < n; i++) unsupportedOptions.push(r.cstring());
   r.done('NegotiateProtocolVersion');

@@ -49,14 +49,11 @@ function invalid(msg: string): ProtocolError {
 export function readStartupPacket(packet: Buffer): StartupPacket {
   const r = new BodyReader(packet, 4);
   const code = r.int32();
-  if (code === StartupCode.SSLRequest) {
-    r.done('SSLRequest');
-    return { name: 'SSLRequest', bytes: packet };
-  }
-  if (code === StartupCode.GSSENCRequest) {
-    r.done('GSSENCRequest');
-    return { name: 'GSSENCRequest', bytes: packet };
-  }
+  // ProcessStartupPacket reads the whole packet and looks only at the request code: an SSLRequest
+  // or GSSENCRequest longer than 8 bytes is answered all the same (PostgreSQL 15 answers 'S' to a
+  // 12-byte SSLRequest), the bytes after the code ignored.
+  if (code === StartupCode.SSLRequest) return { name: 'SSLRequest', bytes: packet };
+  if (code === StartupCode.GSSENCRequest) return { name: 'GSSENCRequest', bytes: packet };
   if (code === StartupCode.CancelRequest) {
     // PostgreSQL 15 wants exactly 16 bytes, 18 (protocol 3.2) a key of 4..256 bytes; a wrong
     // length is COMMERROR "invalid length of startup packet": logged, no reply.
@@ -64,7 +61,7 @@ export function readStartupPacket(packet: Buffer): StartupPacket {
     if (keyLen < 4 || keyLen > MAX_CANCEL_KEY_BYTES) {
       throw new ProtocolError(
         ErrorCodes.PROTOCOL_STARTUP_LENGTH,
-        `invalid length of startup packet: CancelRequest of ${packet.length} bytes`,
+        `invalid length of CancelRequest: ${packet.length}`,
         true,
       );
     }
