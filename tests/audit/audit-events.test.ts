@@ -2,9 +2,24 @@
  * Audit events written by the live gateway for a denied Query, a denied Parse and a denied Bind,
  * field by field, with redaction off and on.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Client } from 'pg';
-import { encodeBind, encodeExecute, encodeSync, readErrorFields } from '../../gateway/src/protocol';
-import { startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
+import {
+  encodeBind,
+  encodeExecute,
+  encodeParse,
+  encodeSync,
+  readErrorFields,
+} from '../../gateway/src/protocol';
+import {
+  REPO,
+  buildBundleFromDir,
+  startGateway,
+  stopAllGateways,
+  type RunningGateway,
+} from '../helpers/gateway';
 import { ensureLocalTestDb } from '../helpers/cluster';
 import { RawClient, errorOf } from '../policy/raw-client';
 
@@ -67,16 +82,31 @@ async function deniedParse(gw: RunningGateway, sql: string): Promise<{ err: Rec;
   return { err, audit: await auditOf(gw, decisionIdOf(err.detail)) };
 }
 
-/** A Bind of a statement pgward never saw: denied whatever it binds. */
+/**
+ * A Bind the policy denies: the shipped rules plus a site rule (`package pgward.custom`) that
+ * refuses every Bind. (A Bind of a statement the server does not have is no policy decision any
+ * more: the client gets the server's own 26000, tests/session/statements.test.ts.)
+ */
+async function denyBindBundle(): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-deny-bind-'));
+  fs.cpSync(path.join(REPO, 'rego'), dir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dir, 'custom.rego'),
+    'package pgward.custom\n\ndeny contains "test policy: every Bind is refused" if input.message.type == "Bind"\n',
+  );
+  return buildBundleFromDir(dir);
+}
+
 async function deniedBind(
   gw: RunningGateway,
   value: string,
 ): Promise<{ err: Rec; audit: Rec; frame: Buffer }> {
   const { client } = await RawClient.connect(gw.host, gw.port, { user: 'postgres', database: db });
-  const bind = encodeBind('', 'never_parsed', [{ format: 0, value: Buffer.from(value) }]);
-  client.send(bind, encodeExecute(''), encodeSync());
+  const bind = encodeBind('', 'audit_bind', [{ format: 0, value: Buffer.from(value) }]);
+  client.send(encodeParse('audit_bind', 'SELECT $1::text', []), bind, encodeExecute(''), encodeSync());
   const msgs = await client.readUntilReady();
   client.socket.destroy();
+  expect(msgs[0]?.type).toBe('1'); // ParseComplete: the statement exists, its Bind is what is refused
   const e = msgs.find((m) => m.type === 'E');
   if (!e) throw new Error('expected an ErrorResponse');
   const err = errorOf(e) as unknown as Rec;
@@ -87,6 +117,7 @@ describe('audit events, redaction off', () => {
   let gw: RunningGateway;
   beforeAll(async () => {
     gw = await startGateway({
+      bundle: await denyBindBundle(),
       config: { audit: { sink: 'stdout', redact: { parameters: false, literals: false } } },
     });
   });
@@ -141,8 +172,7 @@ describe('audit events, redaction off', () => {
 
   it('records a denied Bind with its parameters', async () => {
     const { err, audit, frame } = await deniedBind(gw, 'hunter2');
-    // A statement pgward never saw is refused as the server would refuse it (26000).
-    expect(err.code).toBe('26000');
+    expect(err.code).toBe('42501');
     expect(err.message).toBe(`permission denied by policy: ${audit.reasons[0]}`);
     expect(audit.message_type).toBe('Bind');
     expect(audit.parameters).toEqual([expect.objectContaining({ value: 'hunter2', format: 'text' })]);
@@ -154,6 +184,7 @@ describe('audit events, redaction on', () => {
   let gw: RunningGateway;
   beforeAll(async () => {
     gw = await startGateway({
+      bundle: await denyBindBundle(),
       config: { audit: { sink: 'stdout', redact: { parameters: true, literals: true } } },
     });
   });

@@ -333,7 +333,8 @@ describe('graceful shutdown', () => {
   test('SIGTERM after a COPY FROM STDIN run through the extended protocol (Sync pipelined, as libpq does): idle at once', async () => {
     const gw = await startGateway({
       upstream: `${cluster.host}:${cluster.port}`,
-      config: { limits: { shutdown_timeout_ms: 10_000 } },
+      // No endpoint-propagation delay: these cases are about the drain that follows it (tests/ops/drain).
+      config: { limits: { shutdown_delay_ms: 0, shutdown_timeout_ms: 10_000 } },
     });
     const c = await loggedIn(gw, 'pgward-limits-shutdown-copy');
     try {
@@ -368,7 +369,8 @@ describe('graceful shutdown', () => {
   test('SIGTERM: the idle client gets FATAL 57P01 at once, the busy one finishes its query first; exit 0', async () => {
     const gw = await startGateway({
       upstream: `${cluster.host}:${cluster.port}`,
-      config: { limits: { shutdown_timeout_ms: 10_000 } },
+      // No endpoint-propagation delay: these cases are about the drain that follows it (tests/ops/drain).
+      config: { limits: { shutdown_delay_ms: 0, shutdown_timeout_ms: 10_000 } },
     });
     const idle = await loggedIn(gw, 'pgward-limits-shutdown-idle');
     const busy = await loggedIn(gw, 'pgward-limits-shutdown-busy');

@@ -35,7 +35,11 @@ beforeAll(async () => {
   await ensureRoles(); // app: an ordinary user of the shipped policies
   db = await sessionDatabase('pgward_session_skipped');
   gw = await startGateway({
-    config: { audit: { sink: 'none' }, decision_log: { enabled: true, sink: 'stdout' } },
+    // The decision log's SQL is what these tests read: literals kept (redacted by default).
+    config: {
+      audit: { sink: 'none', redact: { literals: false } },
+      decision_log: { enabled: true, sink: 'stdout' },
+    },
   });
   through = { host: gw.host, port: gw.port };
 }, 120_000);
