@@ -23,7 +23,8 @@ import type { Cancellable } from './cancel-registry';
 import type { Action, Refusal, TlsInfo, UpstreamInfo } from './actions';
 import { StartupPhase } from './startup';
 import { RequestPhase } from './requests';
-import type { SessionDeps } from './types';
+import type { DecisionEvent, SessionDeps } from './types';
+import type { Tripwire } from '../policy/tripwires';
 
 export type Phase = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
 
@@ -237,6 +238,25 @@ export class SessionCore {
     this.outBytes = 0;
     this.toClient(encodeFatal(sqlstate, message, detail));
     this.endClient();
+  }
+
+  /**
+   * The server reported a state that contradicts what was judged (policy/tripwires.ts): the
+   * session ends at once, with the tripwire's code, an audit record naming the decision that
+   * preceded the report, and the error metric.
+   */
+  serverStateDiverged(trip: Tripwire, preceding: DecisionEvent | null): void {
+    if (this.phase === 'closed') return;
+    this.log.warn({ code: trip.code, reason: trip.reason }, 'server state diverged');
+    this.deps.observer.onError(trip.code, this.conn);
+    this.deps.observer.onServerStateDiverged?.({
+      code: trip.code,
+      reason: trip.reason,
+      connection: this.conn,
+      preceding,
+    });
+    this.closeOutcome = 'server_state_diverged';
+    this.fatal('42501', `pgward: ${trip.reason}`, trip.code);
   }
 
   upstreamProtocolError(message: string): void {
