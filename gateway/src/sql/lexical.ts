@@ -17,6 +17,7 @@
  *   backslash (0x5C) tokenise identically under either.
  * Hence the fast path: no backslash and no byte ≥ 0x80 → the ASCII text, whatever the state.
  */
+import { isAscii } from 'node:buffer';
 import { TextDecoder } from 'node:util';
 import { ErrorCodes } from '../errors';
 import type { ErrorCode } from '../errors';
@@ -267,16 +268,9 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * the terminating NUL), or a refusal. Assumes server_encoding UTF8 (see lexicalStartupCheck).
  */
 export function readSqlText(bytes: Buffer, state: LexicalState): SqlTextResult {
-  let backslash = false;
-  let high = false;
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i] as number;
-    if (b >= 0x80) {
-      high = true;
-      break;
-    }
-    if (b === BACKSLASH) backslash = true;
-  }
+  // Two native scans (the hot path: every Query and Parse).
+  const high = !isAscii(bytes);
+  const backslash = bytes.indexOf(BACKSLASH) !== -1;
   if (!high && !backslash) return { ok: true, sql: bytes.toString('latin1') };
   if (state.changing) {
     return refusal(
@@ -284,7 +278,6 @@ export function readSqlText(bytes: Buffer, state: LexicalState): SqlTextResult {
       'SQL text with a backslash or non-ASCII bytes while a change of client_encoding or standard_conforming_strings is not yet confirmed by the server',
     );
   }
-  if (high) backslash = bytes.includes(BACKSLASH);
   if (backslash && !state.standardConformingStrings) {
     // libpg-query 18.1.5's wasm binding exposes no parser options (no standard_conforming_strings):
     // the escape-string reading of '…' cannot be reproduced.
