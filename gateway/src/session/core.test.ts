@@ -1069,6 +1069,60 @@ describe('tripwires', () => {
     diverges(h, 'default_transaction_read_only', 'off', 'PGWARD_ERR_SERVER_STATE_READ_ONLY');
   });
 
+  it('holds a read-only session’s next cycle until the server answered the one before (the tripwire fires first)', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    const r = h.client(Q('SELECT v()'), Q('SELECT w()'));
+    expect(types(r.up)).toBe('Q');
+    expect(r.actions).toContainEqual({ kind: 'pauseClient' });
+    const after = h.server(
+      pg.complete('SELECT 1'),
+      pg.param('default_transaction_read_only', 'off'),
+      pg.ready(),
+    );
+    expect(types(after.up)).toBe('');
+    expect(errorText(after.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.engine.inputs.some((i) => i.message.sql === 'SELECT w()')).toBe(false);
+    expect(h.errors).toEqual(['PGWARD_ERR_SERVER_STATE_READ_ONLY']);
+  });
+
+  it('lets a read-only session’s held cycle go once the one before is answered, in order', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    const r = h.client(P('', 'SELECT 1'), B(''), E(), S(), P('', 'SELECT 2'), B(''), E(), S());
+    expect(types(r.up)).toBe('PBESP');
+    const more = h.client(Q('SELECT 3'));
+    expect(types(more.up)).toBe('');
+    const next = h.server(pg.parseComplete(), pg.bindComplete(), pg.complete('SELECT 1'), pg.ready());
+    expect(types(next.up)).toBe('BES');
+    expect(next.actions).toContainEqual({ kind: 'resumeClient' });
+    const last = h.server(pg.parseComplete(), pg.bindComplete(), pg.complete('SELECT 1'), pg.ready());
+    expect(types(last.up)).toBe('Q');
+    expect(h.core.isIdle).toBe(false);
+  });
+
+  it('does not hold COPY data of a read-only session behind its COPY (the server waits for it)', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    h.client(Q('COPY t FROM STDIN'));
+    h.server(pg.copyIn());
+    const r = h.client(encodeCopyData(Buffer.from('1\n')), encodeCopyDone());
+    expect(types(r.up)).toBe('dc');
+    expect(types(h.server(pg.complete('COPY 1'), pg.ready()).down)).toBe('CZ');
+  });
+
   it('default_transaction_read_only changing for a user that was not made read-only is no divergence', () => {
     const h = new Harness();
     h.login('app', 1, Buffer.from([1, 2, 3, 4]), reports);

@@ -80,6 +80,8 @@ export class SessionCore {
   private outBytes = 0;
   private draining = false;
   private finished = false;
+  /** A client frame waiting for the server to answer the cycles before it (RequestPhase.mustHold). */
+  private held: { type: number; bytes: Buffer } | null = null;
 
   constructor(
     readonly deps: SessionDeps,
@@ -133,6 +135,7 @@ export class SessionCore {
   clientData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
     this.framer.push(chunk);
+    if (this.held !== null) this.emit({ kind: 'pauseClient' });
     this.pump();
   }
 
@@ -150,6 +153,7 @@ export class SessionCore {
     let n = 0;
     for (const p of parts) n += p.length;
     if (n > 0) this.emit({ kind: 'writeClient', data: parts, bytes: n });
+    if (this.held !== null) this.pump();
     if (this.draining && this.isIdle) this.shutdownIdle();
   }
 
@@ -280,9 +284,22 @@ export class SessionCore {
       for (;;) {
         const phase = this.phase;
         if (phase !== 'startup' && phase !== 'auth' && phase !== 'ready') break;
-        const frame = this.framer.next();
-        if (!frame) break;
-        this.deps.frameCounts.frontend[frame.type]!++;
+        let frame = this.held;
+        if (frame !== null) {
+          if (this.requests.mustHold(frame.type)) break;
+          this.held = null;
+          this.emit({ kind: 'resumeClient' });
+        } else {
+          frame = this.framer.next();
+          if (!frame) break;
+          this.deps.frameCounts.frontend[frame.type]!++;
+          if (phase === 'ready' && this.requests.mustHold(frame.type)) {
+            // Kept (a copy: the chunk it came in is the framer's) until the server has answered.
+            this.held = { type: frame.type, bytes: Buffer.from(frame.bytes) };
+            this.emit({ kind: 'pauseClient' });
+            break;
+          }
+        }
         if (phase === 'startup') this.startup.onPacket(frame.bytes);
         else if (phase === 'auth') this.startup.onAuthFrame(frame.type, frame.bytes);
         else this.requests.onFrame(frame.type, frame.bytes);

@@ -63,6 +63,14 @@ const COPY_IN_FRAMES = typeTable([
   FrontendType.Terminate,
 ]);
 
+/** Messages that run SQL or a function (see RequestPhase.mustHold). */
+const RUNS = typeTable([
+  FrontendType.Query,
+  FrontendType.Bind,
+  FrontendType.Execute,
+  FrontendType.FunctionCall,
+]);
+
 /** Portals remembered for their SQL-level effects; beyond this the map starts again. */
 const MAX_PORTALS = 1000;
 
@@ -101,6 +109,21 @@ export class RequestPhase implements StatementView {
       { maxSqlBytes: core.deps.limits.maxSqlBytesInInput },
       this.readSql,
     );
+  }
+
+  /**
+   * Whether a client frame of this type must wait before it is judged and forwarded: in a session
+   * the startup decision made read-only, a message that runs something (Query, Bind, Execute,
+   * FunctionCall) waits while a cycle the client already closed is unanswered. A function run in
+   * that cycle (in a view, a default, anywhere pgward cannot see) may have turned
+   * default_transaction_read_only off; the server reports that before the cycle's ReadyForQuery,
+   * and the tripwire then ends the session before the next transaction can start. Inside one
+   * cycle PostgreSQL keeps the transaction read-only itself. Not during COPY FROM STDIN (the
+   * server waits for the data).
+   */
+  mustHold(type: number): boolean {
+    if (!this.judgedAtStartup.readOnly || !RUNS[type] || this.pipeline.copyIn) return false;
+    return this.pipeline.lastEnded < this.pipeline.cycle - 1;
   }
 
   /** A change of client_encoding or standard_conforming_strings is sent and not yet answered. */
