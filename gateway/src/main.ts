@@ -200,6 +200,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       return audit.record(auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame, ev));
     },
     onError: (code) => metrics.countError(code),
+    onServerStateDiverged(ev) {
+      // A tripwire: the audit record names the decision before the server's report, now a denial.
+      const p = ev.preceding;
+      const d = { reasons: [ev.reason], alerts: [], error_code: ev.code };
+      audit.record(
+        p
+          ? auditEventFrom('deny', p.input, { ...p.decision, ...d, allow: false }, p.frame, p)
+          : {
+              kind: 'deny',
+              decision_id: '',
+              revision: engine.bundle()?.revision ?? '',
+              connection: ev.connection,
+              message_type: 'ParameterStatus',
+              statements: [],
+              frame: null,
+              ...d,
+            },
+      );
+    },
     onConnectionOpened: () => metrics.connectionsActive.inc(),
     onConnectionClosed: (outcome, conn) => {
       metrics.connectionsActive.dec();

@@ -1,7 +1,8 @@
 import { encodeBind, encodeClose, encodeParse, encodeQuery } from '../protocol';
 import { classify, initSqlParser } from '../sql';
 import { UNKNOWN_STATEMENT_ERROR } from './input';
-import { FrameJudge, type JudgeContext } from './frame-judge';
+import { FrameJudge, mayChangeLexicalState, type JudgeContext } from './frame-judge';
+import { readSqlText } from '../sql/lexical';
 import { ReplayStatements } from '../session/judged-ops';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
@@ -162,5 +163,48 @@ describe('FrameJudge: what a Bind runs', () => {
       run([encodeParse('', 'SELECT 1'), encodeQuery('SELECT 2'), bindS('')])?.message.statement,
     ).toBeNull();
     expect(commands(run([encodeParse('', 'DELETE FROM t WHERE a = 1'), bindS('')]))).toEqual(['DELETE']);
+  });
+});
+
+describe('FrameJudge SQL text seam', () => {
+  beforeAll(async () => {
+    await initSqlParser();
+  });
+  const sjis = { clientEncoding: 'UTF8', standardConformingStrings: false, changing: false };
+
+  it('denies a Query or Parse whose text the decoder refuses, with its code and SQLSTATE, whatever the policy says', () => {
+    const engine = new RecordingEngine({});
+    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 }, (b) => readSqlText(b, sjis));
+    const conn = session();
+    for (const frame of [encodeQuery("SELECT '\\' || 'x'"), encodeParse('', "SELECT '\\'")]) {
+      const j = judge.judge(frame[0] as number, frame, conn, ctx())!;
+      expect(j.decision).toMatchObject({
+        allow: false,
+        error_code: 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
+        sqlstate: '0A000',
+      });
+      expect(j.classification).toMatchObject({ statements: [] });
+      expect(engine.inputs.at(-1)!.parse_error).toMatch(/standard_conforming_strings is off/);
+    }
+    // Text every state reads alike passes.
+    const ok = judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx())!;
+    expect(ok.decision.allow).toBe(true);
+  });
+
+  it('mayChangeLexicalState: lexical settings, RESET ALL, DISCARD ALL, unknown EXECUTE, transaction ends after a change', () => {
+    const may = (sql: string, after = false): boolean =>
+      mayChangeLexicalState(classify(sql).statements, after);
+    expect(may("SET client_encoding = 'SJIS'")).toBe(true);
+    expect(may('SET standard_conforming_strings TO off')).toBe(true);
+    expect(may("SELECT set_config('client_encoding', 'SJIS', false)")).toBe(true);
+    expect(may('SELECT set_config($1, $2, false)')).toBe(true);
+    expect(may('RESET ALL')).toBe(true);
+    expect(may('DISCARD ALL')).toBe(true);
+    expect(may('EXECUTE unknown_to_pgward')).toBe(true);
+    expect(may("SET search_path = 'x'")).toBe(false);
+    expect(may('SELECT 1')).toBe(false);
+    expect(may('COMMIT')).toBe(false);
+    expect(may('ROLLBACK', true)).toBe(true);
+    expect(may('ROLLBACK TO SAVEPOINT a', true)).toBe(true);
   });
 });

@@ -12,6 +12,7 @@ import { readParse } from '../protocol/frontend/parse';
 import { readBind } from '../protocol/frontend/bind';
 import { readFunctionCall } from '../protocol/frontend/function-call';
 import type { Classification, StatementInfo } from '../sql/types';
+import { LEXICAL_SETTINGS, type SqlTextResult } from '../sql/lexical';
 import {
   buildBindInput,
   buildFunctionCallInput,
@@ -53,13 +54,14 @@ export interface StatementView {
 }
 
 /**
- * The one place where the bytes of a Query's or Parse's SQL text become text. Today UTF-8; the
- * session's server-reported parameters (client_encoding, standard_conforming_strings) are given so
- * that a decoder that reproduces the server's reading can be put here.
+ * The one place where the bytes of a Query's or Parse's SQL text become text: the text the server
+ * will parse, or a refusal (the message is then denied with the refusal's code and SQLSTATE, fail
+ * closed). The live session passes a decoder bound to its lexical state (sql/lexical.ts
+ * readSqlText); the default reads UTF-8, for callers without a session (replay).
  */
-export type SqlTextDecoder = (sql: Buffer, serverParameters: ReadonlyMap<string, string>) => string;
+export type SqlTextDecoder = (sql: Buffer, serverParameters: ReadonlyMap<string, string>) => SqlTextResult;
 
-export const decodeSqlText: SqlTextDecoder = (sql) => sql.toString('utf8');
+export const decodeSqlText: SqlTextDecoder = (sql) => ({ ok: true, sql: sql.toString('utf8') });
 
 export interface JudgeContext {
   view: StatementView;
@@ -109,13 +111,14 @@ export class FrameJudge {
 
   private query(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     readQuery(frame);
-    const sql = this.decodeSql(frame.subarray(5, frame.length - 1), ctx.serverParameters);
-    const c = ctx.view.expand(this.classify(sql));
+    const text = this.decodeSql(frame.subarray(5, frame.length - 1), ctx.serverParameters);
+    const sql = text.ok ? text.sql : '';
+    const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildQueryInput(conn, sql, c, opts);
     return {
       type: 'Query',
       input,
-      decision: this.engine.evaluate(input),
+      decision: refused(this.engine.evaluate(input), text),
       classification: c,
       original: { sql, statements: c.statements },
     };
@@ -124,11 +127,12 @@ export class FrameJudge {
   private parse(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     const p = readParse(frame);
     const nameEnd = frame.indexOf(0, 5);
-    const sql = this.decodeSql(
+    const text = this.decodeSql(
       frame.subarray(nameEnd + 1, frame.indexOf(0, nameEnd + 1)),
       ctx.serverParameters,
     );
-    const c = ctx.view.expand(this.classify(sql));
+    const sql = text.ok ? text.sql : '';
+    const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildParseInput(
       conn,
       { statementName: p.statement, sql, paramTypes: p.paramTypes },
@@ -138,7 +142,7 @@ export class FrameJudge {
     return {
       type: 'Parse',
       input,
-      decision: this.engine.evaluate(input),
+      decision: refused(this.engine.evaluate(input), text),
       statementName: p.statement,
       statement: {
         ref: { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error },
@@ -249,6 +253,40 @@ function sameApartFromIdentity(view: ConnectionInfo, conn: ConnectionInfo): bool
     if (k !== 'id' && k !== 'client_port' && v[k] !== c[k]) return false;
   }
   return n === Object.keys(v).length;
+}
+
+/** The classification of SQL text pgward cannot read as the server will: no statements. */
+function unreadable(reason: string): Classification {
+  return { statements: [], parse_error: reason };
+}
+
+/** The decision, denied with the refusal's code and SQLSTATE when the text could not be read. */
+function refused(d: Decision, text: SqlTextResult): Decision {
+  if (text.ok) return d;
+  return { ...denyWith(d, text.code, text.reason), sqlstate: text.sqlstate };
+}
+
+const lexicalSetting = (x: { name: string }): boolean =>
+  LEXICAL_SETTINGS.has(x.name) || x.name === '*' || x.name === 'all';
+
+/**
+ * Whether running these statements may change how the server reads the next SQL text
+ * (client_encoding, standard_conforming_strings): a SET / RESET / set_config of either (or of a
+ * name not known in advance), RESET ALL, DISCARD ALL, a PREPAREd one run by EXECUTE, SQL run from
+ * a string pgward could not read, an EXECUTE of a statement pgward does not know, and — with
+ * `afterChange`, once such a change was sent in the session — any transaction statement (COMMIT,
+ * ROLLBACK, ROLLBACK TO, … may undo it).
+ */
+export function mayChangeLexicalState(statements: readonly StatementInfo[], afterChange = false): boolean {
+  for (const s of statements) {
+    if (s.node === 'DiscardStmt' || s.settings.some(lexicalSetting)) return true;
+    const inner = s.prepared?.inner;
+    if (s.prepared?.kind === 'execute' && inner === undefined) return true;
+    if (inner && (inner.node === 'DiscardStmt' || inner.settings.some(lexicalSetting))) return true;
+    if (s.sql_text_calls?.some((x) => !x.classified)) return true;
+    if (afterChange && s.transaction !== null) return true;
+  }
+  return false;
 }
 
 export function denyWith(d: Decision, code: Decision['error_code'], reason: string): Decision {

@@ -14,8 +14,10 @@ export type Action =
   | { kind: 'startTls' }
   /** Open the upstream connection and send it this StartupMessage; then call upstreamConnected/Failed. */
   | { kind: 'connectUpstream'; startup: Buffer }
-  /** Pause reading the client until the upstream is connected. */
+  /** Pause reading the client (until the upstream is connected, or while a frame is held). */
   | { kind: 'pauseClient' }
+  /** Read the client again after a held frame went on. */
+  | { kind: 'resumeClient' }
   | { kind: 'startLoginTimer'; ms: number }
   | { kind: 'stopLoginTimer' }
   /** A CancelRequest for another session: forward it to that session's upstream. */

@@ -11,12 +11,14 @@ import type { StatementInfo } from '../sql/types';
 import { CancelRegistry } from './cancel-registry';
 import { SessionCore } from './core';
 import type { Action, Refusal } from './actions';
-import type { DecisionEvent, SessionDeps } from './types';
+import type { DecisionEvent, DivergenceEvent, SessionDeps } from './types';
 
 /** Denies any statement (or EXECUTEd inner statement) that is a DELETE, and FunctionCall of oid 666. */
 export class RuleEngine implements PolicyEngine {
   readonly inputs: InputDocument[] = [];
   denyAll = false;
+  /** What a startup decision pins (the shipped bundle pins default_transaction_read_only for read-only users). */
+  sessionParameters: Record<string, string> = {};
   private n = 0;
   evaluate(input: InputDocument): Decision {
     this.inputs.push(input);
@@ -34,7 +36,7 @@ export class RuleEngine implements PolicyEngine {
       reasons,
       alerts: [],
       sqlstate: null,
-      session_parameters: {},
+      session_parameters: input.message.type === 'StartupMessage' ? this.sessionParameters : {},
       revision: 'r',
       error_code: null,
       eval_seconds: 0,
@@ -156,6 +158,7 @@ export class Harness {
   readonly engine = new RuleEngine();
   readonly decisions: DecisionEvent[] = [];
   readonly errors: string[] = [];
+  readonly diverged: DivergenceEvent[] = [];
   readonly closed: string[] = [];
   readonly cancels: object[] = [];
   readonly deps: SessionDeps;
@@ -183,6 +186,7 @@ export class Harness {
           return true;
         },
         onError: (code) => void this.errors.push(code),
+        onServerStateDiverged: (ev) => void this.diverged.push(ev),
         onConnectionOpened: () => undefined,
         onConnectionClosed: (outcome) => void this.closed.push(outcome),
         onAuthenticated: () => undefined,
@@ -231,8 +235,16 @@ export class Harness {
     return { up: messages(Buffer.concat(up)), down: messages(Buffer.concat(down)), actions };
   }
 
-  /** Startup through the first ReadyForQuery. */
-  login(user = 'app', pid = 4242, secret = Buffer.from([1, 2, 3, 4])): Msg[] {
+  /**
+   * Startup through the first ReadyForQuery. `reports`: the ParameterStatus messages the server
+   * sends before it (client_encoding UTF8 by default).
+   */
+  login(
+    user = 'app',
+    pid = 4242,
+    secret = Buffer.from([1, 2, 3, 4]),
+    reports: Array<[string, string]> = [['client_encoding', 'UTF8']],
+  ): Msg[] {
     this.client(
       encodeStartupMessage(
         PROTOCOL_3_0,
@@ -244,7 +256,11 @@ export class Harness {
     );
     this.core.upstreamConnected({ tls: false, channelBindingHonoured: false });
     this.take();
-    return this.server(pg.authOk(), pg.param('client_encoding', 'UTF8'), pg.keyData(pid, secret), pg.ready())
-      .down;
+    return this.server(
+      pg.authOk(),
+      ...reports.map(([n, v]) => pg.param(n, v)),
+      pg.keyData(pid, secret),
+      pg.ready(),
+    ).down;
   }
 }

@@ -862,6 +862,302 @@ describe('ending', () => {
   });
 });
 
+// ==================================================================== lexical truth and tripwires
+
+/** A Query of exact bytes (encodeQuery would write the text as UTF-8). */
+function rawQ(sql: Buffer): Buffer {
+  return new MessageWriter().bytes(sql).int8(0).message('Q');
+}
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+const codes = (h: Harness): Array<string | null> =>
+  h.decisions.filter((d) => d.input.message.type !== 'StartupMessage').map((d) => d.decision.error_code);
+const CHANGING = 'PGWARD_ERR_SQL_LEXICAL_CHANGING';
+
+describe('lexical state', () => {
+  it.each([
+    ['client_encoding', 'UHC'],
+    ['client_encoding', 'JOHAB'],
+    ['standard_conforming_strings', 'off'],
+    ['options', '-c standard_conforming_strings=off'],
+    ['options', '--client_encoding=UHC'],
+  ])('refuses a startup with %s=%s at once, before contacting the server', (name, value) => {
+    const h = new Harness();
+    const r = h.client(
+      encodeStartupMessage(
+        PROTOCOL_3_0,
+        new Map([
+          ['user', 'app'],
+          [name, value],
+        ]),
+      ),
+    );
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '0A000' });
+    expect(errorText(r.down[0]).M).toMatch(/^pgward: /);
+    expect(r.actions.some((a) => a.kind === 'connectUpstream')).toBe(false);
+    expect(h.errors).toEqual(['PGWARD_ERR_SQL_LEXICAL_STARTUP']);
+    expect(h.closed).toEqual(['startup_denied']);
+  });
+
+  it('reads SQL text in the client encoding the server reported', () => {
+    const h = new Harness();
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [['client_encoding', 'LATIN1']]);
+    const r = h.client(rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(types(r.up)).toBe('Q');
+    expect(h.engine.inputs.at(-1)!.message.sql).toBe("SELECT 'caf\u00e9'");
+  });
+
+  it('refuses non-ASCII text pipelined behind a SET client_encoding until the server answers it', () => {
+    const h = ready();
+    const r = h.client(
+      Q("SET client_encoding = 'LATIN1'"),
+      rawQ(latin1("SELECT 'caf\u00e9'")),
+      Q('SELECT 1'),
+      rawQ(latin1("SELECT 'a\\b'")),
+    );
+    expect(codes(h)).toEqual([null, CHANGING, null, CHANGING]);
+    expect(h.core.requests.lexicalInFlight).toBe(true);
+    const down = h.server(
+      pg.complete('SET'),
+      pg.param('client_encoding', 'LATIN1'),
+      pg.ready(),
+      syntaxErrorFor(r.up[1]!),
+      pg.ready(),
+      pg.rowDescription(),
+      pg.dataRow('1'),
+      pg.complete('SELECT 1'),
+      pg.ready(),
+      syntaxErrorFor(r.up[3]!),
+      pg.ready(),
+    ).down;
+    expect(down.filter((m) => m.type === 'E').map((m) => fields(m).C)).toEqual(['0A000', '0A000']);
+    expect(h.core.requests.lexicalInFlight).toBe(false);
+    // Confirmed: now read as LATIN1.
+    const again = h.client(rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(types(again.up)).toBe('Q');
+    expect(h.engine.inputs.at(-1)!.message.sql).toBe("SELECT 'caf\u00e9'");
+    expect(h.diverged).toEqual([]);
+  });
+
+  it('refuses non-ASCII text behind a SET in the same extended pipeline, even before its Sync', () => {
+    const h = ready();
+    h.client(P('', "SET client_encoding = 'LATIN1'"), B(''), E());
+    h.client(encodeParse('', "SELECT 'caf\u00e9'"));
+    expect(codes(h)).toEqual([null, null, CHANGING]);
+  });
+
+  it('counts a change in flight from the Bind and Execute of a statement prepared earlier', () => {
+    const h = ready();
+    ok(h, [P('enc', "SET client_encoding = 'LATIN1'"), S()], [pg.parseComplete(), pg.ready()]);
+    expect(h.core.requests.lexicalInFlight).toBe(false);
+    h.client(B('enc', 'p'), rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(codes(h).at(-1)).toBe(CHANGING);
+    // A portal bound in an open transaction and run in a later cycle.
+    const h2 = ready();
+    ok(h2, [Q('BEGIN')], [pg.complete('BEGIN'), pg.ready('T')]);
+    ok(
+      h2,
+      [P('enc', "SET client_encoding = 'LATIN1'"), B('enc', 'p'), S()],
+      [pg.parseComplete(), pg.bindComplete(), pg.ready('T')],
+    );
+    expect(h2.core.requests.lexicalInFlight).toBe(false);
+    h2.client(E('p'), S(), rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(codes(h2).at(-1)).toBe(CHANGING);
+  });
+
+  it('counts a change in flight from EXECUTE of a PREPAREd SET', () => {
+    const h = ready();
+    ok(h, [Q("PREPARE enc AS SET client_encoding = 'LATIN1'")], [pg.complete('PREPARE'), pg.ready()]);
+    h.client(Q('EXECUTE enc'), rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(codes(h).at(-1)).toBe(CHANGING);
+  });
+
+  it('counts a change in flight from set_config, RESET ALL and DISCARD ALL', () => {
+    for (const sql of [
+      "SELECT set_config('client_encoding', 'LATIN1', false)",
+      'RESET ALL',
+      'DISCARD ALL',
+      'RESET standard_conforming_strings',
+    ]) {
+      const h = ready();
+      h.client(Q(sql), rawQ(latin1("SELECT 'a\\b'")));
+      expect(codes(h)).toEqual([null, CHANGING]);
+    }
+  });
+
+  it('counts the end of a transaction that changed the encoding as a change in flight (it may undo it)', () => {
+    const h = ready();
+    ok(h, [Q('BEGIN')], [pg.complete('BEGIN'), pg.ready('T')]);
+    ok(
+      h,
+      [Q("SET client_encoding = 'LATIN1'")],
+      [pg.complete('SET'), pg.param('client_encoding', 'LATIN1'), pg.ready('T')],
+    );
+    const r = h.client(Q('ROLLBACK'), rawQ(latin1("SELECT 'caf\u00e9'")));
+    expect(codes(h).slice(-2)).toEqual([null, CHANGING]);
+    h.server(
+      pg.complete('ROLLBACK'),
+      pg.param('client_encoding', 'UTF8'),
+      pg.ready(),
+      syntaxErrorFor(r.up[1]!),
+      pg.ready(),
+    );
+    expect(h.diverged).toEqual([]);
+    expect(h.core.requests.lexical.clientEncoding).toBe('UTF8');
+    // Idle again: a later COMMIT is an ordinary statement.
+    h.client(Q('COMMIT'), rawQ(Buffer.from("SELECT 'caf\u00e9'")));
+    expect(codes(h).slice(-2)).toEqual([null, null]);
+  });
+
+  it('ends the session when the encoding changes with no statement pgward judged as changing it', () => {
+    const h = ready();
+    h.client(Q('SELECT f()'));
+    const r = h.server(
+      pg.rowDescription(),
+      pg.dataRow('x'),
+      pg.complete('SELECT 1'),
+      pg.param('client_encoding', 'SJIS'),
+      pg.ready(),
+    );
+    expect(types(r.down)).toBe('E');
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.errors).toEqual(['PGWARD_ERR_SERVER_STATE_LEXICAL']);
+    expect(h.diverged[0]!.preceding!.input.message.sql).toBe('SELECT f()');
+    expect(h.closed).toEqual(['server_state_diverged']);
+    expect(r.actions).toContainEqual({ kind: 'closeUpstream', terminate: true, cancelFirst: true });
+  });
+});
+
+describe('tripwires', () => {
+  const reports: Array<[string, string]> = [
+    ['client_encoding', 'UTF8'],
+    ['standard_conforming_strings', 'on'],
+    ['session_authorization', 'app'],
+    ['is_superuser', 'off'],
+    ['default_transaction_read_only', 'off'],
+  ];
+
+  function diverges(h: Harness, name: string, value: string, code: string): void {
+    h.client(Q('SELECT f()'));
+    const r = h.server(pg.complete('SELECT 1'), pg.param(name, value), pg.ready());
+    expect(types(r.down)).toBe('E');
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(errorText(r.down[0]).M).toMatch(/^pgward: server state diverged: /);
+    expect(h.errors).toEqual([code]);
+    expect(h.diverged).toMatchObject([{ code, preceding: { input: { message: { sql: 'SELECT f()' } } } }]);
+    expect(h.closed).toEqual(['server_state_diverged']);
+  }
+
+  it('session_authorization other than the judged user', () => {
+    const h = new Harness();
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), reports);
+    diverges(h, 'session_authorization', 'postgres', 'PGWARD_ERR_SERVER_STATE_IDENTITY');
+  });
+
+  it('is_superuser changing from what the server first reported', () => {
+    const h = new Harness();
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), reports);
+    diverges(h, 'is_superuser', 'on', 'PGWARD_ERR_SERVER_STATE_IDENTITY');
+  });
+
+  it('default_transaction_read_only off for a user the startup decision made read-only', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    diverges(h, 'default_transaction_read_only', 'off', 'PGWARD_ERR_SERVER_STATE_READ_ONLY');
+  });
+
+  it('holds a read-only session’s next cycle until the server answered the one before (the tripwire fires first)', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    const r = h.client(Q('SELECT v()'), Q('SELECT w()'));
+    expect(types(r.up)).toBe('Q');
+    expect(r.actions).toContainEqual({ kind: 'pauseClient' });
+    const after = h.server(
+      pg.complete('SELECT 1'),
+      pg.param('default_transaction_read_only', 'off'),
+      pg.ready(),
+    );
+    expect(types(after.up)).toBe('');
+    expect(errorText(after.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.engine.inputs.some((i) => i.message.sql === 'SELECT w()')).toBe(false);
+    expect(h.errors).toEqual(['PGWARD_ERR_SERVER_STATE_READ_ONLY']);
+  });
+
+  it('lets a read-only session’s held cycle go once the one before is answered, in order', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    const r = h.client(P('', 'SELECT 1'), B(''), E(), S(), P('', 'SELECT 2'), B(''), E(), S());
+    expect(types(r.up)).toBe('PBESP');
+    const more = h.client(Q('SELECT 3'));
+    expect(types(more.up)).toBe('');
+    const next = h.server(pg.parseComplete(), pg.bindComplete(), pg.complete('SELECT 1'), pg.ready());
+    expect(types(next.up)).toBe('BES');
+    expect(next.actions).toContainEqual({ kind: 'resumeClient' });
+    const last = h.server(pg.parseComplete(), pg.bindComplete(), pg.complete('SELECT 1'), pg.ready());
+    expect(types(last.up)).toBe('Q');
+    expect(h.core.isIdle).toBe(false);
+  });
+
+  it('does not hold COPY data of a read-only session behind its COPY (the server waits for it)', () => {
+    const h = new Harness();
+    h.engine.sessionParameters = { default_transaction_read_only: 'on' };
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), [
+      ...reports.slice(0, 4),
+      ['default_transaction_read_only', 'on'],
+    ]);
+    h.client(Q('COPY t FROM STDIN'));
+    h.server(pg.copyIn());
+    const r = h.client(encodeCopyData(Buffer.from('1\n')), encodeCopyDone());
+    expect(types(r.up)).toBe('dc');
+    expect(types(h.server(pg.complete('COPY 1'), pg.ready()).down)).toBe('CZ');
+  });
+
+  it('default_transaction_read_only changing for a user that was not made read-only is no divergence', () => {
+    const h = new Harness();
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), reports);
+    ok(
+      h,
+      [Q('SELECT f()')],
+      [pg.complete('SELECT 1'), pg.param('default_transaction_read_only', 'on'), pg.ready()],
+    );
+    expect(h.diverged).toEqual([]);
+    expect(h.core.conn.server).toMatchObject({
+      default_transaction_read_only: true,
+      session_authorization: 'app',
+    });
+  });
+
+  it('standard_conforming_strings off, even after a SET pgward allowed', () => {
+    const h = new Harness();
+    h.login('app', 1, Buffer.from([1, 2, 3, 4]), reports);
+    h.client(Q('SET standard_conforming_strings = off'));
+    const r = h.server(pg.complete('SET'), pg.param('standard_conforming_strings', 'off'), pg.ready());
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.errors).toEqual(['PGWARD_ERR_SERVER_STATE_LEXICAL']);
+  });
+
+  it('a client encoding pgward cannot read, reported at startup (a role or database default)', () => {
+    const h = new Harness();
+    const down = h.login('app', 1, Buffer.from([1, 2, 3, 4]), [['client_encoding', 'UHC']]);
+    expect(types(down)).toBe('E');
+    expect(errorText(down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.errors).toEqual(['PGWARD_ERR_SERVER_STATE_LEXICAL']);
+    expect(h.diverged[0]!.preceding!.input.message.type).toBe('StartupMessage');
+    expect(h.core.phase).toBe('closed');
+  });
+});
+
 // ==================================================================== helpers sanity
 
 test('messages() splits what the harness encodes', () => {

@@ -23,7 +23,8 @@ import type { Cancellable } from './cancel-registry';
 import type { Action, Refusal, TlsInfo, UpstreamInfo } from './actions';
 import { StartupPhase } from './startup';
 import { RequestPhase } from './requests';
-import type { SessionDeps } from './types';
+import type { DecisionEvent, SessionDeps } from './types';
+import type { Tripwire } from '../policy/tripwires';
 
 export type Phase = 'startup' | 'tls' | 'connecting' | 'auth' | 'ready' | 'closed';
 
@@ -79,6 +80,8 @@ export class SessionCore {
   private outBytes = 0;
   private draining = false;
   private finished = false;
+  /** A client frame waiting for the server to answer the cycles before it (RequestPhase.mustHold). */
+  private held: { type: number; bytes: Buffer } | null = null;
 
   constructor(
     readonly deps: SessionDeps,
@@ -132,6 +135,7 @@ export class SessionCore {
   clientData(chunk: Buffer): void {
     if (this.phase === 'closed') return;
     this.framer.push(chunk);
+    if (this.held !== null) this.emit({ kind: 'pauseClient' });
     this.pump();
   }
 
@@ -149,6 +153,7 @@ export class SessionCore {
     let n = 0;
     for (const p of parts) n += p.length;
     if (n > 0) this.emit({ kind: 'writeClient', data: parts, bytes: n });
+    if (this.held !== null) this.pump();
     if (this.draining && this.isIdle) this.shutdownIdle();
   }
 
@@ -239,6 +244,25 @@ export class SessionCore {
     this.endClient();
   }
 
+  /**
+   * The server reported a state that contradicts what was judged (policy/tripwires.ts): the
+   * session ends at once, with the tripwire's code, an audit record naming the decision that
+   * preceded the report, and the error metric.
+   */
+  serverStateDiverged(trip: Tripwire, preceding: DecisionEvent | null): void {
+    if (this.phase === 'closed') return;
+    this.log.warn({ code: trip.code, reason: trip.reason }, 'server state diverged');
+    this.deps.observer.onError(trip.code, this.conn);
+    this.deps.observer.onServerStateDiverged?.({
+      code: trip.code,
+      reason: trip.reason,
+      connection: this.conn,
+      preceding,
+    });
+    this.closeOutcome = 'server_state_diverged';
+    this.fatal('42501', `pgward: ${trip.reason}`, trip.code);
+  }
+
   upstreamProtocolError(message: string): void {
     this.log.error({ code: ErrorCodes.UPSTREAM_PROTOCOL, err: message }, 'upstream protocol error');
     this.deps.observer.onError(ErrorCodes.UPSTREAM_PROTOCOL, this.conn);
@@ -260,9 +284,22 @@ export class SessionCore {
       for (;;) {
         const phase = this.phase;
         if (phase !== 'startup' && phase !== 'auth' && phase !== 'ready') break;
-        const frame = this.framer.next();
-        if (!frame) break;
-        this.deps.frameCounts.frontend[frame.type]!++;
+        let frame = this.held;
+        if (frame !== null) {
+          if (this.requests.mustHold(frame.type)) break;
+          this.held = null;
+          this.emit({ kind: 'resumeClient' });
+        } else {
+          frame = this.framer.next();
+          if (!frame) break;
+          this.deps.frameCounts.frontend[frame.type]!++;
+          if (phase === 'ready' && this.requests.mustHold(frame.type)) {
+            // Kept (a copy: the chunk it came in is the framer's) until the server has answered.
+            this.held = { type: frame.type, bytes: Buffer.from(frame.bytes) };
+            this.emit({ kind: 'pauseClient' });
+            break;
+          }
+        }
         if (phase === 'startup') this.startup.onPacket(frame.bytes);
         else if (phase === 'auth') this.startup.onAuthFrame(frame.type, frame.bytes);
         else this.requests.onFrame(frame.type, frame.bytes);

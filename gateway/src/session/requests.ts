@@ -23,8 +23,29 @@ import {
   readReadyForQuery,
   typeTable,
 } from '../protocol';
-import { FrameJudge, denyWith, type Judgement, type StatementView } from '../policy/frame-judge';
-import type { Classification } from '../sql/types';
+import {
+  FrameJudge,
+  denyWith,
+  mayChangeLexicalState,
+  type Judgement,
+  type SqlTextDecoder,
+  type StatementView,
+} from '../policy/frame-judge';
+import type { Classification, StatementInfo } from '../sql/types';
+import {
+  DEFAULT_LEXICAL_STATE,
+  LEXICAL_SETTINGS,
+  applyParameterStatus,
+  readSqlText,
+  type LexicalState,
+} from '../sql/lexical';
+import {
+  checkTripwires,
+  emptyServerState,
+  updateServerState,
+  type JudgedAtStartup,
+} from '../policy/tripwires';
+import type { DecisionEvent } from './types';
 import type { Decision } from '../policy/types';
 import { Enforcer, type DeniedType } from '../enforcement/enforcer';
 import { StatementNamespace, type Op, type Resolution, type Statement } from './namespace';
@@ -42,6 +63,14 @@ const COPY_IN_FRAMES = typeTable([
   FrontendType.Terminate,
 ]);
 
+/** Messages that run SQL or a function (see RequestPhase.mustHold). */
+const RUNS = typeTable([
+  FrontendType.Query,
+  FrontendType.Bind,
+  FrontendType.Execute,
+  FrontendType.FunctionCall,
+]);
+
 /** Portals remembered for their SQL-level effects; beyond this the map starts again. */
 const MAX_PORTALS = 1000;
 
@@ -56,11 +85,61 @@ export class RequestPhase implements StatementView {
   private readonly ctx = { view: this as StatementView, serverParameters: this.serverParameters };
   private upstreamKey: { processId: number; secretKey: Buffer } | null = null;
   sawFatal = false;
+  /**
+   * How the server reads SQL text, as it last reported (`changing` is never set here: see
+   * lexicalInFlight). Set from the startup packet, then from every ParameterStatus.
+   */
+  lexical: LexicalState = { ...DEFAULT_LEXICAL_STATE };
+  /** What the startup decision judged, for the tripwires (set by the startup phase). */
+  judgedAtStartup: JudgedAtStartup = { user: '', readOnly: false, superuser: null };
+  /**
+   * The last cycle in which a message that may change the lexical state was forwarded: the change
+   * is in flight until the server ends that cycle (its ReadyForQuery, or the skip after an error).
+   */
+  private lexicalChangeCycle = -1;
+  /** A lexical change was sent since the session was last idle outside a transaction block. */
+  private lexicalChangeSent = false;
+  /** The last decision recorded, for the audit record of a tripwire ("the frame that preceded it"). */
+  private lastDecision: DecisionEvent | null = null;
 
   constructor(private readonly core: SessionCore) {
-    this.judge = new FrameJudge(core.deps.engine, core.deps.classify, {
-      maxSqlBytes: core.deps.limits.maxSqlBytesInInput,
-    });
+    this.judge = new FrameJudge(
+      core.deps.engine,
+      core.deps.classify,
+      { maxSqlBytes: core.deps.limits.maxSqlBytesInInput },
+      this.readSql,
+    );
+  }
+
+  /**
+   * Whether a client frame of this type must wait before it is judged and forwarded: in a session
+   * the startup decision made read-only, a message that runs something (Query, Bind, Execute,
+   * FunctionCall) waits while a cycle the client already closed is unanswered. A function run in
+   * that cycle (in a view, a default, anywhere pgward cannot see) may have turned
+   * default_transaction_read_only off; the server reports that before the cycle's ReadyForQuery,
+   * and the tripwire then ends the session before the next transaction can start. Inside one
+   * cycle PostgreSQL keeps the transaction read-only itself. Not during COPY FROM STDIN (the
+   * server waits for the data).
+   */
+  mustHold(type: number): boolean {
+    if (!this.judgedAtStartup.readOnly || !RUNS[type] || this.pipeline.copyIn) return false;
+    return this.pipeline.lastEnded < this.pipeline.cycle - 1;
+  }
+
+  /** A change of client_encoding or standard_conforming_strings is sent and not yet answered. */
+  get lexicalInFlight(): boolean {
+    return this.pipeline.lastEnded < this.lexicalChangeCycle;
+  }
+
+  /** SQL text as the server will read it; while a change is in flight, only text every state reads alike. */
+  private readonly readSql: SqlTextDecoder = (bytes) =>
+    readSqlText(bytes, this.lexicalInFlight ? { ...this.lexical, changing: true } : this.lexical);
+
+  /** Marks a lexical change in flight when running `statements` may make one. */
+  private noteLexical(statements: readonly StatementInfo[] | null): void {
+    if (statements !== null && !mayChangeLexicalState(statements, this.lexicalChangeSent)) return;
+    this.lexicalChangeCycle = this.pipeline.cycle;
+    this.lexicalChangeSent = true;
   }
 
   get idle(): boolean {
@@ -105,9 +184,13 @@ export class RequestPhase implements StatementView {
       case FrontendType.FunctionCall:
         this.onJudged(this.judge.judge(type, bytes, core.conn, this.ctx) as Judgement, bytes);
         return;
-      case FrontendType.Execute:
-        this.send(bytes, this.executeOps(readExecute(bytes).portal));
+      case FrontendType.Execute: {
+        const portal = readExecute(bytes).portal;
+        const s = this.portals.get(portal);
+        if (s !== undefined) this.noteLexical(s.ref.statements);
+        this.send(bytes, this.executeOps(portal));
         return;
+      }
       case FrontendType.Close:
         this.send(bytes, this.closeOps(bytes));
         return;
@@ -155,6 +238,7 @@ export class RequestPhase implements StatementView {
       return this.onMissingStatement(j, bytes);
     if (d.allow) {
       if (j.type === 'Bind') this.bindPortal(j.portalName ?? '', j.resolution);
+      this.noteLexical(judgedStatements(j));
       this.send(bytes, opsForJudgement(this.namespace, j, true, cycle));
       return;
     }
@@ -212,11 +296,14 @@ export class RequestPhase implements StatementView {
     const input = j.input;
     const connection = this.core.conn;
     let d = j.decision;
-    const recorded = observer.onDecision({ decision: d, input, frame, connection, original: j.original });
+    let ev: DecisionEvent = { decision: d, input, frame, connection, original: j.original };
+    const recorded = observer.onDecision(ev);
     if (d.allow && d.alerts.length > 0 && !recorded && auditFailClosed) {
       d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
-      observer.onDecision({ decision: d, input, frame, connection, original: j.original });
+      ev = { decision: d, input, frame, connection, original: j.original };
+      observer.onDecision(ev);
     }
+    this.lastDecision = ev;
     const log = this.core.log;
     if (d.alerts.length > 0) log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
     if (!d.allow)
@@ -237,6 +324,8 @@ export class RequestPhase implements StatementView {
         if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
         this.reconcile(type, null);
         this.enforcer.settle(this.pipeline.lastEnded);
+        if (this.lexicalChangeSent && core.conn.transaction_status === 'I' && !this.lexicalInFlight)
+          this.lexicalChangeSent = false;
         return null;
       case BackendType.ErrorResponse:
         return this.onError(msg);
@@ -247,7 +336,7 @@ export class RequestPhase implements StatementView {
       case BackendType.ParameterStatus: {
         const p = readParameterStatus(msg);
         this.serverParameters.set(p.name, p.value);
-        return null;
+        return this.onParameterStatus(p.name, p.value);
       }
       case BackendType.BackendKeyData:
         return this.onBackendKeyData(msg);
@@ -263,6 +352,42 @@ export class RequestPhase implements StatementView {
         this.reconcile(type, null);
         return null;
     }
+  }
+
+  /**
+   * The server's report of a GUC_REPORT setting: kept in `connection.server`, checked against the
+   * startup judgement (tripwires.ts), and, for the lexical settings, the state SQL text is read
+   * under from now on. A lexical change nobody sent (a function that calls set_config inside, say)
+   * may have been read under the old state by messages already judged: the session ends.
+   */
+  private onParameterStatus(name: string, value: string): Buffer | null {
+    const core = this.core;
+    core.conn.server = Object.freeze(updateServerState(core.conn.server ?? emptyServerState(), name, value));
+    const trip = checkTripwires(this.judgedAtStartup, name, value, this.lexical);
+    if (trip !== null) {
+      core.serverStateDiverged(trip, this.lastDecision);
+      return Buffer.alloc(0);
+    }
+    if (name === 'is_superuser' && this.judgedAtStartup.superuser === null)
+      this.judgedAtStartup = { ...this.judgedAtStartup, superuser: value === 'on' };
+    if (!LEXICAL_SETTINGS.has(name)) return null;
+    const next = applyParameterStatus(this.lexical, name, value);
+    if (!next.ok) return null; // a refusal is a tripwire, above
+    const changed =
+      next.state.clientEncoding !== this.lexical.clientEncoding ||
+      next.state.standardConformingStrings !== this.lexical.standardConformingStrings;
+    if (changed && core.phase === 'ready' && !this.lexicalInFlight) {
+      core.serverStateDiverged(
+        {
+          code: ErrorCodes.SERVER_STATE_LEXICAL,
+          reason: `server state diverged: the server reports ${name} ${value}, changed by no statement pgward judged as changing it`,
+        },
+        this.lastDecision,
+      );
+      return Buffer.alloc(0);
+    }
+    this.lexical = next.state;
+    return null;
   }
 
   private reconcile(type: number, tag: string | null): void {
@@ -300,5 +425,23 @@ export class RequestPhase implements StatementView {
   releaseKey(): void {
     if (this.upstreamKey !== null)
       this.core.deps.cancel.release(this.upstreamKey.processId, this.core.opts.cancelTarget);
+  }
+}
+
+/**
+ * The statements a judged message may run (null: unknown, so any of them). A FunctionCall may be
+ * set_config by its oid.
+ */
+function judgedStatements(j: Judgement): readonly StatementInfo[] | null {
+  switch (j.type) {
+    case 'Query':
+    case 'Parse':
+      return j.classification?.statements ?? null;
+    case 'Bind': {
+      const r = j.resolution;
+      return r === undefined || typeof r === 'string' ? null : r.ref.statements;
+    }
+    default:
+      return null;
   }
 }

@@ -131,6 +131,9 @@ export class Session {
       case 'pauseClient':
         this.client.pause();
         return;
+      case 'resumeClient':
+        if (!this.clientPaused) this.client.resume();
+        return;
       case 'startLoginTimer':
         this.loginTimer = setTimeout(() => {
           this.core.loginTimerFired();

@@ -26,6 +26,8 @@ import {
   type StartupMessage,
 } from '../protocol';
 import { encodeFatal, encodeStartupDenied } from '../enforcement/deny';
+import { lexicalStartupCheck } from '../sql/lexical';
+import { emptyServerState } from '../policy/tripwires';
 import type { Refusal, UpstreamInfo } from './actions';
 import type { SessionCore } from './core';
 
@@ -120,6 +122,19 @@ export class StartupPhase {
     core.log = core.log.child({ user: c.user, db: c.database });
     if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', packet, c);
 
+    // A client encoding or string syntax pgward cannot read SQL under: refused before the upstream
+    // is contacted (the server's own reports are checked again as they arrive, tripwires.ts).
+    const lexical = lexicalStartupCheck(params, c.options);
+    if (!lexical.ok) {
+      core.log.info({ code: lexical.code, reason: lexical.reason }, 'startup refused: lexical state');
+      core.deps.observer.onError(lexical.code, c);
+      core.closeOutcome = 'startup_denied';
+      core.fatal(lexical.sqlstate, `pgward: ${lexical.reason}`, lexical.code);
+      return;
+    }
+    core.requests.lexical = { ...lexical.state, changing: false };
+    c.server = Object.freeze(emptyServerState());
+
     const decision = core.requests.decide(core.requests.judge.startup(c), packet);
     if (!decision.allow) {
       core.closeOutcome = 'startup_denied';
@@ -135,6 +150,11 @@ export class StartupPhase {
       core.endClient();
       return;
     }
+    core.requests.judgedAtStartup = {
+      user: c.user,
+      readOnly: decision.session_parameters['default_transaction_read_only'] === 'on',
+      superuser: null,
+    };
     // Parameters the decision pins override whatever the client sent (direct startup parameters
     // are applied after `options` switches, so they win over `-c` settings too).
     // The names go as sent: the server cuts them exactly as above.

@@ -39,12 +39,24 @@ export interface DecisionEvent {
   original?: { sql: string; statements: StatementInfo[] } | undefined;
 }
 
+/** A tripwire fired: the server reported a state that contradicts the startup judgement. */
+export interface DivergenceEvent {
+  code: ErrorCode;
+  /** "server state diverged: …" */
+  reason: string;
+  connection: ConnectionInfo;
+  /** The last decision of the session before the report (null: the report came at startup). */
+  preceding: DecisionEvent | null;
+}
+
 export type FrameDirection = 'frontend' | 'backend';
 
 export interface SessionObserver {
   /** Returns false when a denial or alert could not be recorded (audit sink failing). */
   onDecision(ev: DecisionEvent): boolean;
   onError(code: ErrorCode, connection: ConnectionInfo | null): void;
+  /** For the audit log: a tripwire ended the session (onError counts it too). */
+  onServerStateDiverged?(ev: DivergenceEvent): void;
   onConnectionOpened(): void;
   onConnectionClosed(outcome: string, connection: ConnectionInfo): void;
   onAuthenticated(connection: ConnectionInfo): void;
