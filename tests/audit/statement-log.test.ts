@@ -90,6 +90,7 @@ async function workload(gw: RunningGateway): Promise<string> {
     (e: unknown) => e,
   )) as Rec;
   await c.query(`DELETE FROM stmt_log_t WHERE id = ${NUMBER} OR note = '${LITERAL}'`);
+  await c.query(`SELECT * FROM stmt_log_missing WHERE note = '${LITERAL}'`).catch(() => undefined);
   await c.end();
   return String(err.code);
 }
@@ -115,6 +116,16 @@ test('allowed and denied statements are in the statement log, redacted; no liter
   });
   expect(insert[0]!.sql).toBe('INSERT INTO stmt_log_t VALUES ($1, $2), ($3, $4)');
   expect(insert[0]!.statements[0]).toMatchObject({ command: 'INSERT' });
+  // Completion reported by the session core: command tags, rows, duration.
+  expect(insert[0]).toMatchObject({ status: 'ok', command_tags: ['INSERT 0 2'], rows: 2, sqlstate: null });
+  expect(insert[0]!.duration_ms).toBeGreaterThanOrEqual(0);
+  const bind = statements.find((r) => r.message_type === 'Bind');
+  expect(bind).toMatchObject({ status: 'ok', command_tags: ['SELECT 0'], rows: 0 });
+  expect(bySql(/^SELECT \* FROM stmt_log_missing/)[0]).toMatchObject({
+    status: 'error',
+    sqlstate: '42P01',
+    duration_ms: expect.any(Number),
+  });
   expect(typeof insert[0]!.decision_id).toBe('string');
 
   expect(
@@ -133,12 +144,13 @@ test('allowed and denied statements are in the statement log, redacted; no liter
   });
   const del = bySql(/^DELETE FROM stmt_log_t WHERE/);
   expect(del[0]!.sql).toBe('DELETE FROM stmt_log_t WHERE id = $1 OR note = $2');
+  expect(del[0]).toMatchObject({ status: 'ok', command_tags: ['DELETE 1'], rows: 1 });
 
   const start = recs.find((r) => r.event === 'session_start' && r.connection.application_name === 'stmt-it');
   const end = recs.find((r) => r.event === 'session_end' && r.connection_id === start?.connection_id);
   expect(end).toMatchObject({
     outcome: expect.any(String),
-    totals: { statements: 5, allowed: 4, denied: 1 },
+    totals: { statements: 6, allowed: 5, denied: 1, errors: 1, rows: 4 },
   });
 
   // The decision log and the audit log name the same decision the same way.

@@ -30,6 +30,7 @@ import { Enforcer, type DeniedType } from '../enforcement/enforcer';
 import { StatementNamespace, type Op, type Resolution, type Statement } from './namespace';
 import { opsForJudgement } from './judged-ops';
 import { Pipeline } from './pipeline';
+import { StatementTracker } from './statement-tracker';
 import type { SessionCore } from './core';
 
 /** What a client may send during COPY FROM STDIN. */
@@ -61,6 +62,9 @@ export class RequestPhase implements StatementView {
     this.judge = new FrameJudge(core.deps.engine, core.deps.classify, {
       maxSqlBytes: core.deps.limits.maxSqlBytesInInput,
     });
+    // Statement log: checked once; without it the pipeline carries nothing per message.
+    const statementLog = core.deps.statementLog;
+    if (statementLog?.enabled) this.pipeline.tracker = new StatementTracker(statementLog, core.conn);
   }
 
   get idle(): boolean {
@@ -105,9 +109,12 @@ export class RequestPhase implements StatementView {
       case FrontendType.FunctionCall:
         this.onJudged(this.judge.judge(type, bytes, core.conn, this.ctx) as Judgement, bytes);
         return;
-      case FrontendType.Execute:
-        this.send(bytes, this.executeOps(readExecute(bytes).portal));
+      case FrontendType.Execute: {
+        const portal = readExecute(bytes).portal;
+        if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.execute(portal); // statement log
+        this.send(bytes, this.executeOps(portal));
         return;
+      }
       case FrontendType.Close:
         this.send(bytes, this.closeOps(bytes));
         return;
@@ -151,6 +158,7 @@ export class RequestPhase implements StatementView {
   private onJudged(j: Judgement, bytes: Buffer): void {
     const cycle = this.pipeline.cycle;
     const d = this.decide(j, bytes);
+    if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.judged(j, d, cycle); // statement log
     if (j.type === 'Bind' && j.resolution === 'absent' && d.error_code === null)
       return this.onMissingStatement(j, bytes);
     if (d.allow) {
@@ -242,7 +250,11 @@ export class RequestPhase implements StatementView {
         return this.onError(msg);
       case BackendType.CommandComplete:
         // The tag is ASCII; only the ones that change the namespace matter.
-        this.reconcile(type, msg.length <= 20 ? msg.toString('latin1', 5, msg.length - 1) : '');
+        // (The statement log wants every tag: its rows.)
+        this.reconcile(
+          type,
+          msg.length <= 20 || this.pipeline.tracker !== null ? msg.toString('latin1', 5, msg.length - 1) : '',
+        );
         return null;
       case BackendType.ParameterStatus: {
         const p = readParameterStatus(msg);
@@ -280,7 +292,11 @@ export class RequestPhase implements StatementView {
       return null;
     }
     const rep = this.enforcer.rewrite(msg);
-    this.reconcile(BackendType.ErrorResponse, null);
+    // The statement log records the SQLSTATE the client sees (a rewritten sentinel's, too).
+    this.reconcile(
+      BackendType.ErrorResponse,
+      this.pipeline.tracker === null ? null : rep === null ? f.code : readErrorFields(rep).code,
+    );
     return rep;
   }
 
