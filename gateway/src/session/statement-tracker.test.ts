@@ -91,7 +91,7 @@ describe('statement log from the session core', () => {
       P('INSERT INTO t VALUES (1)'),
       B(),
       E(),
-      P('SELECT 1 / 0'),
+      P('SELECT 1 / x FROM t'), // x = 0: fails at Execute (1 / 0 would fail at Bind, folded when planned)
       B(),
       E(),
       P('UPDATE t SET x = 2'),
@@ -109,7 +109,7 @@ describe('statement log from the session core', () => {
     const r = records();
     expect(r.map((x) => [x.message_type, x.sql, x.status, x.sqlstate, x.command_tags, x.rows])).toEqual([
       ['Bind', 'INSERT INTO t VALUES (1)', 'ok', null, ['INSERT 0 1'], 1],
-      ['Bind', 'SELECT 1 / 0', 'error', '22012', [], null],
+      ['Bind', 'SELECT 1 / x FROM t', 'error', '22012', [], null],
       ['Bind', 'UPDATE t SET x = 2', 'skipped', null, [], null],
     ]);
     expect(r.map((x) => x.duration_ms)).toEqual([3, 7, null]);
