@@ -195,7 +195,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       metrics.countDecision(d, ev.input.phase);
       if (d.error_code) metrics.countError(d.error_code);
       decisionLog?.log(ev.input, d, config.policy.entrypoint, ev.connection.id);
-      if (statementLog.enabled) startStatement(statementLog, ev);
       if (d.allow && d.alerts.length === 0) return true;
       return audit.record(auditEventFrom(d.allow ? 'alert' : 'deny', ev.input, d, ev.frame, ev));
     },
@@ -318,6 +317,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     },
     frameCounts,
     unauthenticated,
+    // Statement records are started and completed by the session core (session/statement-tracker.ts).
+    statementLog: statementLog.enabled ? statementLog : undefined,
   };
 
   // A client over a limit is refused as PostgreSQL refuses it (CAC_TOOMANY): after its SSLRequest
@@ -512,34 +513,6 @@ function bundleOptions(config: Config): BundleManagerOptions {
         }
       : undefined,
   };
-}
-
-/**
- * The statement log's record of a judged message: every Query, Bind (the statement it binds) and
- * FunctionCall, and a Parse only when it was denied (an allowed Parse runs nothing). This session
- * core reports no completions, so an allowed statement is written at once as `incomplete` (nothing
- * is held per session); docs/audit.md lists the calls a session core makes for status, rows and
- * duration.
- */
-function startStatement(log: StatementLog, ev: DecisionEvent): void {
-  const m = ev.input.message;
-  if (ev.input.phase !== 'message') return;
-  if (
-    m.type !== 'Query' &&
-    m.type !== 'Bind' &&
-    m.type !== 'FunctionCall' &&
-    !(m.type === 'Parse' && !ev.decision.allow)
-  )
-    return;
-  const handle = log.statementStarted({
-    connection: ev.connection,
-    message_type: m.type,
-    sql: ev.original?.sql ?? m.sql ?? m.statement?.sql ?? null,
-    statements: ev.original?.statements ?? ev.input.statements,
-    parse_error: ev.input.parse_error,
-    decision: ev.decision,
-  });
-  handle.abandon();
 }
 
 /** Readiness: the upstream accepts TCP connections. */

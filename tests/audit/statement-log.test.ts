@@ -11,6 +11,8 @@ import { Client } from 'pg';
 import { ensureLocalTestDb } from '../helpers/cluster';
 import { REPO, startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
 import { validateEvent } from './event-schema';
+import { encodeBind, encodeExecute, encodeParse, encodeQuery, encodeSync } from '../../gateway/src/protocol';
+import { RawClient, errorOf } from '../policy/raw-client';
 
 type Rec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -90,6 +92,7 @@ async function workload(gw: RunningGateway): Promise<string> {
     (e: unknown) => e,
   )) as Rec;
   await c.query(`DELETE FROM stmt_log_t WHERE id = ${NUMBER} OR note = '${LITERAL}'`);
+  await c.query(`SELECT * FROM stmt_log_missing WHERE note = '${LITERAL}'`).catch(() => undefined);
   await c.end();
   return String(err.code);
 }
@@ -115,6 +118,16 @@ test('allowed and denied statements are in the statement log, redacted; no liter
   });
   expect(insert[0]!.sql).toBe('INSERT INTO stmt_log_t VALUES ($1, $2), ($3, $4)');
   expect(insert[0]!.statements[0]).toMatchObject({ command: 'INSERT' });
+  // Completion reported by the session core: command tags, rows, duration.
+  expect(insert[0]).toMatchObject({ status: 'ok', command_tags: ['INSERT 0 2'], rows: 2, sqlstate: null });
+  expect(insert[0]!.duration_ms).toBeGreaterThanOrEqual(0);
+  const bind = statements.find((r) => r.message_type === 'Bind');
+  expect(bind).toMatchObject({ status: 'ok', command_tags: ['SELECT 0'], rows: 0 });
+  expect(bySql(/^SELECT \* FROM stmt_log_missing/)[0]).toMatchObject({
+    status: 'error',
+    sqlstate: '42P01',
+    duration_ms: expect.any(Number),
+  });
   expect(typeof insert[0]!.decision_id).toBe('string');
 
   expect(
@@ -133,12 +146,13 @@ test('allowed and denied statements are in the statement log, redacted; no liter
   });
   const del = bySql(/^DELETE FROM stmt_log_t WHERE/);
   expect(del[0]!.sql).toBe('DELETE FROM stmt_log_t WHERE id = $1 OR note = $2');
+  expect(del[0]).toMatchObject({ status: 'ok', command_tags: ['DELETE 1'], rows: 1 });
 
   const start = recs.find((r) => r.event === 'session_start' && r.connection.application_name === 'stmt-it');
   const end = recs.find((r) => r.event === 'session_end' && r.connection_id === start?.connection_id);
   expect(end).toMatchObject({
     outcome: expect.any(String),
-    totals: { statements: 5, allowed: 4, denied: 1 },
+    totals: { statements: 6, allowed: 5, denied: 1, errors: 1, rows: 4 },
   });
 
   // The decision log and the audit log name the same decision the same way.
@@ -171,6 +185,81 @@ test('allowed and denied statements are in the statement log, redacted; no liter
     }
   }
   expect(gw.stdout.join('\n')).not.toContain(LITERAL);
+});
+
+test('a pipeline with an error in the middle, a multi-statement Query and a denied Parse, as the server answers them', async () => {
+  const { gw, dir } = await gatewayWithLogs();
+  const { client } = await RawClient.connect(gw.host, gw.port, {
+    user: 'postgres',
+    database: db,
+    application_name: 'stmt-pipeline',
+  });
+  const run = (sql: string): Buffer[] => [encodeParse('', sql), encodeBind('', '', []), encodeExecute('')];
+  client.send(
+    ...run("INSERT INTO stmt_log_t VALUES (11, 'p')"),
+    ...run('SELECT 1 / 0'),
+    ...run('SELECT 2'),
+    encodeSync(),
+  );
+  const first = await client.readUntilReady();
+  // PostgreSQL folds 1 / 0 when it plans the unnamed statement, at Bind: the Bind fails.
+  expect(first.map((m) => m.type).join('')).toBe('12C1EZ');
+  expect(errorOf(first[4]!).code).toBe('22012');
+  // A denied Parse in a pipeline: its sentinel's error is the policy's, and the server skips the rest.
+  client.send(
+    ...run('SELECT 3'),
+    encodeParse('', 'DELETE FROM stmt_log_t'),
+    encodeBind('', '', []),
+    encodeExecute(''),
+  );
+  client.send(...run('SELECT 4'), encodeSync());
+  const second = await client.readUntilReady();
+  expect(second.map((m) => m.type).join('')).toBe('12DCEZ');
+  expect(errorOf(second[4]!).code).toBe('42501');
+  client.send(
+    encodeQuery(
+      "INSERT INTO stmt_log_t VALUES (12, 'q'); UPDATE stmt_log_t SET note = 'r' WHERE id IN (11, 12)",
+    ),
+  );
+  await client.readUntilReady();
+  client.send(encodeQuery('DELETE FROM stmt_log_t WHERE id IN (11, 12)'));
+  await client.readUntilReady();
+  client.socket.destroy();
+  expect(await gw.stop()).toBe(0);
+
+  const recs = readJsonl(path.join(dir, 'statements.jsonl'));
+  for (const r of recs) validateEvent(r);
+  const start = recs.find(
+    (r) => r.event === 'session_start' && r.connection.application_name === 'stmt-pipeline',
+  );
+  const mine = recs.filter((r) => r.event === 'statement' && r.connection_id === start!.connection_id);
+  // Written in the order they finish: a denial at once, an allowed statement at its last answer.
+  // The INSERT answered INSERT 0 1; the error later in its implicit transaction rolled it back.
+  expect(mine.map((r) => [r.message_type, r.sql, r.status, r.sqlstate, r.command_tags, r.rows])).toEqual([
+    ['Bind', 'INSERT INTO stmt_log_t VALUES ($1, $2)', 'ok', null, ['INSERT 0 1'], 1],
+    ['Bind', 'SELECT $1 / $2', 'error', '22012', [], null],
+    ['Bind', 'SELECT $1', 'skipped', null, [], null],
+    ['Parse', 'DELETE FROM stmt_log_t', 'denied', null, [], null],
+    ['Bind', null, 'denied', null, [], null],
+    ['Bind', 'SELECT $1', 'ok', null, ['SELECT 1'], 1],
+    ['Bind', 'SELECT $1', 'skipped', null, [], null],
+    [
+      'Query',
+      'INSERT INTO stmt_log_t VALUES ($1, $2); UPDATE stmt_log_t SET note = $3 WHERE id IN ($4, $5)',
+      'ok',
+      null,
+      ['INSERT 0 1', 'UPDATE 1'],
+      2,
+    ],
+    ['Query', 'DELETE FROM stmt_log_t WHERE id IN ($1, $2)', 'ok', null, ['DELETE 1'], 1],
+  ]);
+  expect(mine.filter((r) => r.status === 'error')).toHaveLength(1);
+  for (const r of mine) {
+    if (r.status !== 'skipped') expect(r.duration_ms).toBeGreaterThanOrEqual(0);
+    else expect(r.duration_ms).toBeNull();
+  }
+  const end = recs.find((r) => r.event === 'session_end' && r.connection_id === start!.connection_id);
+  expect(end).toMatchObject({ totals: { statements: 9, allowed: 7, denied: 2, errors: 1, rows: 5 } });
 });
 
 test('with audit.redact.literals false, the statement log has the SQL as sent', async () => {

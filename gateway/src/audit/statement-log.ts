@@ -12,6 +12,7 @@
  *   handle.completed({command_tag})   each CommandComplete that answers it
  *   handle.failed({sqlstate})         the ErrorResponse that answers it
  *   handle.finish()                   when nothing more answers it (or readyForQuery(id))
+ *   handle.skipped()                  the server skipped it after an earlier error
  *   sessionEnded(connection_id, outcome)
  * Writing is bounded and non-blocking (buffered-writer.ts): a full queue drops records and counts them.
  */
@@ -58,7 +59,7 @@ export interface StatementLogDeps {
 }
 
 /** Outcome of a statement record. */
-export type StatementStatus = 'ok' | 'error' | 'denied' | 'incomplete';
+export type StatementStatus = 'ok' | 'error' | 'denied' | 'skipped' | 'incomplete';
 
 export interface StatementRecord {
   event: 'statement';
@@ -124,6 +125,8 @@ export interface StatementHandle {
   failed(f: { sqlstate: string }): void;
   /** Writes the record; later calls do nothing. */
   finish(): void;
+  /** Writes the record as `skipped`: the server skipped it after an earlier error, it never ran. */
+  skipped(): void;
   /** Writes the record as `incomplete` now: the caller will report nothing more about it. */
   abandon(): void;
 }
@@ -145,6 +148,7 @@ const NOOP_HANDLE: StatementHandle = {
   completed: () => undefined,
   failed: () => undefined,
   finish: () => undefined,
+  skipped: () => undefined,
   abandon: () => undefined,
 };
 
@@ -234,7 +238,8 @@ export function createStatementLog(opts: StatementLogOptions, deps: StatementLog
     o.done = true;
     const r = o.record;
     if (status !== undefined) r.status = status;
-    r.duration_ms = r.status === 'incomplete' ? null : Math.max(0, round3(now() - o.started));
+    r.duration_ms =
+      r.status === 'incomplete' || r.status === 'skipped' ? null : Math.max(0, round3(now() - o.started));
     if (r.status === 'error') s.totals.errors++;
     if (r.rows !== null) s.totals.rows += r.rows;
     const i = s.open.indexOf(o);
@@ -307,6 +312,7 @@ export function createStatementLog(opts: StatementLogOptions, deps: StatementLog
           o.record.sqlstate = sqlstate;
         },
         finish: () => finish(s, o),
+        skipped: () => finish(s, o, 'skipped'),
         abandon: () => finish(s, o, 'incomplete'),
       };
     },

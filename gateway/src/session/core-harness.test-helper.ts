@@ -11,7 +11,7 @@ import type { StatementInfo } from '../sql/types';
 import { CancelRegistry } from './cancel-registry';
 import { SessionCore } from './core';
 import type { Action, Refusal } from './actions';
-import type { DecisionEvent, DivergenceEvent, SessionDeps } from './types';
+import type { DecisionEvent, DivergenceEvent, SessionDeps, SessionStatementLog } from './types';
 
 /** Denies any statement (or EXECUTEd inner statement) that is a DELETE, and FunctionCall of oid 666. */
 export class RuleEngine implements PolicyEngine {
@@ -152,6 +152,7 @@ export interface HarnessOptions {
   tls?: boolean;
   requireTls?: boolean;
   maxUnauthenticated?: number;
+  statementLog?: SessionStatementLog;
 }
 
 export class Harness {
@@ -197,6 +198,7 @@ export class Harness {
       onClose: () => undefined,
       frameCounts: { frontend: new Float64Array(256), backend: new Float64Array(256) },
       unauthenticated: { count: 0, max: opts.maxUnauthenticated ?? 10 },
+      statementLog: opts.statementLog,
     };
     this.core = new SessionCore(this.deps, {
       clientAddr: '10.0.0.1',

@@ -14,6 +14,7 @@
  */
 import { BackendType, FrontendType } from '../protocol/message-types';
 import type { Op, StatementNamespace } from './namespace';
+import type { StatementTracker, Tracked } from './statement-tracker';
 
 interface Expect {
   /** Frontend type byte of the forwarded message. */
@@ -21,6 +22,8 @@ interface Expect {
   cycle: number;
   /** Namespace changes this message makes when it succeeds (or always, see Op.always). */
   ops: Op[] | null;
+  /** The statement log record this entry answers (statement-tracker.ts); null without one. */
+  stmt: Tracked | null;
 }
 
 /** Cycle-ending messages: each gets exactly one ReadyForQuery unless skipped. */
@@ -37,6 +40,10 @@ export class Pipeline {
   lastEnded = -1;
   /** COPY FROM STDIN in progress (CopyInResponse seen, CopyDone/CopyFail not yet sent). */
   copyIn = false;
+  /** The statement log's tracker (statement_log.enabled), told what happens to each entry. */
+  tracker: StatementTracker | null = null;
+  /** The record the next forwarded message's entry carries (set by the request phase). */
+  carry: Tracked | null = null;
 
   constructor(private readonly ns: StatementNamespace) {}
 
@@ -52,18 +59,21 @@ export class Pipeline {
 
   /** Records a forwarded message (after its ops were added to the namespace). */
   sent(type: number, ops: Op[] | null): void {
+    const stmt = this.carry;
+    this.carry = null;
     if (this.copyIn) {
       // The server ignores Flush and Sync during COPY FROM STDIN; the copy messages get no answer.
       if (type === FrontendType.CopyDone || type === FrontendType.CopyFail) this.copyIn = false;
       return;
     }
     if (!expectsAnswer(type)) return;
-    this.queue.push({ type, cycle: this.cyclesSent, ops });
+    this.queue.push({ type, cycle: this.cyclesSent, ops, stmt });
     if (endsCycle(type)) this.cyclesSent++;
   }
 
   /**
-   * Reconciles one backend message (type byte; `tag` for CommandComplete). Returns false when the
+   * Reconciles one backend message (type byte; `tag`: CommandComplete's tag, an ErrorResponse's
+   * SQLSTATE when a tracker wants it). Returns false when the
    * message answers nothing that was asked (pgward's model and the server disagree).
    */
   received(type: number, tag: string | null): boolean {
@@ -82,8 +92,10 @@ export class Pipeline {
       case BackendType.RowDescription:
         if (e?.type === FrontendType.Describe) return this.answers(e, FrontendType.Describe);
         return e?.type === FrontendType.Query || e?.type === FrontendType.Execute;
-      case BackendType.EmptyQueryResponse:
       case BackendType.PortalSuspended:
+        if (e !== undefined && e.stmt !== null && e.type === FrontendType.Execute) this.suspended(e);
+        return this.commandDone(e, tag);
+      case BackendType.EmptyQueryResponse:
       case BackendType.CommandComplete:
         return this.commandDone(e, tag);
       case BackendType.CopyInResponse:
@@ -92,7 +104,7 @@ export class Pipeline {
         return e !== undefined;
       case BackendType.ErrorResponse:
         this.copyIn = false;
-        if (e !== undefined) this.failed(e);
+        if (e !== undefined) this.failed(e, tag);
         return true;
       case BackendType.ReadyForQuery:
         this.copyIn = false;
@@ -111,6 +123,8 @@ export class Pipeline {
   /** CommandComplete, EmptyQueryResponse, PortalSuspended: of a Query's statement or an Execute. */
   private commandDone(e: Expect | undefined, tag: string | null): boolean {
     if (e === undefined) return false;
+    if (e.stmt !== null && (e.type === FrontendType.Query || e.type === FrontendType.Execute))
+      this.tracker!.command(e.stmt, tag);
     if (e.type === FrontendType.Query) {
       if (tag !== null) this.confirmTag(e, tag);
       return true;
@@ -139,6 +153,7 @@ export class Pipeline {
 
   /** The entry's message succeeded: its ops are true now. */
   private complete(e: Expect): void {
+    if (e.stmt !== null) this.tracker!.answered(e.stmt);
     if (e.ops) for (const op of e.ops) this.ns.confirm(op);
     this.shift();
   }
@@ -162,7 +177,8 @@ export class Pipeline {
   }
 
   /** ErrorResponse: the oldest entry failed. */
-  private failed(e: Expect): void {
+  private failed(e: Expect, sqlstate: string | null): void {
+    if (e.stmt !== null && sqlstate !== null) this.tracker!.failed(e.stmt, sqlstate);
     this.end(e, false);
     if (endsCycle(e.type)) return; // its ReadyForQuery follows
     this.shift();
@@ -176,12 +192,27 @@ export class Pipeline {
 
   /** Settles an entry that will not succeed: `always` ops hold if it ran, the rest are rolled back. */
   private end(e: Expect, skipped: boolean): void {
+    if (e.stmt !== null) this.endStatement(e, skipped);
     if (e.ops === null) return;
     for (const op of e.ops) {
       if (op.always && !skipped) this.ns.confirm(op);
       else this.ns.rollback(op);
     }
     e.ops = null;
+  }
+
+  /** PortalSuspended: the Execute's statement can run on (another Execute), it has not ended. */
+  private suspended(e: Expect): void {
+    this.tracker!.answered(e.stmt as Tracked);
+    e.stmt = null;
+  }
+
+  /** The statement of an entry that will not be answered any more: ended, or skipped by the server. */
+  private endStatement(e: Expect, skipped: boolean): void {
+    const t = e.stmt as Tracked;
+    e.stmt = null;
+    if (skipped) this.tracker!.skipped(t);
+    else this.tracker!.ended(t);
   }
 
   private ready(): boolean {
@@ -193,6 +224,7 @@ export class Pipeline {
       this.shift();
       if (last) {
         this.lastEnded = e.cycle;
+        if (this.tracker !== null) this.tracker.cycleEnded(e.cycle);
         return true;
       }
     }

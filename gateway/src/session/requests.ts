@@ -51,6 +51,7 @@ import { Enforcer, type DeniedType } from '../enforcement/enforcer';
 import { StatementNamespace, type Op, type Resolution, type Statement } from './namespace';
 import { opsForJudgement } from './judged-ops';
 import { Pipeline } from './pipeline';
+import { StatementTracker } from './statement-tracker';
 import type { SessionCore } from './core';
 
 /** What a client may send during COPY FROM STDIN. */
@@ -109,6 +110,9 @@ export class RequestPhase implements StatementView {
       { maxSqlBytes: core.deps.limits.maxSqlBytesInInput },
       this.readSql,
     );
+    // Statement log: checked once; without it the pipeline carries nothing per message.
+    const statementLog = core.deps.statementLog;
+    if (statementLog?.enabled) this.pipeline.tracker = new StatementTracker(statementLog, core.conn);
   }
 
   /**
@@ -188,6 +192,7 @@ export class RequestPhase implements StatementView {
         const portal = readExecute(bytes).portal;
         const s = this.portals.get(portal);
         if (s !== undefined) this.noteLexical(s.ref.statements);
+        if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.execute(portal); // statement log
         this.send(bytes, this.executeOps(portal));
         return;
       }
@@ -234,6 +239,7 @@ export class RequestPhase implements StatementView {
   private onJudged(j: Judgement, bytes: Buffer): void {
     const cycle = this.pipeline.cycle;
     const d = this.decide(j, bytes);
+    if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.judged(j, d, cycle); // statement log
     if (j.type === 'Bind' && j.resolution === 'absent' && d.error_code === null)
       return this.onMissingStatement(j, bytes);
     if (d.allow) {
@@ -331,7 +337,11 @@ export class RequestPhase implements StatementView {
         return this.onError(msg);
       case BackendType.CommandComplete:
         // The tag is ASCII; only the ones that change the namespace matter.
-        this.reconcile(type, msg.length <= 20 ? msg.toString('latin1', 5, msg.length - 1) : '');
+        // (The statement log wants every tag: its rows.)
+        this.reconcile(
+          type,
+          msg.length <= 20 || this.pipeline.tracker !== null ? msg.toString('latin1', 5, msg.length - 1) : '',
+        );
         return null;
       case BackendType.ParameterStatus: {
         const p = readParameterStatus(msg);
@@ -405,7 +415,11 @@ export class RequestPhase implements StatementView {
       return null;
     }
     const rep = this.enforcer.rewrite(msg);
-    this.reconcile(BackendType.ErrorResponse, null);
+    // The statement log records the SQLSTATE the client sees (a rewritten sentinel's, too).
+    this.reconcile(
+      BackendType.ErrorResponse,
+      this.pipeline.tracker === null ? null : rep === null ? f.code : readErrorFields(rep).code,
+    );
     return rep;
   }
 

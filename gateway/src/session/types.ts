@@ -87,4 +87,34 @@ export interface SessionDeps {
   frameCounts: { frontend: Float64Array; backend: Float64Array };
   /** Connections counted while not yet authenticated (shared). */
   unauthenticated: { count: number; max: number };
+  /** The statement log (statement_log.enabled); absent or disabled: nothing is tracked. */
+  statementLog?: SessionStatementLog | undefined;
+}
+
+/**
+ * What a session reports to the statement log (audit/statement-log.ts implements it; declared here
+ * so session/ does not import audit/). See statement-tracker.ts for when each call is made.
+ */
+export interface SessionStatementLog {
+  readonly enabled: boolean;
+  statementStarted(s: {
+    connection: ConnectionInfo;
+    /** Query, Bind, FunctionCall, Parse. */
+    message_type: string;
+    sql: string | null;
+    statements: readonly StatementInfo[];
+    parse_error?: string | null;
+    decision: Pick<Decision, 'id' | 'allow' | 'reasons' | 'alerts' | 'revision' | 'error_code'>;
+  }): SessionStatementHandle;
+}
+
+export interface SessionStatementHandle {
+  /** One CommandComplete answering it. */
+  completed(c: { command_tag: string }): void;
+  /** The ErrorResponse answering it. */
+  failed(f: { sqlstate: string }): void;
+  /** Writes the record; later calls do nothing. */
+  finish(): void;
+  /** Writes the record as `skipped`: the server skipped it after an earlier error (it never ran). */
+  skipped(): void;
 }
