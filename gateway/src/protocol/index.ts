@@ -1,4 +1,9 @@
-/** The pure PostgreSQL wire codec: framing, decoders by direction, builders. No I/O in here. */
+/**
+ * The pure PostgreSQL wire codec: framing, decoders by direction, builders. No I/O in here.
+ * Decode once: FrontendFramer → readFrontendMessage (FrontendMessage union), BackendScanner →
+ * readBackendMessage (BackendMessage union; DataRow is skipped by type byte, never decoded). The
+ * per-message read* functions stay exported for the callers that predate the unions.
+ */
 export * from './errors';
 export * from './limits';
 export * from './message-types';
