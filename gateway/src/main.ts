@@ -73,16 +73,27 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   metrics.connectionsMax.set(config.limits.max_clients);
   let current = config;
 
-  const audit: AuditLog = createAuditLog(
-    {
-      sink: config.audit.sink,
-      file: { ...config.audit.file },
-      redact: { ...config.audit.redact },
-      fail_closed: config.audit.fail_closed,
-      max_frame_bytes: config.audit.max_frame_bytes,
-    },
-    { metrics, logger },
-  );
+  // One redaction object shared by the audit, decision and statement logs (they read it per
+  // record): a SIGHUP that changes audit.redact changes all three at once.
+  const redact = { ...config.audit.redact };
+  const openAuditLog = (c: Config): AuditLog =>
+    createAuditLog(
+      {
+        sink: c.audit.sink,
+        file: { ...c.audit.file },
+        redact,
+        fail_closed: c.audit.fail_closed,
+        max_frame_bytes: c.audit.max_frame_bytes,
+      },
+      { metrics, logger },
+    );
+  // Sessions hold this one object; a SIGHUP that changes the audit section swaps what is behind it.
+  let auditLog = openAuditLog(config);
+  const audit: AuditLog = {
+    record: (e) => auditLog.record(e),
+    healthy: () => auditLog.healthy(),
+    close: () => auditLog.close(),
+  };
   // ---- audit: decision log upload (OPA services/decision_logs) and the statement log ----
   const upload = config.decision_log.decision_logs;
   const service = upload ? config.decision_log.services[upload.service] : undefined;
@@ -119,7 +130,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           sink: config.decision_log.sink,
           file: { ...config.decision_log.file },
         },
-        { metrics, logger, redact: { ...config.audit.redact }, instanceId, version: VERSION, uploader },
+        { metrics, logger, redact, instanceId, version: VERSION, uploader },
       )
     : null;
   const statementLog: StatementLog = createStatementLog(
@@ -128,7 +139,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       sink: config.statement_log.sink,
       file: { ...config.statement_log.file },
       max_buffered_bytes: config.statement_log.max_buffered_bytes,
-      redact: { ...config.audit.redact },
+      redact,
     },
     {
       metrics,
@@ -454,6 +465,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         // First what can fail (a bad signing key or token setting): nothing is applied then.
         if (policyChanged) bundles.retarget(bundleOptions(plan.merged));
         if (plan.applied.includes('log.level')) logger.level = next.log.level;
+        if (plan.applied.some((k) => k.startsWith('audit.'))) {
+          // The new sink opens first; the old one is closed once nothing writes to it any more.
+          const previous = auditLog;
+          auditLog = openAuditLog(next);
+          Object.assign(redact, next.audit.redact);
+          deps.auditFailClosed = next.audit.fail_closed;
+          void previous.close();
+        }
         limits.maxClients = next.limits.max_clients;
         metrics.connectionsMax.set(next.limits.max_clients);
         unauthenticated.max = next.limits.max_unauthenticated;

@@ -94,3 +94,23 @@ it('SIGHUP applies log level, limits and bundle source, and names the keys that 
   expect(await queryThrough(gw, 'SELECT 2 AS n')).toBe(2);
   await gw.stop();
 });
+
+it('SIGHUP reopens the audit log with new settings (sink, redaction)', async () => {
+  // The shipped bundle (nobody is an admin): both statements below are denied and audited.
+  const gw = await startGateway({ config: { audit: { sink: 'none' } } });
+  const denied = (sql: string): Promise<unknown> => queryThrough(gw, sql).catch((e: unknown) => e);
+  const before = gw.logs.length;
+  await denied("TRUNCATE pg_ops_reload_t -- 'quiet'");
+  const cfg = YAML.parse(fs.readFileSync(gw.configFile, 'utf8')) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  cfg.audit = { sink: 'stdout', redact: { literals: false } };
+  fs.writeFileSync(gw.configFile, YAML.stringify(cfg));
+  gw.proc.kill('SIGHUP');
+  const line = await gw.waitForLog((l) => l.msg === 'config reloaded');
+  expect(line.applied).toEqual(['audit.redact.literals', 'audit.sink']);
+  await denied("DROP TABLE pg_ops_reload_t -- 'loud'");
+  const rec = await gw.waitForLog((l) => l.kind === 'deny' && String(l.sql).includes('loud'));
+  expect(rec.sql).toBe("DROP TABLE pg_ops_reload_t -- 'loud'");
+  // Nothing was audited while the sink was 'none'.
+  expect(gw.logs.slice(before).filter((l) => String(l.sql ?? '').includes('quiet'))).toEqual([]);
+  await gw.stop();
+});

@@ -14,12 +14,12 @@ it('applies the reloadable keys, names the rest, and merges only what it applied
     },
   });
   const plan = planConfigReload(base, next);
-  expect(plan.applied).toEqual(['limits.max_clients', 'log.level', 'policy.signing.key_id']);
-  expect(plan.restart_required).toEqual(['audit.sink', 'listen']);
+  expect(plan.applied).toEqual(['audit.sink', 'limits.max_clients', 'log.level', 'policy.signing.key_id']);
+  expect(plan.restart_required).toEqual(['listen']);
   expect(plan.merged.log.level).toBe('debug');
   expect(plan.merged.limits.max_clients).toBe(42);
   expect(plan.merged.listen).toBe(base.listen);
-  expect(plan.merged.audit.sink).toBe(base.audit.sink);
+  expect(plan.merged.audit.sink).toBe('none');
 });
 
 it('reports nothing when nothing changed', () => {
@@ -34,4 +34,6 @@ it('knows which keys are reloadable', () => {
   expect(isReloadable('policy.entrypoint')).toBe(false);
   expect(isReloadable('limits.max_pipeline_messages')).toBe(false);
   expect(isReloadable('tls.cert_file')).toBe(false);
+  expect(isReloadable('audit.redact.literals')).toBe(true);
+  expect(isReloadable('decision_log.sink')).toBe(false);
 });

@@ -26,6 +26,9 @@ export const RELOADABLE_KEYS: readonly string[] = [
   'policy.bearer_token',
   'policy.bearer_token_file',
   'policy.signing.',
+  // The audit log is reopened with the new settings (sink, file, redaction, fail_closed); the
+  // redaction also applies to the decision and statement logs at once.
+  'audit.',
 ];
 
 export interface ConfigReloadResult {
