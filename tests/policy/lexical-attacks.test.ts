@@ -341,3 +341,29 @@ describe('SQL inside a string argument', () => {
     }
   });
 });
+
+describe('a change pgward cannot see (a function that sets standard_conforming_strings)', () => {
+  const CALL = query(ascii('SELECT public.pgward_scs_off()'));
+  beforeEach(async () => {
+    await withDirect(DB, (c) =>
+      c.query(`CREATE OR REPLACE FUNCTION public.pgward_scs_off() RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN PERFORM set_config('standard_conforming_strings', 'off', false); RETURN 1; END $$`),
+    );
+  });
+
+  test('control: directly, the smuggle pipelined behind the call runs the DROP', async () => {
+    const { client } = await RawClient.connect('127.0.0.1', 5432, { user: 'app', database: DB });
+    try {
+      client.send(Buffer.concat([CALL, query(SCC_SMUGGLE)]));
+      const out = summarise([...(await client.readUntilReady()), ...(await client.readUntilReady())]);
+      expect(out.tags).toContain('DROP TABLE');
+    } finally {
+      client.close();
+    }
+  });
+
+  test('pipelined behind the call, in one write: held until the server answers, then the tripwire ends the session', async () => {
+    const o = await attempt({}, [Buffer.concat([CALL, query(SCC_SMUGGLE)])]);
+    await expectHeld(o, /server state diverged/);
+  });
+});

@@ -912,7 +912,7 @@ describe('lexical state', () => {
       Q("SET client_encoding = 'LATIN1'"),
       rawQ(latin1("SELECT 'caf\u00e9'")),
       Q('SELECT 1'),
-      rawQ(latin1("SELECT 'a\\b'")),
+      rawQ(latin1("SELECT 'caf\u00e9s'")),
     );
     expect(codes(h)).toEqual([null, CHANGING, null, CHANGING]);
     expect(h.core.requests.lexicalInFlight).toBe(true);
@@ -936,6 +936,45 @@ describe('lexical state', () => {
     expect(types(again.up)).toBe('Q');
     expect(h.engine.inputs.at(-1)!.message.sql).toBe("SELECT 'caf\u00e9'");
     expect(h.diverged).toEqual([]);
+  });
+
+  // Out of sight: a function (or trigger, view, default) that sets standard_conforming_strings.
+  const SMUGGLE = "SELECT '\\' || ' ; DROP TABLE t; SELECT ' -- '";
+
+  it('holds SQL text with a backslash behind an unanswered cycle; a change the server then reports ends the session first', () => {
+    const h = ready();
+    const r = h.client(Q('SELECT f()'), Q(SMUGGLE));
+    expect(types(r.up)).toBe('Q');
+    expect(r.actions).toContainEqual({ kind: 'pauseClient' });
+    const after = h.server(
+      pg.complete('SELECT 1'),
+      pg.param('standard_conforming_strings', 'off'),
+      pg.ready(),
+    );
+    expect(types(after.up)).toBe('');
+    expect(errorText(after.down[0])).toMatchObject({ S: 'FATAL', C: '42501' });
+    expect(h.engine.inputs.some((i) => i.message.sql === SMUGGLE)).toBe(false);
+  });
+
+  it('lets held backslash text go once the cycle before is answered, read under the confirmed state', () => {
+    const h = ready();
+    h.client(Q('SELECT f()'), Q("SELECT 'a\\b'"));
+    const next = h.server(pg.complete('SELECT 1'), pg.ready());
+    expect(types(next.up)).toBe('Q');
+    expect(next.actions).toContainEqual({ kind: 'resumeClient' });
+    expect(h.engine.inputs.at(-1)!.message.sql).toBe("SELECT 'a\\b'");
+    expect(codes(h)).toEqual([null, null]);
+  });
+
+  it('refuses backslash text behind an unanswered Execute of the same cycle (the server answers only at Sync)', () => {
+    const h = ready();
+    h.client(P('', 'SELECT f()'), B(''), E());
+    h.client(encodeParse('s2', "SELECT 'a\\b'"));
+    expect(codes(h)).toEqual([null, null, CHANGING]);
+    // Without a Bind or Execute before it, nothing ran: the same text is read at once.
+    const h2 = ready();
+    h2.client(P('', 'SELECT 1'), encodeParse('s2', "SELECT 'a\\b'"));
+    expect(codes(h2)).toEqual([null, null]);
   });
 
   it('refuses non-ASCII text behind a SET in the same extended pipeline, even before its Sync', () => {
@@ -979,7 +1018,7 @@ describe('lexical state', () => {
       'RESET standard_conforming_strings',
     ]) {
       const h = ready();
-      h.client(Q(sql), rawQ(latin1("SELECT 'a\\b'")));
+      h.client(Q(sql), rawQ(latin1("SELECT 'caf\u00e9'")));
       expect(codes(h)).toEqual([null, CHANGING]);
     }
   });

@@ -286,14 +286,14 @@ export class SessionCore {
         if (phase !== 'startup' && phase !== 'auth' && phase !== 'ready') break;
         let frame = this.held;
         if (frame !== null) {
-          if (this.requests.mustHold(frame.type)) break;
+          if (this.requests.mustHold(frame.type, frame.bytes)) break;
           this.held = null;
           this.emit({ kind: 'resumeClient' });
         } else {
           frame = this.framer.next();
           if (!frame) break;
           this.deps.frameCounts.frontend[frame.type]!++;
-          if (phase === 'ready' && this.requests.mustHold(frame.type)) {
+          if (phase === 'ready' && this.requests.mustHold(frame.type, frame.bytes)) {
             // Kept (a copy: the chunk it came in is the framer's) until the server has answered.
             this.held = { type: frame.type, bytes: Buffer.from(frame.bytes) };
             this.emit({ kind: 'pauseClient' });

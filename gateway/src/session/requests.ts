@@ -38,6 +38,7 @@ import {
   applyParameterStatus,
   readSqlText,
   type LexicalState,
+  type SqlTextResult,
 } from '../sql/lexical';
 import {
   checkTripwires,
@@ -63,6 +64,17 @@ const COPY_IN_FRAMES = typeTable([
   FrontendType.Sync,
   FrontendType.Terminate,
 ]);
+
+const BACKSLASH = 0x5c;
+
+/** readSql's refusal of a backslash behind an unanswered Bind or Execute of the same cycle. */
+const BEHIND_RUN: SqlTextResult = Object.freeze({
+  ok: false,
+  code: ErrorCodes.SQL_LEXICAL_CHANGING,
+  reason:
+    'SQL text with a backslash pipelined behind a Bind or Execute the server has not answered: what that ran may have changed how the server reads it (send it after the Sync)',
+  sqlstate: '0A000',
+});
 
 /** Messages that run SQL or a function (see RequestPhase.mustHold). */
 const RUNS = typeTable([
@@ -125,9 +137,15 @@ export class RequestPhase implements StatementView {
    * cycle PostgreSQL keeps the transaction read-only itself. Not during COPY FROM STDIN (the
    * server waits for the data).
    */
-  mustHold(type: number): boolean {
-    if (!this.judgedAtStartup.readOnly || !RUNS[type] || this.pipeline.copyIn) return false;
-    return this.pipeline.lastEnded < this.pipeline.cycle - 1;
+  mustHold(type: number, bytes: Buffer): boolean {
+    if (this.pipeline.copyIn || this.pipeline.lastEnded >= this.pipeline.cycle - 1) return false;
+    if (this.judgedAtStartup.readOnly && RUNS[type]) return true;
+    // SQL text with a backslash is the only text another standard_conforming_strings or
+    // client_encoding reads differently (every other byte a client-only encoding can swallow into
+    // a character is 0x40 or above, so never a quote, comment, dollar or separator); anything an
+    // earlier cycle ran (a function, a trigger, a default) may have changed them out of pgward's
+    // sight. Such text waits until the server has answered, and is read under what it reported.
+    return (type === FrontendType.Query || type === FrontendType.Parse) && bytes.indexOf(BACKSLASH, 5) !== -1;
   }
 
   /** A change of client_encoding or standard_conforming_strings is sent and not yet answered. */
@@ -135,9 +153,19 @@ export class RequestPhase implements StatementView {
     return this.pipeline.lastEnded < this.lexicalChangeCycle;
   }
 
-  /** SQL text as the server will read it; while a change is in flight, only text every state reads alike. */
-  private readonly readSql: SqlTextDecoder = (bytes) =>
-    readSqlText(bytes, this.lexicalInFlight ? { ...this.lexical, changing: true } : this.lexical);
+  /**
+   * SQL text as the server will read it; while a change is in flight, only text every state reads
+   * alike. Within one cycle (nothing can be held there: the server answers at Sync) a backslash
+   * behind an unanswered Bind or Execute is refused, for the reason given at mustHold.
+   */
+  private readonly readSql: SqlTextDecoder = (bytes) => {
+    if (this.ranInCycle === this.pipeline.cycle && this.pipeline.outstanding > 0 && bytes.includes(BACKSLASH))
+      return BEHIND_RUN;
+    return readSqlText(bytes, this.lexicalInFlight ? { ...this.lexical, changing: true } : this.lexical);
+  };
+
+  /** The cycle in which a Bind or Execute was last forwarded (it may run anything; see readSql). */
+  private ranInCycle = -1;
 
   /** Marks a lexical change in flight when running `statements` may make one. */
   private noteLexical(statements: readonly StatementInfo[] | null): void {
@@ -187,8 +215,10 @@ export class RequestPhase implements StatementView {
       case FrontendType.Bind:
       case FrontendType.FunctionCall:
         this.onJudged(this.judge.judge(type, bytes, core.conn, this.ctx) as Judgement, bytes);
+        if (type === FrontendType.Bind) this.ranInCycle = this.pipeline.cycle;
         return;
       case FrontendType.Execute: {
+        this.ranInCycle = this.pipeline.cycle;
         const portal = readExecute(bytes).portal;
         const s = this.portals.get(portal);
         if (s !== undefined) this.noteLexical(s.ref.statements);
