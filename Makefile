@@ -36,7 +36,7 @@ typecheck: deps
 lint: deps ## eslint + prettier --check
 	npm run lint --silent
 
-unit: deps ## unit tests beside the code
+unit: deps build ## unit tests beside the code (one measures the built classifier in a fresh process)
 	npx jest --selectProjects unit
 
 integration: build policy system-deps manifests-tool ## tests with real PostgreSQL, real clients, the real gateway

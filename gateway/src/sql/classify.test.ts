@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { classify, initSqlParser } from './classify';
 import { UTILITY_CLASSES } from './statement-kinds';
 import type { StatementInfo } from './types';
@@ -789,16 +791,28 @@ describe('texts, errors, fingerprints', () => {
   });
 
   // Deeply nested text is walked without recursion by the classifier; what bounds the depth is the
-  // JSON parse of libpg-query's tree, which depends on the free JS stack (about 3,000 levels
-  // in an idle process, less under a loaded test worker). Beyond it: parse_error, hence denied.
+  // native stack left to libpg-query (about 3,000 levels in a gateway process). Inside a jest
+  // worker that has run other files, far less is left (even 100 levels overflowed there), so the
+  // depth is measured where it matters: a fresh Node.js process running the built classifier
+  // (`make unit` builds first). Beyond the limit: parse_error, hence denied, never a guess.
   test('deeply nested expressions are classified; too deep is a parse error, never a guess', () => {
-    // 500, then 200, were seen to fail under a loaded jest worker (the native stack left to
-    // libpg-query's JSON depends on the worker): 100 levels still show deep text is classified.
-    const n = 100;
-    const c = classify(`SELECT ${'1 + ('.repeat(n)}nextval('s')${')'.repeat(n)} FROM t`);
+    const dist = path.resolve(__dirname, '..', '..', '..', 'dist', 'sql');
+    const script = `
+      const { initSqlParser, classify } = require(${JSON.stringify(dist)});
+      const deep = (n, inner) => 'SELECT ' + '1 + ('.repeat(n) + inner + ')'.repeat(n);
+      initSqlParser().then(() => {
+        const c = classify(deep(500, "nextval('s')") + ' FROM t');
+        const tooDeep = classify(deep(20000, '1'));
+        process.stdout.write(JSON.stringify({ c, tooDeep }));
+      });`;
+    const { c, tooDeep } = JSON.parse(
+      execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }),
+    ) as {
+      c: { parse_error: string | null; statements: StatementInfo[] };
+      tooDeep: { parse_error: string | null; statements: StatementInfo[] };
+    };
     expect(c.parse_error).toBeNull();
     expect(c.statements[0]).toMatchObject({ read_only: false, functions: ['nextval'] });
-    const tooDeep = classify(`SELECT ${'1 + ('.repeat(20000)}1${')'.repeat(20000)}`);
     expect(tooDeep.statements).toEqual([]);
     expect(tooDeep.parse_error).not.toBeNull();
   });
