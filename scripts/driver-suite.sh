@@ -262,6 +262,10 @@ pgx_fetch() {
 
 # One run of the pgx suite against host:port, go test -json into $3; with $4 (lines
 # "package<TAB>Test"), only those tests.
+# A deliberate difference, skipped both ways (issue 10): this test turns standard_conforming_strings
+# off with SET; pgward ends such a session (it cannot reproduce that string syntax), PostgreSQL does not.
+PGX_DELIBERATE='^TestConnSimpleProtocolRefusesNonStandardConformingStrings$'
+
 pgx_run() {
   local host="$1" port="$2" out="$3" only="${4:-}" start end rc=0 pkg targets=(./...)
   local runs=(-run '.')
@@ -287,7 +291,7 @@ pgx_go_test() {
   shift 2
   env $(env | sed -n 's/^\(PGX_[A-Z_]*\)=.*/-u \1/p') -u PGSSLMODE \
     PGX_TEST_DATABASE="host=$host port=$port user=postgres dbname=pgx_test sslmode=disable" \
-    "$GO" test -json -count=1 -p 1 -timeout "$PGX_TIMEOUT" "$@"
+    "$GO" test -json -count=1 -p 1 -timeout "$PGX_TIMEOUT" -skip "$PGX_DELIBERATE" "$@"
 }
 
 run_pgx() {
