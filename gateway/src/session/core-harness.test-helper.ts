@@ -74,13 +74,19 @@ export function messages(bytes: Buffer): Msg[] {
 
 export const types = (ms: Msg[]): string => ms.map((m) => m.type).join('');
 
-/** The fields of an ErrorResponse body, by code letter. */
+/**
+ * The fields of an ErrorResponse body, by code letter. Any other message (a body that does not
+ * end its fields with a NUL) throws rather than loop: an expectation on the wrong message must
+ * fail, not hang the test run.
+ */
 export function fields(m: Msg): Record<string, string> {
   const f: Record<string, string> = {};
   let pos = 0;
   while (m.body[pos] !== 0) {
+    if (pos >= m.body.length) throw new Error(`not an ErrorResponse/NoticeResponse body: '${m.type}'`);
     const code = String.fromCharCode(m.body[pos] as number);
     const end = m.body.indexOf(0, pos + 1);
+    if (end === -1) throw new Error(`not an ErrorResponse/NoticeResponse body: '${m.type}'`);
     f[code] = m.body.toString('utf8', pos + 1, end);
     pos = end + 1;
   }

@@ -217,13 +217,28 @@ describe('lexicalStartupCheck', () => {
     });
   });
   it.each([
+    [{}, { standard_conforming_strings: 'off' }, false],
+    [{ standard_conforming_strings: 'of' }, {}, false],
+    [{ STANDARD_CONFORMING_STRINGS: 'false' }, {}, false],
+    // options first, then the parameters (process_startup_options): the parameter wins
+    [{ standard_conforming_strings: 'on' }, { standard_conforming_strings: 'off' }, true],
+    [{ standard_conforming_strings: 'off' }, { standard_conforming_strings: 'on' }, false],
+  ])(
+    'accepts %j options %j: standard strings %s (backslash text is refused by readSqlText)',
+    (parameters, options, on) => {
+      expect(lexicalStartupCheck(parameters, options)).toEqual({
+        ok: true,
+        state: { clientEncoding: 'UTF8', standardConformingStrings: on, changing: true },
+      });
+    },
+  );
+  it.each([
     [{ client_encoding: 'JOHAB' }, {}],
     [{ client_encoding: 'UHC' }, {}],
     [{ client_encoding: 'nonsense' }, {}],
     [{}, { client_encoding: 'euc_jp' }],
-    [{}, { standard_conforming_strings: 'off' }],
-    [{ standard_conforming_strings: 'of' }, {}],
-    [{ STANDARD_CONFORMING_STRINGS: 'false' }, {}],
+    [{}, { standard_conforming_strings: 'maybe' }],
+    [{ standard_conforming_strings: 'o' }, {}],
     // the parameter wins on the server, but the refused option is still refused
     [{ client_encoding: 'UTF8' }, { client_encoding: 'JOHAB' }],
   ])('refuses %j options %j', (parameters, options) => {
@@ -244,10 +259,19 @@ describe('applyParameterStatus', () => {
   it('ignores other parameters', () => {
     expect(applyParameterStatus(state(), 'TimeZone', 'UTC')).toEqual({ ok: true, state: state() });
   });
+  it('tracks standard_conforming_strings both ways (whether a change was expected is the session’s question)', () => {
+    expect(applyParameterStatus(state(), 'standard_conforming_strings', 'off')).toEqual({
+      ok: true,
+      state: state({ standardConformingStrings: false }),
+    });
+    expect(
+      applyParameterStatus(state({ standardConformingStrings: false }), 'standard_conforming_strings', 'on'),
+    ).toEqual({ ok: true, state: state() });
+  });
   it.each([
     ['client_encoding', 'JOHAB'],
     ['client_encoding', 'UHC'],
-    ['standard_conforming_strings', 'off'],
+    ['standard_conforming_strings', 'maybe'],
   ])('%s=%s is a lexical divergence', (name, value) => {
     expect(applyParameterStatus(state(), name, value)).toMatchObject({
       ok: false,

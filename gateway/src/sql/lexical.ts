@@ -363,14 +363,17 @@ export function lexicalStartupCheck(
         }
         encoding = canonical;
       } else if (name === 'standard_conforming_strings') {
+        // off is accepted: SQL text without a backslash reads the same under both, and
+        // readSqlText refuses text with one while the setting is off.
         const on = settingBool(value);
-        if (on !== true) {
+        if (on === null) {
           return refusal(
             ErrorCodes.SQL_LEXICAL_STARTUP,
-            `standard_conforming_strings=${value} (${where}) is not supported through pgward: it cannot parse SQL with backslash escapes in ordinary strings`,
+            `standard_conforming_strings=${value} (${where}) is not a boolean`,
+            '22023',
           );
         }
-        scc = true;
+        scc = on;
       }
     }
   }
@@ -402,13 +405,17 @@ export function applyParameterStatus(
     return { ok: true, state: { ...state, clientEncoding: canonical } };
   }
   if (name === 'standard_conforming_strings') {
-    if (settingBool(value) !== true) {
+    // Both values are states pgward reproduces (off: every text without a backslash, the rest is
+    // refused by readSqlText). Whether the change was expected is the session's question
+    // (RequestPhase.onParameterStatus): one no judged statement made still ends the session.
+    const on = settingBool(value);
+    if (on === null) {
       return refusal(
         ErrorCodes.SERVER_STATE_LEXICAL,
         `the server reports standard_conforming_strings ${value}, which pgward cannot parse`,
       );
     }
-    return { ok: true, state: { ...state, standardConformingStrings: true } };
+    return { ok: true, state: { ...state, standardConformingStrings: on } };
   }
   return { ok: true, state };
 }
