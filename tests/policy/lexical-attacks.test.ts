@@ -3,7 +3,8 @@
  * grants allow the write (app owns t, so only pgward stands between app and DROP TABLE t):
  *
  * - text the server reads differently: standard_conforming_strings=off (by SET, startup parameter
- *   or `options`), client-only multibyte encodings whose second byte can be 0x5C (by SET, startup
+ *   or `options`: accepted, and text with a backslash is refused under it, the session going on),
+ *   client-only multibyte encodings whose second byte can be 0x5C (by SET, startup
  *   parameter, `options`), each via Query and via Parse;
  * - SQL inside a string argument: ts_stat / ts_rewrite running set_config.
  *
@@ -125,6 +126,18 @@ function summarise(messages: BackendMsg[]): Outcome {
   };
 }
 
+/** The text cells of a DataRow. */
+function cells(m: BackendMsg): string[] {
+  const out: string[] = [];
+  let pos = 7;
+  for (let n = m.frame.readInt16BE(5); n > 0; n--) {
+    const len = m.frame.readInt32BE(pos);
+    out.push(m.frame.toString('latin1', pos + 4, pos + 4 + len));
+    pos += 4 + len;
+  }
+  return out;
+}
+
 async function expectHeld(o: Outcome, error: RegExp): Promise<void> {
   expect(o.tags).not.toContain('DROP TABLE');
   expect(await snapshot(DB)).toMatchObject({ t: expect.anything() as unknown });
@@ -199,8 +212,28 @@ describe('standard_conforming_strings = off', () => {
     ['startup options -c', { options: '-c standard_conforming_strings=off' }, [query(SCC_SMUGGLE)]],
     ['startup options --', { options: '--standard-conforming-strings=off' }, [extended(SCC_SMUGGLE)]],
     ['startup parameter', { standard_conforming_strings: 'off' }, [query(SCC_SMUGGLE)]],
-  ] as const)('%s: the DROP never runs', async (_note, startup, steps) => {
-    await expectHeld(await attempt(startup, [...steps]), SCC_ERROR);
+  ] as const)('%s: the DROP never runs; the session goes on', async (_note, startup, steps) => {
+    const o = await attempt(startup, [...steps, query(ascii('SELECT 41 + 1 AS n'))]);
+    await expectHeld(
+      o,
+      /PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX|backslash while standard_conforming_strings is off/,
+    );
+    expect(o.errors.every((e) => e.startsWith('0A000 '))).toBe(true);
+    expect(o.tags.at(-1)).toBe('SELECT 1'); // the last step still ran
+  });
+
+  test('a judged SET off: plain SQL runs, backslash SQL is refused, SET on allows it again (pgx, old applications)', async () => {
+    const o = await attempt({}, [
+      query(ascii('SET standard_conforming_strings = off')),
+      query(ascii("SELECT 'it''s plain' AS y, current_setting('standard_conforming_strings') AS s")),
+      query(ascii("SELECT 'a\\b' AS y")),
+      query(ascii('SET standard_conforming_strings = on')),
+      query(ascii("SELECT 'a\\b' AS y")),
+    ]);
+    expect(o.messages.filter((m) => m.type === 'D').map(cells)).toEqual([["it's plain", 'off'], ['a\\b']]);
+    expect(o.errors).toHaveLength(1);
+    expect(o.errors[0]).toMatch(/^0A000 .*backslash while standard_conforming_strings is off/);
+    expect(o.tags).toEqual(['SET', 'SELECT 1', 'SET', 'SELECT 1']);
   });
 });
 
@@ -244,8 +277,8 @@ describe('refused at startup with a FATAL naming the setting', () => {
     [{ client_encoding: 'JOHAB' }, /client_encoding JOHAB/],
     [{ client_encoding: 'UHC' }, /client_encoding UHC/],
     [{ options: '-c client_encoding=johab' }, /client_encoding JOHAB/],
-    [{ options: '-c standard_conforming_strings=off' }, SCC_ERROR],
-    [{ standard_conforming_strings: 'off' }, SCC_ERROR],
+    [{ options: '-c standard_conforming_strings=maybe' }, SCC_ERROR],
+    [{ standard_conforming_strings: 'maybe' }, SCC_ERROR],
   ] as const)('%j', async (startup, message) => {
     const { client, startup: msgs } = await RawClient.connect(gw.host, gw.port, {
       user: 'app',
