@@ -19,7 +19,7 @@
 /* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS script */
 const fs = require('node:fs');
 const path = require('node:path');
-const { Client } = require('pg');
+const { connectFromEnv } = require('./pg-env-client');
 
 const OUT = path.join(__dirname, '..', 'gateway', 'src', 'sql', 'encoding-tables.ts');
 
@@ -76,13 +76,7 @@ function sequences(encoding) {
 }
 
 async function main() {
-  const client = new Client({
-    host: process.env.PGHOST ?? '127.0.0.1',
-    port: Number(process.env.PGPORT ?? 5432),
-    user: process.env.PGUSER ?? 'postgres',
-    database: process.env.PGDATABASE ?? 'postgres',
-  });
-  await client.connect();
+  const client = await connectFromEnv();
   const { rows } = await client.query(
     `SELECT current_setting('server_version_num') AS v, current_setting('server_encoding') AS e`,
   );

@@ -5,6 +5,8 @@
  * A failure here means the server differs from what the file says: re-run the generator script
  * named in the file and review the difference.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Client } from 'pg';
 import { pgClient } from '../helpers/pg-clients';
 import { DECODER_MISMATCHES, SINGLE_BYTE_HIGH } from '../../gateway/src/sql/encoding-tables';
@@ -12,6 +14,7 @@ import { BASELINE_SYMBOLS, SQL_TEXT_FUNCTIONS } from '../../gateway/src/sql/sql-
 import { DEFAULT_LEXICAL_STATE, readSqlText } from '../../gateway/src/sql/lexical';
 
 let c: Client;
+const REPO = path.join(__dirname, '..', '..');
 
 beforeAll(async () => {
   c = await pgClient({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
@@ -142,14 +145,17 @@ test('encoding names resolve as on the server', async () => {
   for (const { n, e } of res.rows) expect({ n, e: canonicalEncoding(n) ?? '' }).toEqual({ n, e });
 });
 
-test('every built-in C/internal function with a string argument is either listed as running SQL or in the baseline', async () => {
-  const res = await c.query<{ prosrc: string; proname: string }>(`
+/** Built-in C/internal functions with a string argument (scripts/gen-pg-proc-versions.js). */
+const CANDIDATES = `
     SELECT DISTINCT p.prosrc, p.proname
     FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
     WHERE l.lanname IN ('internal', 'c') AND p.oid < 16384
       AND EXISTS (SELECT 1 FROM unnest(p.proargtypes::oid[]) t
                   WHERE t IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype,
-                              'cstring'::regtype, 'refcursor'::regtype))`);
+                              'cstring'::regtype, 'refcursor'::regtype))`;
+
+test('every built-in C/internal function with a string argument is either listed as running SQL or in the baseline', async () => {
+  const res = await c.query<{ prosrc: string; proname: string }>(CANDIDATES);
   const listed = new Set(Object.values(SQL_TEXT_FUNCTIONS).flatMap((forms) => forms.map((f) => f.symbol)));
   const baseline = new Set(BASELINE_SYMBOLS);
   const unknown = res.rows.filter((r) => !listed.has(r.prosrc) && !baseline.has(r.prosrc));
@@ -160,6 +166,16 @@ test('every built-in C/internal function with a string argument is either listed
     if (name.startsWith('dblink')) continue; // an extension, not installed in the test server
     for (const f of forms) expect(present.has(`${name}:${f.symbol}`)).toBe(true);
   }
+});
+
+test('the stored pg_proc extract of the server’s major version is what the server has', async () => {
+  // gateway/src/sql/pg-proc/pg<major>.json, from which the lists are generated for 15 through 18
+  // (checked per version by gateway/src/sql/pg-proc.test.ts); here the extract meets a real server.
+  const num = Number((await c.query(`SELECT current_setting('server_version_num') AS v`)).rows[0].v);
+  const file = path.join(REPO, 'gateway', 'src', 'sql', 'pg-proc', `pg${Math.floor(num / 10000)}.json`);
+  const stored = JSON.parse(fs.readFileSync(file, 'utf8')) as { candidates: Array<[string, string]> };
+  const res = await c.query<{ prosrc: string; proname: string }>(`${CANDIDATES} ORDER BY 1, 2`);
+  expect(res.rows.map((r) => [r.prosrc, r.proname])).toEqual(stored.candidates);
 });
 
 test('no SQL-language built-in calls a function that runs SQL from a string', async () => {

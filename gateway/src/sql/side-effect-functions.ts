@@ -25,6 +25,13 @@ const EXACT: ReadonlySet<string> = new Set([
   'pg_create_restore_point',
   'pg_log_backend_memory_contexts',
   'pg_import_system_collations',
+  'pg_log_standby_snapshot', // 16: writes WAL
+  'pg_sync_replication_slots', // 17
+  // 18: planner statistics of a table, written even in a read-only transaction
+  'pg_restore_relation_stats',
+  'pg_restore_attribute_stats',
+  'pg_clear_relation_stats',
+  'pg_clear_attribute_stats',
   'pg_notify',
   'pg_current_xact_id',
   'txid_current',
