@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Client } from 'pg';
-import { startGateway, type RunningGateway } from '../helpers/gateway';
 import {
   encodeBind,
   encodeClose,
@@ -21,51 +20,46 @@ import {
 } from '../../gateway/src/protocol';
 import {
   direct,
-  dropDatabase,
   expectPolicyError,
-  recreateDatabase,
   rejection,
   snapshot,
   withDirect,
   type TrackedClient,
   ClientPool,
+  policySuite,
 } from './policy-helpers';
 import { RawClient, errorOf, statusOf, type BackendMsg } from './raw-client';
 
 const DB = 'pgward_policy_bypass';
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-policy-bypass-'));
-let gw: RunningGateway;
 let victim: Client;
 let victimPid: number;
 let seq = 0;
 
-const pool = new ClientPool(() => gw, DB);
+const pool = new ClientPool(() => suite.gw, DB);
 const as = (user: string): Promise<TrackedClient> => pool.as(user);
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-  fs.chmodSync(TMP, 0o777);
-  await withDirect(DB, (c) =>
-    c.query(`
+const suite = policySuite(DB, {
+  before: async () => {
+    fs.chmodSync(TMP, 0o777);
+    await withDirect(DB, (c) =>
+      c.query(`
       CREATE EXTENSION dblink;
       CREATE FUNCTION public.trg() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
       GRANT EXECUTE ON FUNCTION public.trg() TO app;
     `),
-  );
-  victim = await direct(DB);
-  victimPid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-  gw = await startGateway();
-}, 60_000);
-
-afterAll(async () => {
-  await pool.endAll();
-  await victim?.end().catch(() => undefined);
-  await gw?.stop();
-  await dropDatabase(DB);
-  await withDirect('postgres', (c) => c.query('ALTER SYSTEM RESET pgward.bypass_marker')).catch(
-    () => undefined,
-  );
-  fs.rmSync(TMP, { recursive: true, force: true });
+    );
+    victim = await direct(DB);
+    victimPid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+  },
+  after: async () => {
+    await pool.endAll();
+    await victim?.end().catch(() => undefined);
+    await withDirect('postgres', (c) => c.query('ALTER SYSTEM RESET pgward.bypass_marker')).catch(
+      () => undefined,
+    );
+    fs.rmSync(TMP, { recursive: true, force: true });
+  },
 });
 
 afterEach(async () => {
@@ -108,7 +102,7 @@ async function expectDenied(
 const types = (ms: BackendMsg[]): string => ms.map((m) => m.type).join('');
 
 async function raw(user: string): Promise<RawClient> {
-  const { client, startup } = await RawClient.connect(gw.host, gw.port, { user, database: DB });
+  const { client, startup } = await RawClient.connect(suite.gw.host, suite.gw.port, { user, database: DB });
   expect(startup.at(-1)?.type).toBe('Z');
   return client;
 }

@@ -9,15 +9,7 @@
  */
 import path from 'node:path';
 import { buildBundleFromDir, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
-import {
-  connectAs,
-  dropDatabase,
-  recreateDatabase,
-  rejection,
-  sleep,
-  withDirect,
-  type PgErrorLike,
-} from './policy-helpers';
+import { connectAs, rejection, sleep, withDirect, type PgErrorLike, policySuite } from './policy-helpers';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream';
 import { pgClient } from '../helpers/pg-clients';
 
@@ -30,12 +22,7 @@ const CASES = [
   { fixture: 'throws', code: 'PGWARD_ERR_POLICY_EVAL' },
 ] as const;
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-}, 60_000);
-afterAll(async () => {
-  await dropDatabase(DB);
-});
+policySuite(DB, { gateway: false });
 
 async function metrics(gw: RunningGateway): Promise<string> {
   return (await gw.admin('/metrics')).text();

@@ -12,44 +12,20 @@
  * readSqlText, lexicalStartupCheck and the tripwires wired into the session core (see
  * gateway/src/sql/lexical.ts).
  */
-import type { Client } from 'pg';
-import { startGateway, type RunningGateway } from '../helpers/gateway';
 import {
   connectAs,
-  dropDatabase,
   expectPolicyError,
-  recreateDatabase,
   rejection,
   snapshot,
   withDirect,
+  policySuite,
+  resetT,
 } from './policy-helpers';
 import { RawClient, errorOf, type BackendMsg } from './raw-client';
 
 const DB = 'pgward_policy_lexical';
-let gw: RunningGateway;
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-  gw = await startGateway();
-}, 60_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  await dropDatabase(DB);
-});
-
-/** t back to ids 1..10 owned by app (a case that failed may have dropped it). */
-async function resetT(): Promise<void> {
-  await withDirect(DB, async (c: Client) => {
-    await c.query(`
-      DROP TABLE IF EXISTS public.t;
-      CREATE TABLE public.t (id int PRIMARY KEY, v int);
-      INSERT INTO public.t SELECT g, g FROM generate_series(1, 10) g;
-      ALTER TABLE public.t OWNER TO app;
-      GRANT SELECT ON public.t TO readonly, analyst;
-      GRANT INSERT, UPDATE, DELETE ON public.t TO readonly, analyst;`);
-  });
-}
+const suite = policySuite(DB);
 
 // Raw frames: the SQL must go out as exact bytes, not re-encoded as UTF-8 by a driver.
 function frame(type: string, body: Buffer): Buffer {
@@ -90,7 +66,7 @@ interface Outcome {
 
 /** Runs the steps (each ends with one ReadyForQuery), stopping early when the gateway closes. */
 async function attempt(startup: Record<string, string>, steps: Buffer[]): Promise<Outcome> {
-  const { client, startup: first } = await RawClient.connect(gw.host, gw.port, {
+  const { client, startup: first } = await RawClient.connect(suite.gw.host, suite.gw.port, {
     user: 'app',
     database: DB,
     ...startup,
@@ -148,7 +124,7 @@ async function expectHeld(o: Outcome, error: RegExp): Promise<void> {
   expect(o.errors.join('\n')).toMatch(error);
 }
 
-beforeEach(resetT);
+beforeEach(() => resetT(DB));
 
 test('control: directly, the standard_conforming_strings smuggle runs the DROP', async () => {
   const { client } = await RawClient.connect('127.0.0.1', 5432, { user: 'app', database: DB });
@@ -280,7 +256,7 @@ describe('refused at startup with a FATAL naming the setting', () => {
     [{ options: '-c standard_conforming_strings=maybe' }, SCC_ERROR],
     [{ standard_conforming_strings: 'maybe' }, SCC_ERROR],
   ] as const)('%j', async (startup, message) => {
-    const { client, startup: msgs } = await RawClient.connect(gw.host, gw.port, {
+    const { client, startup: msgs } = await RawClient.connect(suite.gw.host, suite.gw.port, {
       user: 'app',
       database: DB,
       ...startup,
@@ -304,7 +280,7 @@ describe('SQL inside a string argument', () => {
     '%s: ts_stat cannot lift the read-only wall; sneaky() still cannot write',
     async (user) => {
       const before = await snapshot(DB);
-      const c = await connectAs(gw, user, DB);
+      const c = await connectAs(suite.gw, user, DB);
       try {
         expectPolicyError(
           await rejection(c.client.query(LIFT_READ_ONLY)),
@@ -335,7 +311,7 @@ describe('SQL inside a string argument', () => {
     ['ts_stat', BECOME_POSTGRES],
     ['ts_rewrite', REWRITE_ROLE],
   ])('app: %s with set_config(role) is a role change, reserved for admins', async (_fn, sql) => {
-    const c = await connectAs(gw, 'app', DB);
+    const c = await connectAs(suite.gw, 'app', DB);
     try {
       expectPolicyError(await rejection(c.client.query(sql)), 'role change (SELECT) is reserved for admins');
       expect((await c.client.query('SELECT current_user AS u')).rows).toEqual([{ u: 'app' }]);
@@ -345,7 +321,7 @@ describe('SQL inside a string argument', () => {
   });
 
   test('app: ts_stat of a non-constant string is reserved for admins', async () => {
-    const c = await connectAs(gw, 'app', DB);
+    const c = await connectAs(suite.gw, 'app', DB);
     try {
       expectPolicyError(
         await rejection(
@@ -363,7 +339,7 @@ describe('SQL inside a string argument', () => {
   });
 
   test('app: ts_stat of a harmless constant query is allowed', async () => {
-    const c = await connectAs(gw, 'app', DB);
+    const c = await connectAs(suite.gw, 'app', DB);
     try {
       const r = await c.client.query(
         "SELECT count(*)::int AS n FROM ts_stat('SELECT to_tsvector(''simple'', ''a b'')')",

@@ -4,24 +4,14 @@
  * where the policy error must appear exactly in the denied message's position.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-PIPELINING
  */
-import { startGateway, type RunningGateway } from '../helpers/gateway';
 import { postgresJs } from '../helpers/pg-clients';
 import { encodeBind, encodeExecute, encodeParse, encodeSync } from '../../gateway/src/protocol';
-import { dropDatabase, recreateDatabase, snapshot, withDirect } from './policy-helpers';
+import { snapshot, withDirect, policySuite } from './policy-helpers';
 import { RawClient, errorOf, statusOf, type BackendMsg } from './raw-client';
 
 const DB = 'pgward_policy_pipeline';
-let gw: RunningGateway;
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-  gw = await startGateway();
-}, 60_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  await dropDatabase(DB);
-});
+const suite = policySuite(DB);
 
 const types = (ms: BackendMsg[]): string => ms.map((m) => m.type).join('');
 const count = async (where = 'true'): Promise<number> =>
@@ -30,14 +20,14 @@ const count = async (where = 'true'): Promise<number> =>
   );
 
 async function raw(user = 'app'): Promise<RawClient> {
-  const { client, startup } = await RawClient.connect(gw.host, gw.port, { user, database: DB });
+  const { client, startup } = await RawClient.connect(suite.gw.host, suite.gw.port, { user, database: DB });
   expect(startup.at(-1)?.type).toBe('Z');
   return client;
 }
 
 describe('postgres.js pipelines', () => {
   test('five concurrent queries on one connection, the third denied: only it fails, the others complete', async () => {
-    const sql = postgresJs({ host: gw.host, port: gw.port, user: 'app', database: DB });
+    const sql = postgresJs({ host: suite.gw.host, port: suite.gw.port, user: 'app', database: DB });
     try {
       await sql`SELECT 1`; // connected: what follows is written back to back on the one connection
       const results = await Promise.allSettled([
@@ -71,7 +61,7 @@ describe('postgres.js pipelines', () => {
   });
 
   test('a denied query in a sql.begin() transaction aborts it; nothing of it remains', async () => {
-    const sql = postgresJs({ host: gw.host, port: gw.port, user: 'app', database: DB });
+    const sql = postgresJs({ host: suite.gw.host, port: suite.gw.port, user: 'app', database: DB });
     const before = await snapshot(DB);
     try {
       const err = (await sql

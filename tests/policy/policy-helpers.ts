@@ -6,7 +6,7 @@
 import type { EventEmitter } from 'node:events';
 import { Client, type ClientConfig } from 'pg';
 import { LOCAL_PG } from '../helpers/cluster';
-import type { RunningGateway } from '../helpers/gateway';
+import { startGateway, type GatewayOptions, type RunningGateway } from '../helpers/gateway';
 import { pgClient } from '../helpers/pg-clients';
 
 /** Login roles the shipped data.json names (readonly, analyst, mallory, auditor) plus an ordinary app user. */
@@ -55,6 +55,18 @@ export async function ensureRoles(): Promise<void> {
   });
 }
 
+/** public.t(id, v) holding ids 1..10, owned by app, readable and writable by the read-only principals. */
+const T_TABLE = `
+  CREATE TABLE public.t (id int PRIMARY KEY, v int);
+  INSERT INTO public.t SELECT g, g FROM generate_series(1, 10) g;
+  ALTER TABLE public.t OWNER TO app;
+  GRANT SELECT, INSERT, UPDATE, DELETE ON public.t TO readonly, analyst;`;
+
+/** Puts public.t of `database` back as recreateDatabase made it (a case that failed may have dropped it). */
+export async function resetT(database: string): Promise<void> {
+  await withDirect(database, (c) => c.query(`DROP TABLE IF EXISTS public.t; ${T_TABLE}`));
+}
+
 /**
  * (Re)creates `name` with: t(id, v) holding ids 1..10 (owned by app), the sensitive tables
  * public.credit_cards and public.users, sequence s, and public.sneaky() whose body writes to t.
@@ -71,19 +83,16 @@ export async function recreateDatabase(name: string): Promise<void> {
   await withDirect(name, async (c) => {
     await c.query(`
       GRANT CREATE, USAGE ON SCHEMA public TO app;
-      CREATE TABLE public.t (id int PRIMARY KEY, v int);
-      INSERT INTO public.t SELECT g, g FROM generate_series(1, 10) g;
+      ${T_TABLE}
       CREATE TABLE public.credit_cards (id int PRIMARY KEY, number text);
       INSERT INTO public.credit_cards VALUES (1, '4111-1111-1111-1111'), (2, '5500-0000-0000-0004');
       CREATE TABLE public.users (id int PRIMARY KEY, name text);
       INSERT INTO public.users VALUES (1, 'alice'), (2, 'bob');
       CREATE SEQUENCE public.s;
-      ALTER TABLE public.t OWNER TO app;
       ALTER TABLE public.credit_cards OWNER TO app;
       ALTER TABLE public.users OWNER TO app;
       ALTER SEQUENCE public.s OWNER TO app;
       GRANT SELECT ON ALL TABLES IN SCHEMA public TO readonly, analyst;
-      GRANT INSERT, UPDATE, DELETE ON public.t TO readonly, analyst;
       GRANT USAGE, SELECT ON SEQUENCE public.s TO readonly, analyst;
       CREATE FUNCTION public.sneaky() RETURNS void LANGUAGE sql AS 'INSERT INTO public.t VALUES (1000 + (SELECT count(*) FROM public.t)::int, 0)';
       GRANT EXECUTE ON FUNCTION public.sneaky() TO readonly, analyst, app;
@@ -93,6 +102,45 @@ export async function recreateDatabase(name: string): Promise<void> {
 
 export async function dropDatabase(name: string): Promise<void> {
   await withDirect('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+}
+
+export interface PolicySuite {
+  /** The suite's gateway, started before its first test. */
+  readonly gw: RunningGateway;
+}
+
+export interface PolicySuiteOptions {
+  /** startGateway's options; false: the suite starts its own gateways. */
+  gateway?: GatewayOptions | false;
+  /** After the database is made, before the gateway starts. */
+  before?: () => Promise<void>;
+  /** First thing after the suite, before the gateway stops and the database is dropped. */
+  after?: () => Promise<void>;
+}
+
+/**
+ * The setup every policy suite shares, registered as its beforeAll/afterAll: `database`
+ * recreated with the fixture (recreateDatabase), then a gateway with the shipped bundle in front
+ * of the local server; after the suite, the gateway stopped and the database dropped.
+ */
+export function policySuite(database: string, opts: PolicySuiteOptions = {}): PolicySuite {
+  let gw: RunningGateway | undefined;
+  beforeAll(async () => {
+    await recreateDatabase(database);
+    await opts.before?.();
+    if (opts.gateway !== false) gw = await startGateway(opts.gateway ?? {});
+  }, 60_000);
+  afterAll(async () => {
+    await opts.after?.();
+    await gw?.stop();
+    await dropDatabase(database);
+  });
+  return {
+    get gw(): RunningGateway {
+      if (gw === undefined) throw new Error(`policySuite(${database}): no gateway (yet)`);
+      return gw;
+    },
+  };
 }
 
 /**

@@ -4,31 +4,20 @@
  * (inside a function body) is refused by PostgreSQL itself; the client cannot lift it in its
  * startup packet nor later by SQL.
  */
-import { startGateway, type RunningGateway } from '../helpers/gateway';
 import { pgClient, postgresJs } from '../helpers/pg-clients';
 import {
   connectAs,
-  dropDatabase,
   expectPolicyError,
-  recreateDatabase,
   rejection,
   snapshot,
   withDirect,
   type PgErrorLike,
+  policySuite,
 } from './policy-helpers';
 
 const DB = 'pgward_policy_readonly';
-let gw: RunningGateway;
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-  gw = await startGateway();
-}, 60_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  await dropDatabase(DB);
-});
+const suite = policySuite(DB);
 
 test('control: directly (no pgward) readonly can write through public.sneaky() — privileges do not stop it', async () => {
   const c = await pgClient({ host: '127.0.0.1', port: 5432, user: 'readonly', database: DB });
@@ -45,7 +34,7 @@ test('control: directly (no pgward) readonly can write through public.sneaky() �
 describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
   test('the policy allows SELECT public.sneaky(); the server refuses the INSERT in its body with 25006', async () => {
     const before = await snapshot(DB);
-    const c = await connectAs(gw, user, DB);
+    const c = await connectAs(suite.gw, user, DB);
     try {
       expect((await c.client.query('SHOW default_transaction_read_only')).rows).toEqual([
         { default_transaction_read_only: 'on' },
@@ -69,7 +58,7 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
   });
 
   test('turning read-only mode off by SQL is denied by policy', async () => {
-    const c = await connectAs(gw, user, DB);
+    const c = await connectAs(suite.gw, user, DB);
     try {
       for (const [sql, reason] of [
         [
@@ -123,8 +112,8 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
   test('the startup packet cannot lift it: options -c … / a direct parameter are denied at startup', async () => {
     const viaOptions = (await rejection(
       pgClient({
-        host: gw.host,
-        port: gw.port,
+        host: suite.gw.host,
+        port: suite.gw.port,
         user,
         database: DB,
         config: { options: '-c default_transaction_read_only=off' },
@@ -137,8 +126,8 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
     });
     const viaOptionsLong = (await rejection(
       pgClient({
-        host: gw.host,
-        port: gw.port,
+        host: suite.gw.host,
+        port: suite.gw.port,
         user,
         database: DB,
         config: { options: '--default-transaction-read-only=0' },
@@ -147,8 +136,8 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
     expect(viaOptionsLong).toMatchObject({ severity: 'FATAL', code: '28000' });
 
     const sql = postgresJs({
-      host: gw.host,
-      port: gw.port,
+      host: suite.gw.host,
+      port: suite.gw.port,
       user,
       database: DB,
       options: {
@@ -170,7 +159,7 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
 });
 
 test('an ordinary user is not read-only: the same function writes (the wall is only for read-only principals)', async () => {
-  const c = await connectAs(gw, 'app', DB);
+  const c = await connectAs(suite.gw, 'app', DB);
   try {
     expect((await c.client.query('SHOW default_transaction_read_only')).rows).toEqual([
       { default_transaction_read_only: 'off' },

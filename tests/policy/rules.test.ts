@@ -11,14 +11,13 @@ import { buildBundleWithData, startGateway, type RunningGateway } from '../helpe
 import { runPsql } from '../helpers/psql';
 import {
   connectAs,
-  dropDatabase,
   expectPolicyError,
-  recreateDatabase,
   rejection,
   snapshot,
   withDirect,
   type TrackedClient,
   ClientPool,
+  policySuite,
 } from './policy-helpers';
 
 const DB = 'pgward_policy_rules';
@@ -187,25 +186,20 @@ const DENY: DenyCase[] = [
   { rule: 'unparsable SQL', user: 'app', sql: 'SELEC 1', reason: 'SQL could not be parsed', code: '42601' },
 ];
 
-let gw: RunningGateway;
 let stmtSeq = 0;
 
-const pool = new ClientPool(() => gw, DB);
+const pool = new ClientPool(() => suite.gw, DB);
 const clientFor = (user: string): Promise<TrackedClient> => pool.as(user);
 
-beforeAll(async () => {
-  await recreateDatabase(DB);
-  gw = await startGateway({ config: { log: { level: 'info' } } });
-}, 60_000);
-
-afterAll(async () => {
-  await pool.endAll();
-  await gw?.stop();
-  await dropDatabase(DB);
-  // A bypass of ALTER SYSTEM would have left this behind; never leave it in the shared server.
-  await withDirect('postgres', (c) => c.query('ALTER SYSTEM RESET pgward.policy_it_marker')).catch(
-    () => undefined,
-  );
+const suite = policySuite(DB, {
+  gateway: { config: { log: { level: 'info' } } },
+  after: async () => {
+    await pool.endAll();
+    // A bypass of ALTER SYSTEM would have left this behind; never leave it in the shared server.
+    await withDirect('postgres', (c) => c.query('ALTER SYSTEM RESET pgward.policy_it_marker')).catch(
+      () => undefined,
+    );
+  },
 });
 
 // A failed assertion must not leave a shared client inside a transaction for the next case.
@@ -234,8 +228,8 @@ describe.each(DENY)('$rule: $user `$sql`', (tc) => {
 
   test('simple protocol (psql)', async () => {
     const r = await runPsql({
-      host: gw.host,
-      port: gw.port,
+      host: suite.gw.host,
+      port: suite.gw.port,
       user: tc.user,
       db: DB,
       args: ['-v', 'VERBOSITY=verbose', '-c', tc.sql, '-c', 'SELECT 42'],
@@ -290,8 +284,8 @@ describe('allowed statements', () => {
     await c.client.query('COMMIT');
     expect(await c.status()).toBe('I');
     const r = await runPsql({
-      host: gw.host,
-      port: gw.port,
+      host: suite.gw.host,
+      port: suite.gw.port,
       user: 'readonly',
       db: DB,
       args: ['-c', 'COPY t TO STDOUT'],
@@ -313,7 +307,7 @@ describe('allowed statements', () => {
     const c = await clientFor('readonly');
     const r = await c.client.query('SELECT number FROM public.credit_cards ORDER BY id');
     expect(r.rows).toHaveLength(2);
-    const alert = await gw.waitForLog(
+    const alert = await suite.gw.waitForLog(
       (l) => l.kind === 'alert' && l.sql === 'SELECT number FROM public.credit_cards ORDER BY id',
       5000,
     );
@@ -333,7 +327,7 @@ describe('allowed statements', () => {
       values: [1],
     });
     expect(u.rowCount).toBe(1);
-    const w = await gw.waitForLog(
+    const w = await suite.gw.waitForLog(
       (l) => l.kind === 'alert' && l.sql === 'UPDATE public.users SET name = name WHERE id = $1',
       5000,
     );

@@ -7,15 +7,7 @@ import { buildBundleWithData, startGateway, type RunningGateway } from '../helpe
 import { ensureTestCerts, testCertFiles, tlsClientOptions } from '../helpers/certs';
 import { pgClient } from '../helpers/pg-clients';
 import { runPsql } from '../helpers/psql';
-import {
-  dropDatabase,
-  ensureRoles,
-  recreateDatabase,
-  rejection,
-  sleep,
-  withDirect,
-  type PgErrorLike,
-} from './policy-helpers';
+import { rejection, sleep, withDirect, type PgErrorLike, policySuite } from './policy-helpers';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream';
 import { PROTOCOL_3_0, encodeStartupMessage } from '../../gateway/src/protocol';
 import { RawClient, errorOf } from './raw-client';
@@ -37,13 +29,7 @@ function expectStartupDenied(err: PgErrorLike, reason: string, code = '28000'): 
   expect(err.detail).toMatch(/Decision /);
 }
 
-beforeAll(async () => {
-  await ensureRoles();
-  await recreateDatabase(DB);
-}, 60_000);
-afterAll(async () => {
-  await dropDatabase(DB);
-});
+policySuite(DB, { gateway: false });
 
 describe('shipped policies, upstream = a listener of this test', () => {
   let fake: FakeUpstream;
