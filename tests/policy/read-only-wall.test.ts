@@ -109,6 +109,27 @@ describe.each(['readonly', 'analyst'])('%s through pgward', (user) => {
     }
   });
 
+  // PostgreSQL 18 writes planner statistics with these even in a READ ONLY transaction (checked on
+  // 18.7), so the server's wall does not stop them: the policy must. Here (15) they do not exist:
+  // the policy error shows pgward refused them before the server could say so.
+  test('PostgreSQL 16–18 functions with side effects are denied by policy', async () => {
+    const c = await connectAs(suite.gw, user, DB);
+    try {
+      for (const sql of [
+        "SELECT pg_clear_relation_stats('public', 't')",
+        "SELECT pg_restore_relation_stats('schemaname', 'public', 'relname', 't', 'relpages', 99)",
+        "SELECT pg_clear_attribute_stats('public', 't', 'id', false)",
+        "SELECT pg_restore_attribute_stats('schemaname', 'public', 'relname', 't', 'attname', 'id')",
+        'SELECT pg_log_standby_snapshot()',
+        'SELECT pg_sync_replication_slots()',
+      ]) {
+        expectPolicyError(await rejection(c.client.query(sql)), `read-only user ${user} cannot run SELECT`);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
   test('the startup packet cannot lift it: options -c … / a direct parameter are denied at startup', async () => {
     const viaOptions = (await rejection(
       pgClient({
