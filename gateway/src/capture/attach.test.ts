@@ -28,20 +28,24 @@ function observer(closed: string[]): SessionObserver {
   };
 }
 
-test('POST /v1/capture/start|stop switch the observer hook, behind the admin token', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-attach-'));
-  const closed: string[] = [];
-  const obs = observer(closed);
-  const sink = new CaptureSink({
+function sinkIn(dir: string, redact: boolean): CaptureSink {
+  return new CaptureSink({
     dir,
     users: [],
     databases: [],
     applications: [],
     max_file_bytes: 1 << 20,
     max_file_age_s: 60,
-    redact: { parameters: false, literals: false },
+    redact: { parameters: redact, literals: redact },
     maxSqlBytesInInput: 1024,
   });
+}
+
+test('POST /v1/capture/start|stop switch the observer hook, behind the admin token', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-attach-'));
+  const closed: string[] = [];
+  const obs = observer(closed);
+  const sink = sinkIn(dir, false);
   const capture = attachCapture(obs, sink);
   const metrics = createMetrics(new Registry());
   const app = buildSidecar({
@@ -96,16 +100,7 @@ test('POST /v1/capture/start|stop switch the observer hook, behind the admin tok
 test('hands the session’s decoded message and SQL text to the sink (redaction needs them)', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-attach-'));
   const obs = observer([]);
-  const sink = new CaptureSink({
-    dir,
-    users: [],
-    databases: [],
-    applications: [],
-    max_file_bytes: 1 << 20,
-    max_file_age_s: 60,
-    redact: { parameters: true, literals: true },
-    maxSqlBytesInInput: 1024,
-  });
+  const sink = sinkIn(dir, true);
   const capture = attachCapture(obs, sink);
   await capture.start();
   const c = {
