@@ -137,18 +137,15 @@ describe('a Parse of an empty query', () => {
 describe('a Bind pipelined behind an unanswered cycle that changes its statement', () => {
   // Until the server answers the Close, s may still be the old statement or the new one: the Bind
   // waits for the answers and is judged against what the server then holds (it was denied 26000).
+  /** `name` prepared as SELECT 1; then Close, Parse of `sql` under the name and Bind, all at once. */
+  const swap = (name: string, sql: string): Buffer[][] => [
+    [encodeParse(name, 'SELECT 1'), encodeSync()],
+    [encodeClose('S', name), encodeSync(), encodeParse(name, sql), encodeSync(), ...bindExec(name)],
+  ];
+
   test('Close, Parse of the same name, Bind: the Bind runs the new statement, as directly', async () => {
     const since = suite.gw.logs.length;
-    const batches = [
-      [encodeParse('s_swap', 'SELECT 1'), encodeSync()],
-      [
-        encodeClose('S', 's_swap'),
-        encodeSync(),
-        encodeParse('s_swap', 'SELECT 2'),
-        encodeSync(),
-        ...bindExec('s_swap'),
-      ],
-    ];
+    const batches = swap('s_swap', 'SELECT 2');
     const [direct, proxied] = await both(batches);
     expect(direct).toEqual([
       ['1', 'Z I'],
@@ -159,16 +156,7 @@ describe('a Bind pipelined behind an unanswered cycle that changes its statement
   });
 
   test('the new Parse fails: the Bind meets the server’s own 26000, as directly', async () => {
-    const batches = [
-      [encodeParse('s_swap_bad', 'SELECT 1'), encodeSync()],
-      [
-        encodeClose('S', 's_swap_bad'),
-        encodeSync(),
-        encodeParse('s_swap_bad', 'SELEC 2'),
-        encodeSync(),
-        ...bindExec('s_swap_bad'),
-      ],
-    ];
+    const batches = swap('s_swap_bad', 'SELEC 2');
     const [direct, proxied] = await both(batches);
     expect(direct).toEqual([
       ['1', 'Z I'],
