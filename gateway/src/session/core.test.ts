@@ -1283,6 +1283,14 @@ describe('decode once', () => {
     }
   });
 
+  it('refuses a CopyDone with a body (FATAL 08P01) though the reader, like PostgreSQL, ignores it', () => {
+    const h = ready();
+    const r = h.client(new MessageWriter().int8(0x78).message('c'), Q('SELECT 1'));
+    expect(types(r.up)).toBe('');
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '08P01' });
+    expect(errorText(r.down[0]).M).toMatch(/trailing bytes/);
+  });
+
   it('reads only the backend answers whose content matters, each once; rows are never decoded', () => {
     const h = ready();
     h.client(P('', 'SELECT 1'), B(''), E(), S());

@@ -11,6 +11,7 @@ import {
   FrontendType,
   ProtocolError,
   encodeBackendKeyData,
+  malformed,
   readFrontendMessage,
   typeTable,
   type BackendKeyData,
@@ -241,11 +242,17 @@ export class RequestPhase implements StatementView {
         this.observe(m, undefined);
         this.send(m.bytes, this.closeOps(m));
         return;
+      case 'CopyDone':
+        // PostgreSQL ignores a body here (CopyGetData does not read it); pgward has always
+        // refused one, as it refuses a Sync or Flush with a body: no client sends it.
+        if (m.bytes.length !== 5) throw malformed(`CopyDone: ${m.bytes.length - 5} trailing bytes`);
+        this.observe(m, undefined);
+        this.send(m.bytes, null);
+        return;
       case 'Describe':
       case 'Sync':
       case 'Flush':
       case 'CopyData': // opaque by definition
-      case 'CopyDone':
       case 'CopyFail':
         this.observe(m, undefined);
         this.send(m.bytes, null);
