@@ -1,6 +1,7 @@
 /**
- * The request phase: every client message after the first ReadyForQuery is decoded, the ones that
- * carry SQL or calls are judged, and the original bytes (or a sentinel in place of a denied
+ * The request phase: every client message after the first ReadyForQuery is decoded once (`read`),
+ * the ones that carry SQL or calls are judged as decoded (their SQL text read once, in the
+ * encoding the server reads it in), and the original bytes (or a sentinel in place of a denied
  * message) go upstream. Backend answers are matched to what was asked (pipeline.ts) and decide what
  * the statement namespace holds (namespace.ts); the enforcer rewrites the sentinels' errors.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
