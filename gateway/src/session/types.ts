@@ -65,10 +65,10 @@ export interface SessionObserver {
   onAuthenticated(connection: ConnectionInfo): void;
   /**
    * For capture: the StartupMessage packet (type 0) once the connection info is filled in, every
-   * client frame after authentication (one that is judged, once judged, before it is forwarded), and the backend's ReadyForQuery and
-   * ErrorResponse messages. Never authentication messages ('p' frames, Authentication*).
-   * Client frames come with `message`, the frame as the session decoded it once, and for a Query
-   * or Parse with `sql`, its text as the session decoded it (undefined for other messages).
+   * client frame after authentication (a judged one once judged, before it is forwarded), and the
+   * backend's ReadyForQuery and ErrorResponse messages. Never authentication messages ('p'
+   * frames, Authentication*). Client frames come with `message`, the frame as the session decoded
+   * it once, and a Query or Parse with `sql`, its text as the session decoded it.
    */
   onFrame?(
     direction: FrameDirection,
