@@ -7,8 +7,6 @@
  *   through pgward as it does directly.
  * Each measured directly first, then through pgward with the allow-all bundle.
  */
-import path from 'node:path';
-import { buildBundleFromDir, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
 import {
   type BackendMessage,
   WireClient,
@@ -18,34 +16,20 @@ import {
   exchange,
   readBackendKeyData,
 } from '../security/wire';
-import { DIRECT, dropDatabase, query, sessionDatabase, transcript, type Target } from './session-helpers';
+import { DIRECT, query, sessionSuite, transcript, type Target } from './session-helpers';
 import { encodeExecute, encodeSync } from '../../gateway/src/protocol';
 import { RawClient, type BackendMsg } from '../policy/raw-client';
 
-let db: string;
-let gw: RunningGateway;
-let through: Target;
-
-beforeAll(async () => {
-  db = await sessionDatabase('pgward_session_identity');
-  const bundle = await buildBundleFromDir(path.join(REPO, 'tests', 'fixtures', 'bundles', 'allow-all'));
-  gw = await startGateway({ bundle, config: { audit: { sink: 'none' } } });
-  through = { host: gw.host, port: gw.port };
-}, 120_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  if (db) await dropDatabase(db);
-});
+const suite = sessionSuite('pgward_session_identity', { allowAll: true });
 
 /** Test labels; the gateway's address is known only once beforeAll ran. */
 const TARGETS = ['directly', 'through pgward'] as const;
 type Label = (typeof TARGETS)[number];
-const target = (label: Label): Target => (label === 'directly' ? DIRECT : through);
+const target = (label: Label): Target => (label === 'directly' ? DIRECT : suite.through);
 
 async function session(t: Target, app: string): Promise<{ c: WireClient; startup: BackendMessage[] }> {
   const c = await WireClient.connect(t.host, t.port);
-  const startup = await c.startup({ user: 'postgres', database: db, application_name: app });
+  const startup = await c.startup({ user: 'postgres', database: suite.db, application_name: app });
   return { c, startup };
 }
 
@@ -66,7 +50,7 @@ async function oneValue(c: WireClient, sql: string): Promise<string | null> {
 async function waitUntilSleeping(app: string): Promise<void> {
   const probe = await WireClient.connect(DIRECT.host, DIRECT.port);
   try {
-    await probe.startup({ user: 'postgres', database: db, application_name: 'pgward-session-probe' });
+    await probe.startup({ user: 'postgres', database: suite.db, application_name: 'pgward-session-probe' });
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
       const rows = dataRows(
@@ -107,7 +91,7 @@ describe('BackendKeyData carries the real backend PID', () => {
       const { c, startup } = await session(t, app);
       const killer = await WireClient.connect(DIRECT.host, DIRECT.port);
       try {
-        await killer.startup({ user: 'postgres', database: db });
+        await killer.startup({ user: 'postgres', database: suite.db });
         const key = keyOf(startup);
         // Only ever this test's own backend: a PID that is not it terminates nothing (no row).
         const kill = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ${key.processId} AND application_name = '${app}'`;
@@ -183,7 +167,10 @@ describe('parameter counts are unsigned 16-bit', () => {
     const values = Array.from({ length: n }, (_, i) => String(i + 1));
     const frames = [bigParse('s_big', sql), bigBind('s_big', values), encodeExecute(''), encodeSync()];
     const run = async (t: Target): Promise<string[]> => {
-      const { client, startup } = await RawClient.connect(t.host, t.port, { user: 'postgres', database: db });
+      const { client, startup } = await RawClient.connect(t.host, t.port, {
+        user: 'postgres',
+        database: suite.db,
+      });
       try {
         expect(startup.at(-1)?.type).toBe('Z');
         client.send(...frames);
@@ -199,6 +186,6 @@ describe('parameter counts are unsigned 16-bit', () => {
     };
     const direct = await run(DIRECT);
     expect(direct).toEqual(['1', '2', `D ${n},${n}`, 'C SELECT 1', 'Z I']);
-    expect(await run(through)).toEqual(direct);
+    expect(await run(suite.through)).toEqual(direct);
   }, 120_000);
 });

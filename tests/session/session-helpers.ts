@@ -5,8 +5,10 @@
  * status), so a difference reads as a protocol diff.
  * https://www.postgresql.org/docs/current/protocol-message-formats.html
  */
-import { readErrorFields } from '../../gateway/src/protocol';
+import path from 'node:path';
+import { encodeBind, encodeExecute, encodeSync, readErrorFields } from '../../gateway/src/protocol';
 import { LOCAL_PG } from '../helpers/cluster';
+import { buildBundleFromDir, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
 import { RawClient, type BackendMsg } from '../policy/raw-client';
 import { recreateDatabase, dropDatabase } from '../proxy/proxy-helpers';
 
@@ -41,6 +43,57 @@ export async function sessionDatabase(base: string): Promise<string> {
   }
   return name;
 }
+
+export interface SessionSuite {
+  /** The database (sessionDatabase). */
+  db: string;
+  gw: RunningGateway;
+  /** Where pgward listens. */
+  through: Target;
+}
+
+/**
+ * The setup the files here share, registered as beforeAll/afterAll: `before` (roles, say), a
+ * per-process database with t (sessionDatabase), and a gateway in front of the local PostgreSQL
+ * with the allow-all bundle (`allowAll`) or the shipped one, its audit log off and, with
+ * `decisionLog`, its decision log on stdout with literals kept (what judgedBinds reads). The
+ * fields are set once beforeAll has run.
+ */
+export function sessionSuite(
+  base: string,
+  opts: { allowAll?: boolean; decisionLog?: boolean; before?: () => Promise<void> } = {},
+): SessionSuite {
+  const suite = {} as SessionSuite;
+  beforeAll(async () => {
+    await opts.before?.();
+    suite.db = await sessionDatabase(base);
+    const bundle = opts.allowAll
+      ? await buildBundleFromDir(path.join(REPO, 'tests', 'fixtures', 'bundles', 'allow-all'))
+      : undefined;
+    suite.gw = await startGateway({
+      ...(bundle === undefined ? {} : { bundle }),
+      config: opts.decisionLog
+        ? {
+            audit: { sink: 'none', redact: { literals: false } },
+            decision_log: { enabled: true, sink: 'stdout' },
+          }
+        : { audit: { sink: 'none' } },
+    });
+    suite.through = { host: suite.gw.host, port: suite.gw.port };
+  }, 120_000);
+  afterAll(async () => {
+    await suite.gw?.stop();
+    if (suite.db) await dropDatabase(suite.db);
+  });
+  return suite;
+}
+
+/** Bind of `stmt` to the unnamed portal, Execute, Sync. */
+export const bindExec = (stmt: string): Buffer[] => [
+  encodeBind('', stmt, []),
+  encodeExecute(''),
+  encodeSync(),
+];
 
 /** Simple Query frame. */
 export function query(sql: string): Buffer {

@@ -5,56 +5,31 @@
  * With the shipped bundle: pgward must keep judging the statement the server still has, so what
  * runs is what was judged (checked in the decision log), and the client sees what it sees directly.
  */
-import {
-  encodeBind,
-  encodeClose,
-  encodeExecute,
-  encodeParse,
-  encodeSync,
-  readErrorFields,
-} from '../../gateway/src/protocol';
-import { startGateway, type RunningGateway } from '../helpers/gateway';
+import { encodeClose, encodeParse, encodeSync, readErrorFields } from '../../gateway/src/protocol';
 import { ensureRoles } from '../policy/policy-helpers';
 import { RawClient } from '../policy/raw-client';
 import {
   DIRECT,
-  dropDatabase,
+  bindExec,
   judgedBinds,
   query,
   rowValues,
-  sessionDatabase,
+  sessionSuite,
   transcripts,
   type Target,
 } from './session-helpers';
 
-let db: string;
-let gw: RunningGateway;
-let through: Target;
+// app: an ordinary user of the shipped policies
+const suite = sessionSuite('pgward_session_skipped', { decisionLog: true, before: ensureRoles });
 
-beforeAll(async () => {
-  await ensureRoles(); // app: an ordinary user of the shipped policies
-  db = await sessionDatabase('pgward_session_skipped');
-  gw = await startGateway({
-    // The decision log's SQL is what these tests read: literals kept (redacted by default).
-    config: {
-      audit: { sink: 'none', redact: { literals: false } },
-      decision_log: { enabled: true, sink: 'stdout' },
-    },
-  });
-  through = { host: gw.host, port: gw.port };
-}, 120_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  if (db) await dropDatabase(db);
-});
-
-const app = (): { user: string; database: string } => ({ user: 'app', database: db });
-const bindExec = (stmt: string): Buffer[] => [encodeBind('', stmt, []), encodeExecute(''), encodeSync()];
+const app = (): { user: string; database: string } => ({ user: 'app', database: suite.db });
 
 /** Runs a direct statement as postgres (test setup and checks). */
 async function directSql(sql: string): Promise<string[]> {
-  const { client } = await RawClient.connect(DIRECT.host, DIRECT.port, { user: 'postgres', database: db });
+  const { client } = await RawClient.connect(DIRECT.host, DIRECT.port, {
+    user: 'postgres',
+    database: suite.db,
+  });
   try {
     client.send(query(sql));
     const out = await client.readUntilReady();
@@ -71,8 +46,8 @@ async function both(
   await directSql('DELETE FROM t; INSERT INTO t SELECT g, g FROM generate_series(1, 10) g');
   const direct = await transcripts(DIRECT, app(), batches);
   await directSql('DELETE FROM t; INSERT INTO t SELECT g, g FROM generate_series(1, 10) g');
-  const since = gw.logs.length;
-  const proxied = await transcripts(through, app(), batches);
+  const since = suite.gw.logs.length;
+  const proxied = await transcripts(suite.through, app(), batches);
   return { direct, proxied, since };
 }
 
@@ -95,7 +70,7 @@ describe('a Close the server skipped', () => {
     ]);
     expect(await directSql('SELECT count(*) FROM t')).toEqual(['10']);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(gw, since, 1)).toEqual(['SELECT']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT']);
   });
 
   test('the statement stays a DELETE on the server: pgward judges the DELETE that runs, not the SELECT whose Parse failed', async () => {
@@ -113,7 +88,7 @@ describe('a Close the server skipped', () => {
       ['2', 'C DELETE 1', 'Z I'],
     ]);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(gw, since, 1)).toEqual(['DELETE']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['DELETE']);
   });
 });
 
@@ -131,7 +106,7 @@ describe('a multi-statement Query that stops at an error', () => {
       ['2', 'D 2', 'C SELECT 1', 'Z I'],
     ]);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(gw, since, 1)).toEqual(['SELECT']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT']);
   });
 
   test('its PREPARE never ran: the name does not exist (26000 as PostgreSQL words it), then a Parse under that name works', async () => {
@@ -148,7 +123,7 @@ describe('a multi-statement Query that stops at an error', () => {
     ]);
     expect(proxied).toEqual(direct);
     // What pgward judged for the two Binds: nothing (no such statement), then the SELECT.
-    const judged = await judgedBinds(gw, since, 1);
+    const judged = await judgedBinds(suite.gw, since, 1);
     expect(judged.at(-1)).toEqual('SELECT');
     expect(judged).not.toContain('DELETE');
   });
@@ -168,6 +143,6 @@ describe('a multi-statement Query that stops at an error', () => {
     };
     const direct = await run(DIRECT);
     expect(direct).toEqual(['prepared statement "s_msg" does not exist']);
-    expect(await run(through)).toEqual(direct);
+    expect(await run(suite.through)).toEqual(direct);
   });
 });

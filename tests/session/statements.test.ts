@@ -6,7 +6,6 @@
  * is run directly first, then through pgward with the allow-all bundle: same answers, and the Bind
  * is judged against the statement the server really executes.
  */
-import path from 'node:path';
 import { Client } from 'pg';
 import {
   encodeBind,
@@ -16,46 +15,16 @@ import {
   encodeParse,
   encodeSync,
 } from '../../gateway/src/protocol';
-import { buildBundleFromDir, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
-import {
-  DIRECT,
-  dropDatabase,
-  judgedBinds,
-  sessionDatabase,
-  transcripts,
-  type Target,
-} from './session-helpers';
+import { DIRECT, bindExec, judgedBinds, sessionSuite, transcripts, type Target } from './session-helpers';
 
-let db: string;
-let gw: RunningGateway;
-let through: Target;
+const suite = sessionSuite('pgward_session_stmts', { allowAll: true, decisionLog: true });
 
-beforeAll(async () => {
-  db = await sessionDatabase('pgward_session_stmts');
-  const bundle = await buildBundleFromDir(path.join(REPO, 'tests', 'fixtures', 'bundles', 'allow-all'));
-  gw = await startGateway({
-    bundle,
-    // The decision log's SQL is what these tests read: literals kept (redacted by default).
-    config: {
-      audit: { sink: 'none', redact: { literals: false } },
-      decision_log: { enabled: true, sink: 'stdout' },
-    },
-  });
-  through = { host: gw.host, port: gw.port };
-}, 120_000);
-
-afterAll(async () => {
-  await gw?.stop();
-  if (db) await dropDatabase(db);
-});
-
-const user = (): { user: string; database: string } => ({ user: 'postgres', database: db });
-const bindExec = (stmt: string): Buffer[] => [encodeBind('', stmt, []), encodeExecute(''), encodeSync()];
+const user = (): { user: string; database: string } => ({ user: 'postgres', database: suite.db });
 
 /** Runs `batches` directly and through pgward; returns both transcripts (direct first). */
 async function both(batches: Buffer[][]): Promise<[string[][], string[][]]> {
   const direct = await transcripts(DIRECT, user(), batches);
-  const proxied = await transcripts(through, user(), batches);
+  const proxied = await transcripts(suite.through, user(), batches);
   return [direct, proxied];
 }
 
@@ -89,7 +58,7 @@ describe('a named Parse the server rejects creates nothing', () => {
 
   test('node-postgres: a named query that fails, then the same name with valid SQL', async () => {
     const run = async (t: Target): Promise<unknown[]> => {
-      const c = new Client({ host: t.host, port: t.port, user: 'postgres', database: db });
+      const c = new Client({ host: t.host, port: t.port, user: 'postgres', database: suite.db });
       await c.connect();
       try {
         const first = await c.query({ name: 'pg_named', text: 'SELEC $1::int', values: [1] }).then(
@@ -111,13 +80,13 @@ describe('a named Parse the server rejects creates nothing', () => {
     };
     const direct = await run(DIRECT);
     expect(direct).toEqual(['42601', [{ n: 5 }], [{ n: 6 }]]);
-    expect(await run(through)).toEqual(direct);
+    expect(await run(suite.through)).toEqual(direct);
   });
 });
 
 describe('a name prepared twice', () => {
   test('the second Parse fails with 42P05 and the first statement stays: the Bind runs it and is judged as it', async () => {
-    const before = gw.logs.length;
+    const before = suite.gw.logs.length;
     const batches = [
       [encodeParse('s_twice', 'SELECT 1 AS first'), encodeSync()],
       [encodeParse('s_twice', 'UPDATE t SET v = v + 100 WHERE id = 1'), encodeSync()],
@@ -131,7 +100,7 @@ describe('a name prepared twice', () => {
     ]);
     expect(proxied).toEqual(direct);
     // The one Bind through pgward (the direct run writes no decision log) was judged as SELECT 1.
-    expect(await judgedBinds(gw, before, 1)).toEqual(['SELECT 1 AS first']);
+    expect(await judgedBinds(suite.gw, before, 1)).toEqual(['SELECT 1 AS first']);
   });
 });
 
@@ -161,6 +130,38 @@ describe('a Parse of an empty query', () => {
     const batches = [[encodeParse('', '   '), ...bindExec('')]];
     const [direct, proxied] = await both(batches);
     expect(direct).toEqual([['1', '2', 'I', 'Z I']]);
+    expect(proxied).toEqual(direct);
+  });
+});
+
+describe('a Bind pipelined behind an unanswered cycle that changes its statement', () => {
+  // Until the server answers the Close, s may still be the old statement or the new one: the Bind
+  // waits for the answers and is judged against what the server then holds (it was denied 26000).
+  /** `name` prepared as SELECT 1; then Close, Parse of `sql` under the name and Bind, all at once. */
+  const swap = (name: string, sql: string): Buffer[][] => [
+    [encodeParse(name, 'SELECT 1'), encodeSync()],
+    [encodeClose('S', name), encodeSync(), encodeParse(name, sql), encodeSync(), ...bindExec(name)],
+  ];
+
+  test('Close, Parse of the same name, Bind: the Bind runs the new statement, as directly', async () => {
+    const since = suite.gw.logs.length;
+    const batches = swap('s_swap', 'SELECT 2');
+    const [direct, proxied] = await both(batches);
+    expect(direct).toEqual([
+      ['1', 'Z I'],
+      ['3', 'Z I', '1', 'Z I', '2', 'D 2', 'C SELECT 1', 'Z I'],
+    ]);
+    expect(proxied).toEqual(direct);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT 2']);
+  });
+
+  test('the new Parse fails: the Bind meets the server’s own 26000, as directly', async () => {
+    const batches = swap('s_swap_bad', 'SELEC 2');
+    const [direct, proxied] = await both(batches);
+    expect(direct).toEqual([
+      ['1', 'Z I'],
+      ['3', 'Z I', 'E 42601', 'Z I', 'E 26000', 'Z I'],
+    ]);
     expect(proxied).toEqual(direct);
   });
 });

@@ -14,7 +14,7 @@ import {
 } from './audit-log';
 import { loadSqlNormalizer, REDACTED } from './redact';
 import { FILE_REOPEN_CHECK_MS } from './sink';
-import { encodeBind } from '../protocol';
+import { encodeBind, readBind } from '../protocol';
 import { queryFrame, sampleConnection, sampleDecision, sampleInput, sampleStatement } from './test-fixtures';
 
 const SQL = "DELETE FROM orders WHERE note = 'secret' AND id = 42";
@@ -335,7 +335,12 @@ describe('auditEventFrom with the session context', () => {
     });
     const frame = encodeBind('', 's', [{ format: 0, value: Buffer.from('42') }]);
     const original = { sql: statement.sql, statements: [statement] };
-    const ev = auditEventFrom('deny', input, sampleDecision(), frame, { connection: conn, original });
+    const message = readBind(frame);
+    const ev = auditEventFrom('deny', input, sampleDecision(), frame, {
+      connection: conn,
+      original,
+      message,
+    });
     expect(ev.connection).toBe(conn);
     expect(ev.sql).toBe(statement.sql);
     expect(ev.statements).toEqual([statement]);

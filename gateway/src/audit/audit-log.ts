@@ -7,7 +7,7 @@ import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import { decodeParameter } from '../policy/input';
 import type { Alert, BindParameter, ConnectionInfo, Decision, InputDocument } from '../policy/types';
-import { readBind } from '../protocol/frontend/bind';
+import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { StatementInfo } from '../sql/types';
 import {
   eventConnection,
@@ -173,13 +173,15 @@ export function buildAuditRecord(
  */
 export interface AuditContext {
   connection: ConnectionInfo;
+  /** The message as the session decoded it once (a Bind's values are read from it). */
+  message?: FrontendMessage | undefined;
   original?: { sql: string; statements: StatementInfo[] } | undefined;
 }
 
 /**
  * Maps the session's input document and decision to an audit event. With the session's context,
  * the event shows what the bundle left out of the input: the connection's id and port, the SQL
- * text, and Bind values (decoded again from the frame).
+ * text, and Bind values (from the message the session decoded).
  */
 export function auditEventFrom(
   kind: AuditKind,
@@ -202,23 +204,18 @@ export function auditEventFrom(
     alerts: decision.alerts,
     error_code: decision.error_code,
     frame,
-    parameters: ctx && frame ? parametersAsSent(input, frame) : (m.parameters ?? m.arguments ?? null),
+    parameters: ctx?.message ? parametersAsSent(input, ctx.message) : (m.parameters ?? m.arguments ?? null),
   };
 }
 
-/** The input's parameters, with Bind values the bundle left out decoded again from the frame. */
-function parametersAsSent(input: InputDocument, frame: Buffer): BindParameter[] | null {
+/** The input's parameters, with Bind values the bundle left out read from the decoded Bind. */
+function parametersAsSent(input: InputDocument, message: FrontendMessage): BindParameter[] | null {
   const params = input.message.parameters ?? input.message.arguments ?? null;
-  if (!params || input.message.type !== 'Bind' || !params.some((p) => p.encoding === 'omitted'))
-    return params;
-  try {
-    const raw = readBind(frame).params;
-    return params.map((p, i) =>
-      p.encoding === 'omitted' ? decodeParameter(p.type_oid, raw[i]?.format ?? 0, raw[i]?.value ?? null) : p,
-    );
-  } catch {
-    return params;
-  }
+  if (!params || message.name !== 'Bind' || !params.some((p) => p.encoding === 'omitted')) return params;
+  const raw = message.params;
+  return params.map((p, i) =>
+    p.encoding === 'omitted' ? decodeParameter(p.type_oid, raw[i]?.format ?? 0, raw[i]?.value ?? null) : p,
+  );
 }
 
 export function createAuditLog(opts: AuditOptions, deps: AuditDeps): AuditLog {

@@ -13,8 +13,9 @@ export interface CaptureControls {
 }
 
 export function attachCapture(observer: SessionObserver, sink: CaptureSink): CaptureControls {
-  const onFrame: NonNullable<SessionObserver['onFrame']> = (direction, frame, conn) =>
-    sink.onFrame(direction, frame, conn);
+  // The decoded message and SQL text go along: redaction reads them, never the frame again.
+  const onFrame: NonNullable<SessionObserver['onFrame']> = (direction, frame, conn, message, sql) =>
+    sink.onFrame(direction, frame, conn, message, sql);
   const closed = observer.onConnectionClosed;
   observer.onConnectionClosed = (outcome, conn) => {
     closed(outcome, conn);

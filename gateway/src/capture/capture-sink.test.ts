@@ -9,6 +9,7 @@ import {
   encodeStartupMessage,
   PROTOCOL_3_0,
   readBind,
+  readFrontendMessage,
   readQuery,
 } from '../protocol';
 import { encodePasswordMessage } from '../protocol/frontend/simple-messages';
@@ -61,7 +62,12 @@ function session(sink: CaptureSink, c: ConnectionInfo, frames: Buffer[]): void {
   sink.onFrame('frontend', encodePasswordMessage(Buffer.from('hunter2\0')), c); // never handed in practice
   sink.onFrame('backend', encodeReadyForQuery('I'), c);
   c.authenticated = true;
-  for (const f of frames) sink.onFrame('frontend', f, c);
+  for (const f of frames) {
+    // As the session hands them: decoded once, a Query's or Parse's text with it.
+    const m = readFrontendMessage({ type: f[0]!, bytes: f, bodyOffset: 5 });
+    const sql = m.name === 'Query' || m.name === 'Parse' ? m.sqlBytes.toString('utf8') : undefined;
+    sink.onFrame('frontend', f, c, m, sql);
+  }
   sink.onConnectionClosed('client_terminated', c);
 }
 
@@ -113,7 +119,7 @@ test('redaction re-encodes Query/Parse with normalized SQL and Bind values', asy
   const frames = records()
     .filter((r) => r.dir === 'F' && r.ts)
     .map((r) => Buffer.from(String(r.frame), 'base64'));
-  expect(readQuery(frames[0]!).sql).toBe('SELECT * FROM t WHERE secret = $1');
+  expect(readQuery(frames[0]!).sqlBytes.toString()).toBe('SELECT * FROM t WHERE secret = $1');
   expect(frames[1]!.toString()).not.toContain('hunter2');
   expect(readBind(frames[2]!).params[0]!.value!.toString()).toBe('[REDACTED]');
 });
@@ -131,9 +137,9 @@ test('rotates by size; drops and marks connections when the stream falls behind'
   expect(fs.readdirSync(dir).length).toBeGreaterThan(9);
   const frontend = records().filter((r) => r.dir === 'F');
   expect(frontend).toHaveLength(41);
-  expect(frontend.slice(1).map((r) => readQuery(Buffer.from(String(r.frame), 'base64')).sql)).toEqual(
-    Array.from({ length: 40 }, (_, i) => `SELECT ${i}`),
-  );
+  expect(
+    frontend.slice(1).map((r) => readQuery(Buffer.from(String(r.frame), 'base64')).sqlBytes.toString()),
+  ).toEqual(Array.from({ length: 40 }, (_, i) => `SELECT ${i}`));
 
   fs.rmSync(dir, { recursive: true, force: true });
   const slow = new CaptureSink(opts({ maxBufferedBytes: 200 }));

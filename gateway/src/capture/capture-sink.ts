@@ -12,10 +12,11 @@ import { ErrorCodes, type ErrorCode } from '../errors';
 import type { FastCounter } from '../metrics/metrics';
 import type { ConnectionInfo } from '../policy/types';
 import { FrontendType, BackendType } from '../protocol/message-types';
-import { encodeQuery, readQuery } from '../protocol/frontend/query';
-import { encodeParse, readParse } from '../protocol/frontend/parse';
-import { encodeBind, readBind } from '../protocol/frontend/bind';
-import { encodeFunctionCall, readFunctionCall } from '../protocol/frontend/function-call';
+import { encodeQuery } from '../protocol/frontend/query';
+import { encodeParse } from '../protocol/frontend/parse';
+import { encodeBind } from '../protocol/frontend/bind';
+import { encodeFunctionCall } from '../protocol/frontend/function-call';
+import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import { normalizeSql, REDACTED } from '../audit/redact';
 import type { FrameDirection } from '../session/types';
 import { connectionRecord, makeHeader, nowMicros, type CaptureHeader, type CaptureRecord } from './format';
@@ -121,7 +122,17 @@ export class CaptureSink {
     return { active: this.running, file: this.file, ...this.stats_ };
   }
 
-  onFrame(direction: FrameDirection, frame: Buffer, c: ConnectionInfo): void {
+  /**
+   * `message` is the client frame as the session decoded it once, `sql` a Query's or Parse's text
+   * as the session decoded it: redaction reads them, never the frame again.
+   */
+  onFrame(
+    direction: FrameDirection,
+    frame: Buffer,
+    c: ConnectionInfo,
+    message?: FrontendMessage,
+    sql?: string,
+  ): void {
     if (!this.running) return;
     let st = this.conns.get(c.id);
     if (direction === 'frontend') {
@@ -141,7 +152,7 @@ export class CaptureSink {
       if (!st.keep) return;
       // Before AuthenticationOk only the authentication exchange flows: never written.
       if (!st.authenticated || frame[0] === FrontendType.PasswordMessage) return;
-      const out = this.redactFrame(frame);
+      const out = this.redactFrame(frame, message, sql);
       if (out === null) return;
       this.writeFrame(c.id, 'F', out, c.transaction_status);
       return;
@@ -175,46 +186,32 @@ export class CaptureSink {
     return true;
   }
 
-  /** The frame as it is written: literals and/or values rewritten per the redaction options; null to skip it. */
-  private redactFrame(frame: Buffer): Buffer | null {
+  /**
+   * The frame as it is written: literals and/or values rewritten per the redaction options; null
+   * to skip it (a Query or Parse whose text the session could not read is never written unredacted).
+   */
+  private redactFrame(frame: Buffer, m: FrontendMessage | undefined, sql: string | undefined): Buffer | null {
     const r = this.opts.redact;
     if (!r.literals && !r.parameters) return frame;
-    try {
-      switch (frame[0]) {
-        case FrontendType.Query:
-          return r.literals ? encodeQuery(normalizeSql(readQuery(frame).sql)) : frame;
-        case FrontendType.Parse: {
-          if (!r.literals) return frame;
-          const p = readParse(frame);
-          return encodeParse(p.statement, normalizeSql(p.sql), p.paramTypes);
-        }
-        case FrontendType.Bind: {
-          if (!r.parameters) return frame;
-          const b = readBind(frame);
-          const params = b.params.map((p) => ({
-            format: p.format,
-            value: p.value === null ? null : REDACTED_BYTES,
-          }));
-          return encodeBind(b.portal, b.statement, params, b.resultFormats);
-        }
-        case FrontendType.FunctionCall: {
-          if (!r.parameters) return frame;
-          const f = readFunctionCall(frame);
-          const args = f.args.map((a) => ({
-            format: a.format,
-            value: a.value === null ? null : REDACTED_BYTES,
-          }));
-          return encodeFunctionCall(f.oid, args, f.resultFormat);
-        }
-        case FrontendType.CopyData:
-          // Row data is values: not written at all when parameters are redacted.
-          return r.parameters ? null : frame;
-        default:
-          return frame;
-      }
-    } catch {
-      // A frame the gateway could not decode is denied by it anyway; never write it unredacted.
-      return null;
+    if (m === undefined) return null;
+    switch (m.name) {
+      case 'Query':
+        if (!r.literals) return m.bytes;
+        return sql === undefined ? null : encodeQuery(normalizeSql(sql));
+      case 'Parse':
+        if (!r.literals) return m.bytes;
+        return sql === undefined ? null : encodeParse(m.statement, normalizeSql(sql), m.paramTypes);
+      case 'Bind':
+        return r.parameters
+          ? encodeBind(m.portal, m.statement, redacted(m.params), m.resultFormats)
+          : m.bytes;
+      case 'FunctionCall':
+        return r.parameters ? encodeFunctionCall(m.oid, redacted(m.args), m.resultFormat) : m.bytes;
+      case 'CopyData':
+        // Row data is values: not written at all when parameters are redacted.
+        return r.parameters ? null : m.bytes;
+      default:
+        return m.bytes;
     }
   }
 
@@ -330,4 +327,12 @@ export class CaptureSink {
     void done.then(() => this.closing.delete(done));
     return done;
   }
+}
+
+/** Values replaced by [REDACTED], NULLs kept. */
+function redacted(params: ReadonlyArray<{ format: 0 | 1; value: Buffer | null }>): Array<{
+  format: 0 | 1;
+  value: Buffer | null;
+}> {
+  return params.map((p) => ({ format: p.format, value: p.value === null ? null : REDACTED_BYTES }));
 }

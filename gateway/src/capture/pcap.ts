@@ -11,7 +11,7 @@
  */
 import { FrontendFramer } from '../protocol/framing';
 import { BackendType, StartupCode } from '../protocol/message-types';
-import { readReadyForQuery } from '../protocol/backend/ready-for-query';
+import { readBackendMessage } from '../protocol/backend/backend-message';
 import { PgwardError, ErrorCodes } from '../errors';
 import { makeHeader, type CaptureHeader, type CaptureRecord } from './format';
 import { connectionFromStartup } from './startup-context';
@@ -505,7 +505,8 @@ class PgConnection {
         this.phase = 'ready';
         this.out.push({ t: this.t, conn: this.id, ev: 'auth', protocol_version: this.protocolVersion });
       }
-      this.status = readReadyForQuery(msg);
+      const z = readBackendMessage(msg);
+      if (z.name === 'ReadyForQuery') this.status = z.status;
       this.out.push({ t: this.t, conn: this.id, dir: 'B', frame: msg.toString('base64') });
     } else if (type === BackendType.ErrorResponse) {
       this.out.push({ t: this.t, conn: this.id, dir: 'B', frame: msg.toString('base64') });

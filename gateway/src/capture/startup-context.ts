@@ -5,7 +5,8 @@
  * https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-STARTUPMESSAGE
  */
 import type { TlsInfo } from '../policy/types';
-import { parseStartupOptions, readStartupPacket } from '../protocol/frontend/startup';
+import { parseStartupOptions } from '../protocol/frontend/startup';
+import { readFrontendMessage } from '../protocol/frontend/frontend-message';
 import type { ConnectionRecord } from './format';
 
 export const NO_TLS: TlsInfo = { enabled: false, version: null, cipher: null, client_cert_subject: null };
@@ -17,7 +18,7 @@ export function connectionFromStartup(
   packet: Buffer,
   peer: { client_addr: string; client_port: number; tls?: TlsInfo },
 ): ConnectionRecord | null {
-  const m = readStartupPacket(packet);
+  const m = readFrontendMessage({ type: 0, bytes: packet, bodyOffset: 4 });
   if (m.name !== 'StartupMessage') return null;
   const params: Record<string, string> = {};
   for (const [k, v] of m.parameters) params[k] = v;

@@ -7,8 +7,8 @@
  * is settled when its cycle ends.
  */
 import type { Decision } from '../policy/types';
-import { MessageWriter, readErrorFields, encodeBind } from '../protocol';
-import { encodePolicyError, newSentinelToken, sentinelParse, sentinelQuery } from './deny';
+import { MessageWriter, encodeBind, encodeErrorResponse, type ErrorFields } from '../protocol';
+import { newSentinelToken, policyErrorFields, sentinelParse, sentinelQuery } from './deny';
 
 interface Pending {
   cycle: number;
@@ -51,17 +51,22 @@ export class Enforcer {
     return encodeBind('', token, []);
   }
 
-  /** The replacement for a backend ErrorResponse, or null to forward it as is. */
-  rewrite(msg: Buffer): Buffer | null {
+  /**
+   * The replacement for a backend ErrorResponse (its fields, as the session decoded them once)
+   * with the SQLSTATE the client sees, or null to forward it as is.
+   */
+  rewrite(f: ErrorFields): { bytes: Buffer; code: string } | null {
     if (this.pending.size === 0) return null;
-    const f = readErrorFields(msg);
     for (const [token, p] of this.pending) {
       if (!f.message.includes(token)) continue;
       this.pending.delete(token);
-      if (p.decision !== null) return encodePolicyError(p.decision);
+      if (p.decision !== null) {
+        const fields = policyErrorFields(p.decision);
+        return { bytes: encodeErrorResponse(fields), code: fields.code };
+      }
       const raw = { ...(f.raw ?? {}) };
       raw.M = f.message.split(token).join(p.statement ?? '');
-      return encodeRawError(raw);
+      return { bytes: encodeRawError(raw), code: f.code };
     }
     return null;
   }

@@ -1,4 +1,11 @@
-import { encodeBind, encodeClose, encodeParse, encodeQuery } from '../protocol';
+import {
+  encodeBind,
+  encodeClose,
+  encodeParse,
+  encodeQuery,
+  readFrontendMessage,
+  type JudgedMessage,
+} from '../protocol';
 import { classify, initSqlParser } from '../sql';
 import { UNKNOWN_STATEMENT_ERROR } from './input';
 import { FrameJudge, mayChangeLexicalState, type JudgeContext } from './frame-judge';
@@ -53,11 +60,33 @@ function session(): ConnectionInfo {
   };
 }
 
+/**
+ * A frame decoded once, as the session does before judging it. The judge takes only a decoded
+ * message, never bytes: decoding twice on the judged path cannot compile.
+ */
+function msg(frame: Buffer): JudgedMessage {
+  const m = readFrontendMessage({ type: frame[0]!, bytes: frame, bodyOffset: 5 });
+  if (m.name !== 'Query' && m.name !== 'Parse' && m.name !== 'Bind' && m.name !== 'FunctionCall')
+    throw new Error(`not judged: ${m.name}`);
+  return m;
+}
+
 function ctx(view = new ReplayStatements()): JudgeContext {
   return { view, serverParameters: new Map() };
 }
 
 const unclassified = () => ({ statements: [], parse_error: null });
+
+describe('FrameJudge.judge', () => {
+  it('takes a message decoded once, never bytes (a second decode on the judged path cannot compile)', () => {
+    const judge = new FrameJudge(new RecordingEngine({}), unclassified, { maxSqlBytes: 1024 });
+    const frame = encodeQuery('SELECT 1');
+    // @ts-expect-error a raw frame is not a JudgedMessage
+    const fromBytes = (): unknown => judge.judge(frame, session(), ctx());
+    expect(typeof fromBytes).toBe('function');
+    expect(judge.judge(msg(frame), session(), ctx()).message?.bytes).toBe(frame);
+  });
+});
 
 describe('FrameJudge and input_options.connection_identity', () => {
   it('keeps the connection as it is by default', () => {
@@ -65,7 +94,7 @@ describe('FrameJudge and input_options.connection_identity', () => {
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
-    judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx());
+    judge.judge(msg(encodeQuery('SELECT 1')), conn, ctx());
     for (const input of engine.inputs) expect(input.connection).toBe(conn);
   });
 
@@ -74,8 +103,8 @@ describe('FrameJudge and input_options.connection_identity', () => {
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
-    judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx());
-    judge.judge(0x51, encodeQuery('SELECT 2'), conn, ctx());
+    judge.judge(msg(encodeQuery('SELECT 1')), conn, ctx());
+    judge.judge(msg(encodeQuery('SELECT 2')), conn, ctx());
     const [a, b, c] = engine.inputs.map((i) => i.connection);
     expect(a).toEqual({ ...conn, id: '', client_port: 0 });
     expect(Object.keys(a!)).toEqual(Object.keys(conn));
@@ -83,7 +112,7 @@ describe('FrameJudge and input_options.connection_identity', () => {
     expect(b).toBe(a);
     expect(c).toBe(a);
     conn.transaction_status = 'T';
-    judge.judge(0x51, encodeQuery('SELECT 3'), conn, ctx());
+    judge.judge(msg(encodeQuery('SELECT 3')), conn, ctx());
     const d = engine.inputs[3]!.connection;
     expect(d).not.toBe(a);
     expect(d).toMatchObject({ id: '', client_port: 0, transaction_status: 'T' });
@@ -105,11 +134,12 @@ describe('FrameJudge: what a Bind runs', () => {
     const statements = new ReplayStatements();
     let bind: InputDocument | undefined;
     for (const f of frames) {
-      const j = judge.judge(f[0]!, f, conn, ctx(statements));
-      if (j === null) {
-        statements.other(f[0]!, f);
+      const m = readFrontendMessage({ type: f[0]!, bytes: f, bodyOffset: 5 });
+      if (m.name !== 'Query' && m.name !== 'Parse' && m.name !== 'Bind' && m.name !== 'FunctionCall') {
+        statements.other(m);
         continue;
       }
+      const j = judge.judge(m, conn, ctx(statements));
       statements.judged(j, j.decision.allow);
       if (j.type === 'Bind') bind = j.input;
     }
@@ -146,7 +176,7 @@ describe('FrameJudge: what a Bind runs', () => {
   it('denies a Bind of a name the server does not have with 26000', () => {
     const engine = new RecordingEngine({});
     const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
-    const j = judge.judge(0x42, bindS('nope'), session(), ctx());
+    const j = judge.judge(msg(bindS('nope')), session(), ctx());
     expect(j?.decision).toMatchObject({ allow: false, sqlstate: '26000', error_code: null });
     expect(j?.resolution).toBe('absent');
     expect(j?.input.parse_error).toBe(UNKNOWN_STATEMENT_ERROR);
@@ -177,7 +207,7 @@ describe('FrameJudge SQL text seam', () => {
     const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 }, (b) => readSqlText(b, sjis));
     const conn = session();
     for (const frame of [encodeQuery("SELECT '\\' || 'x'"), encodeParse('', "SELECT '\\'")]) {
-      const j = judge.judge(frame[0] as number, frame, conn, ctx())!;
+      const j = judge.judge(msg(frame), conn, ctx());
       expect(j.decision).toMatchObject({
         allow: false,
         error_code: 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
@@ -187,7 +217,7 @@ describe('FrameJudge SQL text seam', () => {
       expect(engine.inputs.at(-1)!.parse_error).toMatch(/standard_conforming_strings is off/);
     }
     // Text every state reads alike passes.
-    const ok = judge.judge(0x51, encodeQuery('SELECT 1'), conn, ctx())!;
+    const ok = judge.judge(msg(encodeQuery('SELECT 1')), conn, ctx());
     expect(ok.decision.allow).toBe(true);
   });
 

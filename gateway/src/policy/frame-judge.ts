@@ -1,16 +1,16 @@
 /**
  * The policy half of a session, without sockets and without state of its own about statements:
- * it decodes the client frames that carry SQL or calls (Query, Parse, Bind, FunctionCall), builds
- * the input document and evaluates it. What a Bind or an `EXECUTE` means is asked of a
+ * it takes the client messages that carry SQL or calls (Query, Parse, Bind, FunctionCall), already
+ * decoded once by the caller (protocol readFrontendMessage; the judge cannot take raw bytes),
+ * decodes their SQL text with the caller's decoder, builds the input document and evaluates it. What a Bind or an `EXECUTE` means is asked of a
  * `StatementView` the caller owns (the live session: PostgreSQL's namespace as the server
  * confirmed it, plus the changes still pending in the pipeline; replay: the captured session's).
  */
 import { ErrorCodes } from '../errors';
-import { FrontendType, typeTable } from '../protocol/message-types';
-import { readQuery } from '../protocol/frontend/query';
-import { readParse } from '../protocol/frontend/parse';
-import { readBind } from '../protocol/frontend/bind';
-import { readFunctionCall } from '../protocol/frontend/function-call';
+import type { Query } from '../protocol/frontend/query';
+import type { Parse } from '../protocol/frontend/parse';
+import type { Bind } from '../protocol/frontend/bind';
+import type { JudgedMessage } from '../protocol/frontend/frontend-message';
 import type { Classification, StatementInfo } from '../sql/types';
 import { LEXICAL_SETTINGS, type SqlTextResult } from '../sql/lexical';
 import {
@@ -28,6 +28,8 @@ export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'Functi
 
 export interface Judgement {
   type: JudgedType;
+  /** The message judged, as decoded once (null for the startup decision). */
+  message: JudgedMessage | null;
   input: InputDocument;
   decision: Decision;
   /**
@@ -68,14 +70,6 @@ export interface JudgeContext {
   serverParameters: ReadonlyMap<string, string>;
 }
 
-/** The frame types that get a decision (and so an input). */
-const JUDGED = typeTable([
-  FrontendType.Query,
-  FrontendType.Parse,
-  FrontendType.Bind,
-  FrontendType.FunctionCall,
-]);
-
 export class FrameJudge {
   constructor(
     private readonly engine: PolicyEngine,
@@ -86,37 +80,35 @@ export class FrameJudge {
 
   startup(conn: ConnectionInfo): Judgement {
     const input = buildStartupInput(this.connectionFor(conn, this.inputOptions()));
-    return { type: 'StartupMessage', input, decision: this.engine.evaluate(input) };
+    return { type: 'StartupMessage', message: null, input, decision: this.engine.evaluate(input) };
   }
 
-  /** Judges a client frame of the ready phase; null for frames that are not judged. */
-  judge(type: number, frame: Buffer, session: ConnectionInfo, ctx: JudgeContext): Judgement | null {
-    if (!JUDGED[type]) return null;
+  /** Judges a client message of the ready phase, as decoded once by readFrontendMessage. */
+  judge(m: JudgedMessage, session: ConnectionInfo, ctx: JudgeContext): Judgement {
     const opts = this.inputOptions();
     const conn = this.connectionFor(session, opts);
-    switch (type) {
-      case FrontendType.Query:
-        return this.query(frame, conn, opts, ctx);
-      case FrontendType.Parse:
-        return this.parse(frame, conn, opts, ctx);
-      case FrontendType.Bind:
-        return this.bind(frame, conn, opts, ctx);
+    switch (m.name) {
+      case 'Query':
+        return this.query(m, conn, opts, ctx);
+      case 'Parse':
+        return this.parse(m, conn, opts, ctx);
+      case 'Bind':
+        return this.bind(m, conn, opts, ctx);
       default: {
-        const f = readFunctionCall(frame);
-        const input = buildFunctionCallInput(conn, { oid: f.oid, args: f.args }, opts);
-        return { type: 'FunctionCall', input, decision: this.engine.evaluate(input) };
+        const input = buildFunctionCallInput(conn, { oid: m.oid, args: m.args }, opts);
+        return { type: 'FunctionCall', message: m, input, decision: this.engine.evaluate(input) };
       }
     }
   }
 
-  private query(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
-    readQuery(frame);
-    const text = this.decodeSql(frame.subarray(5, frame.length - 1), ctx.serverParameters);
+  private query(m: Query, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const text = this.decodeSql(m.sqlBytes, ctx.serverParameters);
     const sql = text.ok ? text.sql : '';
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildQueryInput(conn, sql, c, opts);
     return {
       type: 'Query',
+      message: m,
       input,
       decision: refused(this.engine.evaluate(input), text),
       classification: c,
@@ -124,13 +116,8 @@ export class FrameJudge {
     };
   }
 
-  private parse(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
-    const p = readParse(frame);
-    const nameEnd = frame.indexOf(0, 5);
-    const text = this.decodeSql(
-      frame.subarray(nameEnd + 1, frame.indexOf(0, nameEnd + 1)),
-      ctx.serverParameters,
-    );
+  private parse(p: Parse, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const text = this.decodeSql(p.sqlBytes, ctx.serverParameters);
     const sql = text.ok ? text.sql : '';
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildParseInput(
@@ -141,6 +128,7 @@ export class FrameJudge {
     );
     return {
       type: 'Parse',
+      message: p,
       input,
       decision: refused(this.engine.evaluate(input), text),
       statementName: p.statement,
@@ -153,8 +141,7 @@ export class FrameJudge {
     };
   }
 
-  private bind(frame: Buffer, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
-    const b = readBind(frame);
+  private bind(b: Bind, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     const r = ctx.view.resolve(b.statement);
     const stmt = typeof r === 'string' ? null : r;
     const types = stmt ? stmt.paramTypes : [];
@@ -179,6 +166,7 @@ export class FrameJudge {
     }
     const j: Judgement = {
       type: 'Bind',
+      message: b,
       input,
       decision,
       statementName: b.statement,

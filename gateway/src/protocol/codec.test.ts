@@ -105,7 +105,7 @@ const query = (sql: string): Sample => ({
   startup: false,
   bytes: encodeQuery(sql),
   decode: typed,
-  expected: { name: 'Query', sql },
+  expected: { name: 'Query', sqlBytes: Buffer.from(sql) },
 });
 
 const parse = (statement: string, sql: string, paramTypes: number[]): Sample => ({
@@ -113,7 +113,7 @@ const parse = (statement: string, sql: string, paramTypes: number[]): Sample => 
   startup: false,
   bytes: encodeParse(statement, sql, paramTypes),
   decode: typed,
-  expected: { name: 'Parse', statement, sql, paramTypes },
+  expected: { name: 'Parse', statement, sqlBytes: Buffer.from(sql), paramTypes },
 });
 
 const bind = (portal: string, statement: string, params: BindParam[], resultFormats: number[]): Sample => ({

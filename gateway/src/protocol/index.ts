@@ -2,7 +2,8 @@
  * The pure PostgreSQL wire codec: framing, decoders by direction, builders. No I/O in here.
  * Decode once: FrontendFramer → readFrontendMessage (FrontendMessage union), BackendScanner →
  * readBackendMessage (BackendMessage union; DataRow is skipped by type byte, never decoded). The
- * per-message read* functions stay exported for the callers that predate the unions.
+ * per-message read* functions are the unions' building blocks: nothing outside protocol/ calls
+ * them (decode-once.test.ts), and Query/Parse carry their SQL as bytes, decoded once by the session.
  */
 export * from './errors';
 export * from './limits';

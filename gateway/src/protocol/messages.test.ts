@@ -97,11 +97,11 @@ describe('frontend: what node-postgres (pg-protocol serialize) writes decodes to
       { name: 'CancelRequest', processId: 4242, secretKey: Buffer.from([1, 2, 3, 4]) },
       true,
     ],
-    ['Query', serialize.query('SELECT 1'), { name: 'Query', sql: 'SELECT 1' }],
+    ['Query', serialize.query('SELECT 1'), { name: 'Query', sqlBytes: Buffer.from('SELECT 1') }],
     [
       'Parse',
       serialize.parse({ name: 's1', text: 'SELECT $1::int', types: [23] }),
-      { name: 'Parse', statement: 's1', sql: 'SELECT $1::int', paramTypes: [23] },
+      { name: 'Parse', statement: 's1', sqlBytes: Buffer.from('SELECT $1::int'), paramTypes: [23] },
     ],
     [
       'Bind',

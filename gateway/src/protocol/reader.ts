@@ -61,6 +61,18 @@ export class BodyReader {
     return s;
   }
 
+  /**
+   * A NUL-terminated string as its bytes (a view, no copy, the NUL excluded): for SQL text, which
+   * the session decodes once in the encoding the server reads it in (sql/lexical.ts readSqlText).
+   */
+  cstringBytes(): Buffer {
+    const nul = this.buf.indexOf(0, this.pos);
+    if (nul < 0 || nul >= this.end) throw malformed('string not terminated');
+    const b = this.buf.subarray(this.pos, nul);
+    this.pos = nul + 1;
+    return b;
+  }
+
   bytes(n: number): Buffer {
     if (n < 0 || this.pos + n > this.end) throw malformed('message truncated (bytes)');
     const b = this.buf.subarray(this.pos, this.pos + n);

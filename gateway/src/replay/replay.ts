@@ -10,7 +10,8 @@ import { ReplayStatements } from '../session/judged-ops';
 import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
 import { BackendType } from '../protocol/message-types';
-import { readReadyForQuery } from '../protocol/backend/ready-for-query';
+import { readBackendMessage } from '../protocol/backend/backend-message';
+import { readFrontendMessage, type FrontendMessage } from '../protocol/frontend/frontend-message';
 import { PgwardError, ErrorCodes } from '../errors';
 import { checkHeader, type CaptureHeader, type CaptureRecord } from '../capture/format';
 
@@ -162,8 +163,10 @@ export class Replayer {
       return;
     }
     if (dir === 'B') {
-      if (frame[0] === BackendType.ReadyForQuery && frame.length === 6)
-        c.lastStatus = readReadyForQuery(frame);
+      if (frame[0] === BackendType.ReadyForQuery && frame.length === 6) {
+        const b = readBackendMessage(frame);
+        if (b.name === 'ReadyForQuery') c.lastStatus = b.status;
+      }
       return;
     }
     if (c.phase === 'truncated') return;
@@ -181,27 +184,23 @@ export class Replayer {
       c.judged++;
       return;
     }
-    const type = frame[0] as number;
     c.info.transaction_status = ts ?? c.lastStatus;
+    const msg = this.decode(id, c, frame);
+    if (msg === null) return;
     let judged = false;
     let key: string | null = null;
     c.lanes.forEach((lane, i) => {
       if (lane.closed || c.phase === 'truncated') return;
-      let j;
-      try {
-        j = lane.judge.judge(type, frame, c.info, { view: lane.statements, serverParameters: NO_PARAMETERS });
-      } catch (err) {
-        // The live session closes the connection (08P01) on a frame it cannot decode.
-        c.phase = 'truncated';
-        this.stats.warnings.push(
-          `connection ${id}: undecodable frame (${(err as Error).message}); later messages not judged`,
-        );
+      if (
+        msg.name !== 'Query' &&
+        msg.name !== 'Parse' &&
+        msg.name !== 'Bind' &&
+        msg.name !== 'FunctionCall'
+      ) {
+        lane.statements.other(msg);
         return;
       }
-      if (j === null) {
-        lane.statements.other(type, frame);
-        return;
-      }
+      const j = lane.judge.judge(msg, c.info, { view: lane.statements, serverParameters: NO_PARAMETERS });
       judged = true;
       lane.statements.judged(j, j.decision.allow);
       const m = j.input.message;
@@ -210,6 +209,20 @@ export class Replayer {
       this.emit(i, c, key, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;
+  }
+
+  /** A captured client frame decoded once for every lane, as the live session decodes it once. */
+  private decode(id: string, c: Conn, frame: Buffer): FrontendMessage | null {
+    try {
+      return readFrontendMessage({ type: frame[0] as number, bytes: frame, bodyOffset: 5 });
+    } catch (err) {
+      // The live session closes the connection (08P01) on a frame it cannot decode.
+      c.phase = 'truncated';
+      this.stats.warnings.push(
+        `connection ${id}: undecodable frame (${(err as Error).message}); later messages not judged`,
+      );
+      return null;
+    }
   }
 
   /** The key of the next message of this content (computed once per message, shared by the lanes). */

@@ -21,11 +21,13 @@ import {
   encodeStartupMessage,
   encodeSync,
   encodeTerminate,
+  BodyReader,
   MessageWriter,
   PROTOCOL_3_0,
   PROTOCOL_3_2,
 } from '../protocol';
 import { initSqlParser } from '../sql';
+import * as lexical from '../sql/lexical';
 import { CancelRegistry } from './cancel-registry';
 import {
   Harness,
@@ -441,24 +443,65 @@ describe('statements as the server confirms them', () => {
     expect(h.engine.inputs.at(-1)!.message.statement!.sql).toBe('SELECT 1');
   });
 
-  it('denies a Bind whose statement depends on an unanswered earlier cycle, then knows it once answered', () => {
+  it('holds a Bind whose statement depends on an unanswered earlier cycle, and judges it once answered', () => {
     const h = ready();
     ok(h, [P('s', 'SELECT 1'), S()], [pg.parseComplete(), pg.ready()]);
+    const judged = h.engine.inputs.length;
+    // Until the Close is answered, s may be SELECT 1 (Close skipped) or SELECT 2.
     const r = h.client(CloseS('s'), S(), P('s', 'SELECT 2'), S(), B('s'), E(), S());
-    expect(types(r.up)).toBe('CSPSPES'); // the Bind is replaced by a sentinel Parse
+    expect(types(r.up)).toBe('CSPS');
+    expect(r.actions).toContainEqual({ kind: 'pauseClient' });
+    expect(h.engine.inputs.length).toBe(judged + 1); // the Parse, not yet the Bind
+    const next = h.server(pg.closeComplete(), pg.ready());
+    expect(types(next.down)).toBe('3Z');
+    expect(types(next.up)).toBe('BES'); // the client's own Bind, judged against SELECT 2
+    expect(next.actions).toContainEqual({ kind: 'resumeClient' });
+    expect(h.engine.inputs.at(-1)!.message.statement!.sql).toBe('SELECT 2');
     const down = h.server(
-      pg.closeComplete(),
-      pg.ready(),
       pg.parseComplete(),
       pg.ready(),
-      syntaxErrorFor(r.up[4]!),
+      pg.bindComplete(),
+      pg.rowDescription(),
+      pg.dataRow('2'),
+      pg.complete('SELECT 1'),
       pg.ready(),
     ).down;
-    expect(types(down)).toBe('3Z1ZEZ');
-    expect(errorText(down[4])).toMatchObject({ C: '26000' });
-    expect(errorText(down[4]).M).toContain('may be one of several statements');
-    expect(types(h.client(B('s'), E(), S()).up)).toBe('BES');
-    expect(h.engine.inputs.at(-1)!.message.statement!.sql).toBe('SELECT 2');
+    expect(types(down)).toBe('1Z2TDCZ');
+    expect(codes(h).every((c) => c === null)).toBe(true);
+    expect(h.core.isIdle).toBe(true);
+  });
+
+  it('judges a held Bind only when released, and a denial still goes in position', () => {
+    const h = ready();
+    ok(h, [P('s', 'SELECT 1'), S()], [pg.parseComplete(), pg.ready()]);
+    h.client(CloseS('s'), S(), P('s', 'SELECT 2'), S(), B('s'), E(), S());
+    // The policy that judges the Bind is the one in force when the name is certain.
+    h.engine.denyAll = true;
+    const next = h.server(pg.closeComplete(), pg.ready());
+    expect(types(next.up)).toBe('PES'); // the Bind is replaced by a sentinel Parse
+    const down = h.server(pg.parseComplete(), pg.ready(), syntaxErrorFor(next.up[0]!), pg.ready()).down;
+    expect(types(down)).toBe('1ZEZ');
+    expect(errorText(down[2])).toMatchObject({ C: '42501' });
+    expect(h.core.isIdle).toBe(true);
+  });
+
+  it('lets a held Bind whose earlier Parse failed meet the server’s own error, as directly', () => {
+    const h = ready();
+    ok(h, [P('s', 'SELECT 1'), S()], [pg.parseComplete(), pg.ready()]);
+    h.client(CloseS('s'), S(), P('s', 'SELEC 2'), S(), B('s'), E(), S());
+    // Once the Close is answered, s is either absent or SELEC 2: the Bind goes as sent.
+    const next = h.server(pg.closeComplete(), pg.ready());
+    expect(types(next.up)).toBe('BES');
+    const down = h.server(
+      pg.error('42601', 'syntax error at or near "SELEC"'),
+      pg.ready(),
+      pg.error('26000', 'prepared statement "s" does not exist'),
+      pg.ready(),
+    ).down;
+    expect(types(down)).toBe('EZEZ');
+    expect(errorText(down[2])).toMatchObject({ C: '26000', M: 'prepared statement "s" does not exist' });
+    expect(h.core.requests.namespace.confirmedEntry('s')).toBeUndefined();
+    expect(h.core.isIdle).toBe(true);
   });
 
   it('gives a Bind of a name the server does not have exactly the server’s 26000 error, with no second denial', () => {
@@ -1203,3 +1246,63 @@ test('messages() splits what the harness encodes', () => {
 function encodeFlush(): Buffer {
   return new MessageWriter().message('H');
 }
+
+// ==================================================================== decode once
+
+describe('decode once', () => {
+  /** The name every decoder passes to BodyReader.done (one call per message decoded). */
+  function decodes(run: () => void): string[] {
+    const spy = jest.spyOn(BodyReader.prototype, 'done');
+    try {
+      run();
+      return spy.mock.calls.map((c) => c[0]);
+    } finally {
+      spy.mockRestore();
+    }
+  }
+
+  it('reads each client frame once on the judged path, and its SQL text once', () => {
+    const h = ready();
+    const sqlReads = jest.spyOn(lexical, 'readSqlText');
+    try {
+      const judgedBefore = h.engine.inputs.length;
+      const names = decodes(() => h.client(P('s', 'SELECT 1'), B('s'), E(), S(), Q('SELECT 2')));
+      expect(names).toEqual(['Parse', 'Bind', 'Execute', 'Sync', 'Query']);
+      expect(sqlReads).toHaveBeenCalledTimes(2); // the Parse's text and the Query's
+      expect(h.engine.inputs.length).toBe(judgedBefore + 3);
+      // Audit and capture get the message decoded here, never the bytes alone.
+      const bind = h.decisions.at(-2)!;
+      expect(bind.message?.name).toBe('Bind');
+      expect(bind.message?.bytes).toBe(bind.frame);
+    } finally {
+      sqlReads.mockRestore();
+    }
+  });
+
+  it('refuses a CopyDone with a body (FATAL 08P01) though the reader, like PostgreSQL, ignores it', () => {
+    const h = ready();
+    const r = h.client(new MessageWriter().int8(0x78).message('c'), Q('SELECT 1'));
+    expect(types(r.up)).toBe('');
+    expect(errorText(r.down[0])).toMatchObject({ S: 'FATAL', C: '08P01' });
+    expect(errorText(r.down[0]).M).toMatch(/trailing bytes/);
+  });
+
+  it('reads only the backend answers whose content matters, each once; rows are never decoded', () => {
+    const h = ready();
+    h.client(P('', 'SELECT 1'), B(''), E(), S());
+    const names = decodes(() =>
+      h.server(
+        pg.parseComplete(),
+        pg.bindComplete(),
+        pg.rowDescription(),
+        pg.dataRow('1'),
+        pg.dataRow('2'),
+        pg.complete('SELECT 2'),
+        pg.ready(),
+      ),
+    );
+    // (ReadyForQuery is read by length and status byte, without a BodyReader.)
+    expect(names).toEqual(['CommandComplete']);
+    expect(h.core.isIdle).toBe(true);
+  });
+});

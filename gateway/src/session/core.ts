@@ -15,7 +15,9 @@ import {
   FrontendFramer,
   ProtocolError,
   SESSION_INSPECTED_BACKEND_TYPES,
+  readBackendMessage,
   typeTable,
+  type FrontendMessage,
 } from '../protocol';
 import type { ConnectionInfo } from '../policy/types';
 import { encodeFatal } from '../enforcement/deny';
@@ -44,6 +46,21 @@ const INSPECT = typeTable([
   BackendType.CommandComplete,
   BackendType.EmptyQueryResponse,
   BackendType.PortalSuspended,
+  BackendType.ParameterStatus,
+]);
+
+/**
+ * The inspected backend messages whose content the core reads: decoded once (readBackendMessage)
+ * and handed to the phases typed. The other inspected answers are counted by type only, never
+ * decoded; DataRow and CopyData are not even inspected.
+ */
+const DECODED = typeTable([
+  BackendType.Authentication,
+  BackendType.BackendKeyData,
+  BackendType.ReadyForQuery,
+  BackendType.ErrorResponse,
+  BackendType.NegotiateProtocolVersion,
+  BackendType.CommandComplete,
   BackendType.ParameterStatus,
 ]);
 
@@ -80,8 +97,11 @@ export class SessionCore {
   private outBytes = 0;
   private draining = false;
   private finished = false;
-  /** A client frame waiting for the server to answer the cycles before it (RequestPhase.mustHold). */
-  private held: { type: number; bytes: Buffer } | null = null;
+  /**
+   * A client message waiting for the server to answer the cycles before it (RequestPhase.mustHold),
+   * decoded once; its views keep the chunk it came in (never reused: each read is a new Buffer).
+   */
+  private held: FrontendMessage | null = null;
 
   constructor(
     readonly deps: SessionDeps,
@@ -278,31 +298,40 @@ export class SessionCore {
 
   // ---------------------------------------------------------------- internals
 
-  /** Processes every complete client frame the current phase allows; one upstream write per read. */
+  /**
+   * Processes every complete client frame the current phase allows; one upstream write per read.
+   * Each frame is decoded once, at the entry of its phase.
+   */
   private pump(): void {
     try {
       for (;;) {
         const phase = this.phase;
         if (phase !== 'startup' && phase !== 'auth' && phase !== 'ready') break;
-        let frame = this.held;
-        if (frame !== null) {
-          if (this.requests.mustHold(frame.type, frame.bytes)) break;
+        let m = this.held;
+        if (m !== null) {
+          if (this.requests.mustHold(m)) break;
           this.held = null;
           this.emit({ kind: 'resumeClient' });
         } else {
-          frame = this.framer.next();
+          const frame = this.framer.next();
           if (!frame) break;
           this.deps.frameCounts.frontend[frame.type]!++;
-          if (phase === 'ready' && this.requests.mustHold(frame.type, frame.bytes)) {
-            // Kept (a copy: the chunk it came in is the framer's) until the server has answered.
-            this.held = { type: frame.type, bytes: Buffer.from(frame.bytes) };
+          if (phase === 'startup') {
+            this.startup.onPacket(frame);
+            continue;
+          }
+          if (phase === 'auth') {
+            this.startup.onAuthFrame(frame);
+            continue;
+          }
+          m = this.requests.read(frame);
+          if (this.requests.mustHold(m)) {
+            this.held = m;
             this.emit({ kind: 'pauseClient' });
             break;
           }
         }
-        if (phase === 'startup') this.startup.onPacket(frame.bytes);
-        else if (phase === 'auth') this.startup.onAuthFrame(frame.type, frame.bytes);
-        else this.requests.onFrame(frame.type, frame.bytes);
+        this.requests.onMessage(m);
       }
       this.flushUpstream();
     } catch (err) {
@@ -338,8 +367,9 @@ export class SessionCore {
   }
 
   private readonly inspect = (type: number, msg: Buffer): Buffer | null => {
-    if (this.phase === 'auth' || this.phase === 'connecting') return this.startup.onBackend(type, msg);
-    return this.requests.onBackend(type, msg);
+    const m = DECODED[type] ? readBackendMessage(msg, { protocolMinor: this.startup.protocolMinor }) : null;
+    if (this.phase === 'auth' || this.phase === 'connecting') return this.startup.onBackend(type, msg, m);
+    return this.requests.onBackend(type, msg, m);
   };
 
   private shutdownIdle(): void {

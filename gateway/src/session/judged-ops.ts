@@ -5,8 +5,7 @@
 import type { Judgement, StatementView } from '../policy/frame-judge';
 import type { Classification } from '../sql/types';
 import { StatementNamespace, type Op, type Resolution } from './namespace';
-import { FrontendType } from '../protocol/message-types';
-import { readClose } from '../protocol/frontend/portal-messages';
+import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 
 export function opsForJudgement(
   ns: StatementNamespace,
@@ -66,11 +65,9 @@ export class ReplayStatements implements StatementView {
   }
 
   /** Applies what a message that is not judged changes (Close of a statement). */
-  other(type: number, frame: Buffer): void {
-    if (type !== FrontendType.Close) return;
-    const c = readClose(frame);
-    if (c.target === 'S')
-      this.applyAll([{ kind: 'drop', name: c.objectName, entry: null, cycle: 0, tag: null, always: false }]);
+  other(m: FrontendMessage): void {
+    if (m.name === 'Close' && m.target === 'S')
+      this.applyAll([{ kind: 'drop', name: m.objectName, entry: null, cycle: 0, tag: null, always: false }]);
   }
 
   private applyAll(ops: Op[] | null): void {

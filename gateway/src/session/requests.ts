@@ -1,6 +1,7 @@
 /**
- * The request phase: every client message after the first ReadyForQuery is decoded, the ones that
- * carry SQL or calls are judged, and the original bytes (or a sentinel in place of a denied
+ * The request phase: every client message after the first ReadyForQuery is decoded once (`read`),
+ * the ones that carry SQL or calls are judged as decoded (their SQL text read once, in the
+ * encoding the server reads it in), and the original bytes (or a sentinel in place of a denied
  * message) go upstream. Backend answers are matched to what was asked (pipeline.ts) and decide what
  * the statement namespace holds (namespace.ts); the enforcer rewrites the sentinels' errors.
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
@@ -11,17 +12,16 @@ import {
   FrontendType,
   ProtocolError,
   encodeBackendKeyData,
-  readBackendKeyData,
-  readClose,
-  readCopyFail,
-  readDescribe,
-  readEmpty,
-  readErrorFields,
-  readExecute,
-  readNegotiateProtocolVersion,
-  readParameterStatus,
-  readReadyForQuery,
+  malformed,
+  readFrontendMessage,
   typeTable,
+  type BackendKeyData,
+  type BackendMessage,
+  type Close,
+  type ErrorResponse,
+  type FrontendFrame,
+  type FrontendMessage,
+  type JudgedMessage,
 } from '../protocol';
 import {
   FrameJudge,
@@ -128,24 +128,30 @@ export class RequestPhase implements StatementView {
   }
 
   /**
-   * Whether a client frame of this type must wait before it is judged and forwarded: in a session
-   * the startup decision made read-only, a message that runs something (Query, Bind, Execute,
-   * FunctionCall) waits while a cycle the client already closed is unanswered. A function run in
-   * that cycle (in a view, a default, anywhere pgward cannot see) may have turned
-   * default_transaction_read_only off; the server reports that before the cycle's ReadyForQuery,
-   * and the tripwire then ends the session before the next transaction can start. Inside one
-   * cycle PostgreSQL keeps the transaction read-only itself. Not during COPY FROM STDIN (the
-   * server waits for the data).
+   * Whether a client message must wait before it is judged and forwarded, while a cycle the client
+   * already closed is unanswered (never during COPY FROM STDIN: the server waits for the data):
+   *
+   * - a Bind of a statement name that is ambiguous until then (a Parse, PREPARE, DEALLOCATE or
+   *   Close of it in an earlier cycle may still fail or be skipped): once the server has answered,
+   *   the name is certain and the Bind is judged against what the server holds;
+   * - in a session the startup decision made read-only, a message that runs something (Query,
+   *   Bind, Execute, FunctionCall): a function run in that cycle (in a view, a default, anywhere
+   *   pgward cannot see) may have turned default_transaction_read_only off; the server reports
+   *   that before the cycle's ReadyForQuery, and the tripwire then ends the session before the
+   *   next transaction can start. Inside one cycle PostgreSQL keeps the transaction read-only;
+   * - SQL text with a backslash (see below).
    */
-  mustHold(type: number, bytes: Buffer): boolean {
+  mustHold(m: FrontendMessage): boolean {
     if (this.pipeline.copyIn || this.pipeline.lastEnded >= this.pipeline.cycle - 1) return false;
+    const type = m.bytes[0] as number;
     if (this.judgedAtStartup.readOnly && RUNS[type]) return true;
+    if (m.name === 'Bind') return this.resolve(m.statement) === 'ambiguous';
     // SQL text with a backslash is the only text another standard_conforming_strings or
     // client_encoding reads differently (every other byte a client-only encoding can swallow into
     // a character is 0x40 or above, so never a quote, comment, dollar or separator); anything an
     // earlier cycle ran (a function, a trigger, a default) may have changed them out of pgward's
     // sight. Such text waits until the server has answered, and is read under what it reported.
-    return (type === FrontendType.Query || type === FrontendType.Parse) && bytes.indexOf(BACKSLASH, 5) !== -1;
+    return (m.name === 'Query' || m.name === 'Parse') && m.sqlBytes.includes(BACKSLASH);
   }
 
   /** A change of client_encoding or standard_conforming_strings is sent and not yet answered. */
@@ -199,65 +205,84 @@ export class RequestPhase implements StatementView {
 
   // ------------------------------------------------------------ client messages
 
-  onFrame(type: number, bytes: Buffer): void {
-    const core = this.core;
-    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', bytes, core.conn);
-    // COPY FROM STDIN: only the copy sub-protocol (and Flush/Sync, which the server ignores there).
-    if (this.pipeline.copyIn && !COPY_IN_FRAMES[type]) {
+  /**
+   * Decode once: the one place a client frame of the request phase is read (readFrontendMessage);
+   * the typed message, which keeps the original bytes, is what the judge, the enforcer, the audit
+   * log and capture see. During COPY FROM STDIN only the copy sub-protocol (and Flush/Sync, which
+   * the server ignores there) is accepted, checked by type before anything is read.
+   */
+  read(frame: FrontendFrame): FrontendMessage {
+    if (this.pipeline.copyIn && !COPY_IN_FRAMES[frame.type]) {
       throw new ProtocolError(
         ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
-        `unexpected message type ${type} during COPY from stdin`,
+        `unexpected message type ${frame.type} during COPY from stdin`,
       );
     }
-    switch (type) {
-      case FrontendType.Query:
-      case FrontendType.Parse:
-      case FrontendType.Bind:
-      case FrontendType.FunctionCall:
-        this.onJudged(this.judge.judge(type, bytes, core.conn, this.ctx) as Judgement, bytes);
-        if (type === FrontendType.Bind) this.ranInCycle = this.pipeline.cycle;
+    return readFrontendMessage(frame);
+  }
+
+  onMessage(m: FrontendMessage): void {
+    const core = this.core;
+    switch (m.name) {
+      case 'Query':
+      case 'Parse':
+      case 'Bind':
+      case 'FunctionCall':
+        this.onJudgedMessage(m);
         return;
-      case FrontendType.Execute: {
+      case 'Execute': {
+        this.observe(m, undefined);
         this.ranInCycle = this.pipeline.cycle;
-        const portal = readExecute(bytes).portal;
-        const s = this.portals.get(portal);
+        const s = this.portals.get(m.portal);
         if (s !== undefined) this.noteLexical(s.ref.statements);
-        if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.execute(portal); // statement log
-        this.send(bytes, this.executeOps(portal));
+        if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.execute(m.portal); // statement log
+        this.send(m.bytes, this.executeOps(m.portal));
         return;
       }
-      case FrontendType.Close:
-        this.send(bytes, this.closeOps(bytes));
+      case 'Close':
+        this.observe(m, undefined);
+        this.send(m.bytes, this.closeOps(m));
         return;
-      case FrontendType.Describe:
-        readDescribe(bytes);
-        break;
-      case FrontendType.Sync:
-      case FrontendType.Flush:
-      case FrontendType.CopyDone:
-        readEmpty(
-          bytes,
-          type === FrontendType.Sync ? 'Sync' : type === FrontendType.Flush ? 'Flush' : 'CopyDone',
-        );
-        break;
-      case FrontendType.CopyFail:
-        readCopyFail(bytes);
-        break;
-      case FrontendType.CopyData: // opaque by definition
-        break;
-      case FrontendType.Terminate:
+      case 'CopyDone':
+        // PostgreSQL ignores a body here (CopyGetData does not read it); pgward has always
+        // refused one, as it refuses a Sync or Flush with a body: no client sends it.
+        if (m.bytes.length !== 5) throw malformed(`CopyDone: ${m.bytes.length - 5} trailing bytes`);
+        this.observe(m, undefined);
+        this.send(m.bytes, null);
+        return;
+      case 'Describe':
+      case 'Sync':
+      case 'Flush':
+      case 'CopyData': // opaque by definition
+      case 'CopyFail':
+        this.observe(m, undefined);
+        this.send(m.bytes, null);
+        return;
+      case 'Terminate':
+        this.observe(m, undefined);
         // The core's close sends the upstream its Terminate.
-        readEmpty(bytes, 'Terminate');
         core.closeOutcome = 'client_terminated';
         core.endClient();
         return;
       default:
         throw new ProtocolError(
           ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
-          `unexpected message type ${type} after authentication`,
+          `unexpected message type ${m.bytes[0] ?? 0} after authentication`,
         );
     }
-    this.send(bytes, null);
+  }
+
+  /** Capture sees every client message of this phase (judged ones with their SQL as decoded). */
+  private observe(m: FrontendMessage, sql: string | undefined): void {
+    const core = this.core;
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', m.bytes, core.conn, m, sql);
+  }
+
+  private onJudgedMessage(m: JudgedMessage): void {
+    const j = this.judge.judge(m, this.core.conn, this.ctx);
+    this.observe(m, j.original?.sql);
+    this.onJudged(j, m);
+    if (m.name === 'Bind') this.ranInCycle = this.pipeline.cycle;
   }
 
   private send(bytes: Buffer, ops: Op[] | null): void {
@@ -266,9 +291,10 @@ export class RequestPhase implements StatementView {
     this.core.toUpstream(bytes);
   }
 
-  private onJudged(j: Judgement, bytes: Buffer): void {
+  private onJudged(j: Judgement, m: JudgedMessage): void {
     const cycle = this.pipeline.cycle;
-    const d = this.decide(j, bytes);
+    const bytes = m.bytes;
+    const d = this.decide(j, m);
     if (this.pipeline.tracker !== null) this.pipeline.carry = this.pipeline.tracker.judged(j, d, cycle); // statement log
     if (j.type === 'Bind' && j.resolution === 'absent' && d.error_code === null)
       return this.onMissingStatement(j, bytes);
@@ -316,8 +342,7 @@ export class RequestPhase implements StatementView {
     );
   }
 
-  private closeOps(bytes: Buffer): Op[] | null {
-    const c = readClose(bytes);
+  private closeOps(c: Close): Op[] | null {
     if (c.target === 'P') {
       this.portals.delete(c.objectName);
       return null;
@@ -327,16 +352,17 @@ export class RequestPhase implements StatementView {
   }
 
   /** Evaluates, records, and applies the audit fail-closed rule. */
-  decide(j: Judgement, frame: Buffer): Decision {
+  decide(j: Judgement, message: FrontendMessage): Decision {
     const { observer, auditFailClosed } = this.core.deps;
     const input = j.input;
     const connection = this.core.conn;
+    const frame = message.bytes;
     let d = j.decision;
-    let ev: DecisionEvent = { decision: d, input, frame, connection, original: j.original };
+    let ev: DecisionEvent = { decision: d, input, frame, message, connection, original: j.original };
     const recorded = observer.onDecision(ev);
     if (d.allow && d.alerts.length > 0 && !recorded && auditFailClosed) {
       d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
-      ev = { decision: d, input, frame, connection, original: j.original };
+      ev = { decision: d, input, frame, message, connection, original: j.original };
       observer.onDecision(ev);
     }
     this.lastDecision = ev;
@@ -352,44 +378,41 @@ export class RequestPhase implements StatementView {
 
   // ------------------------------------------------------------ server messages
 
-  onBackend(type: number, msg: Buffer): Buffer | null {
+  /**
+   * A backend message the core inspects: `m` is it decoded once (core.ts DECODED: the ones whose
+   * content matters), null for the answers only counted by type (ParseComplete, RowDescription, …).
+   */
+  onBackend(type: number, msg: Buffer, m: BackendMessage | null): Buffer | null {
     const core = this.core;
-    switch (type) {
-      case BackendType.ReadyForQuery:
-        core.conn.transaction_status = readReadyForQuery(msg);
+    if (m === null) {
+      this.reconcile(type, null);
+      return null;
+    }
+    switch (m.name) {
+      case 'ReadyForQuery':
+        core.conn.transaction_status = m.status;
         if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
         this.reconcile(type, null);
         this.enforcer.settle(this.pipeline.lastEnded);
         if (this.lexicalChangeSent && core.conn.transaction_status === 'I' && !this.lexicalInFlight)
           this.lexicalChangeSent = false;
         return null;
-      case BackendType.ErrorResponse:
-        return this.onError(msg);
-      case BackendType.CommandComplete:
-        // The tag is ASCII; only the ones that change the namespace matter.
-        // (The statement log wants every tag: its rows.)
-        this.reconcile(
-          type,
-          msg.length <= 20 || this.pipeline.tracker !== null ? msg.toString('latin1', 5, msg.length - 1) : '',
-        );
+      case 'ErrorResponse':
+        return this.onError(m);
+      case 'CommandComplete':
+        this.reconcile(type, m.tag);
         return null;
-      case BackendType.ParameterStatus: {
-        const p = readParameterStatus(msg);
-        this.serverParameters.set(p.name, p.value);
-        return this.onParameterStatus(p.name, p.value);
-      }
-      case BackendType.BackendKeyData:
-        return this.onBackendKeyData(msg);
-      case BackendType.NegotiateProtocolVersion: {
-        const v = readNegotiateProtocolVersion(msg);
-        core.startup.protocolMinor = v.newestMinor;
-        core.conn.protocol_version = `3.${v.newestMinor}`;
-        return null;
-      }
-      case BackendType.Authentication:
+      case 'ParameterStatus':
+        this.serverParameters.set(m.parameter, m.value);
+        return this.onParameterStatus(m.parameter, m.value);
+      case 'BackendKeyData':
+        return this.onBackendKeyData(m);
+      case 'NegotiateProtocolVersion':
+        core.startup.protocolMinor = m.newestMinor;
+        core.conn.protocol_version = `3.${m.newestMinor}`;
         return null;
       default:
-        this.reconcile(type, null);
+        // Authentication after the startup phase: forwarded as is.
         return null;
     }
   }
@@ -436,29 +459,25 @@ export class RequestPhase implements StatementView {
       this.core.upstreamProtocolError(`unexpected ${String.fromCharCode(type)} message from the server`);
   }
 
-  private onError(msg: Buffer): Buffer | null {
+  private onError(m: ErrorResponse): Buffer | null {
     const core = this.core;
-    const f = readErrorFields(msg);
-    if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
+    const f = m.fields;
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', m.bytes, core.conn);
     if (f.severity === 'FATAL' || f.severity === 'PANIC') {
       this.sawFatal = true;
       return null;
     }
-    const rep = this.enforcer.rewrite(msg);
+    const rep = this.enforcer.rewrite(f);
     // The statement log records the SQLSTATE the client sees (a rewritten sentinel's, too).
-    this.reconcile(
-      BackendType.ErrorResponse,
-      this.pipeline.tracker === null ? null : rep === null ? f.code : readErrorFields(rep).code,
-    );
-    return rep;
+    this.reconcile(BackendType.ErrorResponse, rep === null ? f.code : rep.code);
+    return rep === null ? null : rep.bytes;
   }
 
   /**
    * The client is told the upstream's real process id and a secret only pgward knows: 4 bytes in
    * protocol 3.0; in 3.2 the 32 bytes PostgreSQL 18 uses, never fewer than the upstream's.
    */
-  private onBackendKeyData(msg: Buffer): Buffer {
-    const k = readBackendKeyData(msg);
+  private onBackendKeyData(k: BackendKeyData): Buffer {
     this.releaseKey();
     this.upstreamKey = { processId: k.processId, secretKey: k.secretKey };
     const bytes = this.core.startup.protocolMinor >= 2 ? Math.max(32, k.secretKey.length) : 4;

@@ -9,20 +9,21 @@
  */
 import { ErrorCodes } from '../errors';
 import {
-  AuthCode,
-  BackendType,
   FrontendType,
   MAX_AUTH_MESSAGE_BYTES,
   ProtocolError,
   encodeAuthenticationSASL,
   encodeStartupMessage,
+  isAuthenticationMessage,
   parseStartupOptions,
-  readAuthentication,
-  readReadyForQuery,
-  readSASLInitialResponse,
-  readStartupPacket,
+  readFrontendMessage,
   scramChannelBindingFlag,
   startupIdentity,
+  type AuthenticationMessage,
+  type AuthenticationResponseName,
+  type BackendMessage,
+  type FrontendFrame,
+  type SASLInitialResponse,
   type StartupMessage,
 } from '../protocol';
 import { encodeFatal, encodeStartupDenied } from '../enforcement/deny';
@@ -35,8 +36,11 @@ export class StartupPhase {
   /** Set once the upstream is connected. */
   upstream: UpstreamInfo | null = null;
   protocolMinor = 0;
-  /** The server offered SASL: the client's next 'p' is a SASLInitialResponse. */
-  private saslStarting = false;
+  /**
+   * What the client's next 'p' message is, from the server's last Authentication request
+   * (AuthenticationSASL → SASLInitialResponse, SASLContinue → SASLResponse, else PasswordMessage).
+   */
+  private expecting: AuthenticationResponseName = 'PasswordMessage';
   /** In the unauthenticated count. */
   private counted = false;
 
@@ -56,9 +60,10 @@ export class StartupPhase {
     this.core.deps.unauthenticated.count--;
   }
 
-  onPacket(packet: Buffer): void {
+  /** A startup-phase packet, decoded here once. */
+  onPacket(frame: FrontendFrame): void {
     const core = this.core;
-    const p = readStartupPacket(packet);
+    const p = readFrontendMessage(frame);
     switch (p.name) {
       case 'SSLRequest':
       case 'GSSENCRequest':
@@ -86,12 +91,15 @@ export class StartupPhase {
         return;
       }
       case 'StartupMessage':
-        this.onStartupMessage(p, packet);
+        this.onStartupMessage(p);
         return;
+      default:
+        // The framer reads only untyped packets in this phase.
+        throw new ProtocolError(ErrorCodes.PROTOCOL_STARTUP_INVALID, `unexpected ${p.name} before startup`);
     }
   }
 
-  private onStartupMessage(m: StartupMessage, packet: Buffer): void {
+  private onStartupMessage(m: StartupMessage): void {
     const core = this.core;
     if (this.refusal !== null) return this.refuse(this.refusal);
     if (core.deps.clientTls.require && !core.conn.tls.enabled) {
@@ -120,7 +128,7 @@ export class StartupPhase {
     c.options = Object.freeze(params.options ? parseStartupOptions(params.options) : {});
     c.protocol_version = `3.${this.protocolMinor}`;
     core.log = core.log.child({ user: c.user, db: c.database });
-    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', packet, c);
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', m.bytes, c, m);
 
     // A client encoding or string syntax pgward cannot read SQL under: refused before the upstream
     // is contacted (the server's own reports are checked again as they arrive, tripwires.ts).
@@ -135,7 +143,7 @@ export class StartupPhase {
     core.requests.lexical = { ...lexical.state, changing: false };
     c.server = Object.freeze(emptyServerState());
 
-    const decision = core.requests.decide(core.requests.judge.startup(c), packet);
+    const decision = core.requests.decide(core.requests.judge.startup(c), m);
     if (!decision.allow) {
       core.closeOutcome = 'startup_denied';
       core.log.info(
@@ -180,29 +188,33 @@ export class StartupPhase {
     core.fatal('53300', 'sorry, too many clients already', code);
   }
 
-  /** Between StartupMessage and the first ReadyForQuery only the authentication exchange may flow. */
-  onAuthFrame(type: number, bytes: Buffer): void {
+  /**
+   * Between StartupMessage and the first ReadyForQuery only the authentication exchange may flow:
+   * each 'p' is decoded once, as the message the server's last request asked for.
+   */
+  onAuthFrame(frame: FrontendFrame): void {
     const core = this.core;
-    if (type === FrontendType.Terminate) {
-      core.closeOutcome = 'client_terminated';
-      core.endClient();
-      return;
-    }
-    if (type !== FrontendType.PasswordMessage) {
+    const type = frame.type;
+    if (type !== FrontendType.PasswordMessage && type !== FrontendType.Terminate) {
       throw new ProtocolError(
         ErrorCodes.PROTOCOL_UNEXPECTED_MESSAGE,
         `expected password response, got message type ${type}`,
       );
     }
-    if (this.saslStarting && !this.checkChannelBinding(bytes)) return;
-    core.toUpstream(bytes);
+    const m = readFrontendMessage(frame, { authentication: this.expecting });
+    if (m.name === 'Terminate') {
+      core.closeOutcome = 'client_terminated';
+      core.endClient();
+      return;
+    }
+    if (m.name === 'SASLInitialResponse' && !this.checkChannelBinding(m)) return;
+    core.toUpstream(m.bytes);
   }
 
   /** SASLInitialResponse: whether the client's channel-binding flag can be honoured end to end. */
-  private checkChannelBinding(bytes: Buffer): boolean {
+  private checkChannelBinding(m: SASLInitialResponse): boolean {
     const core = this.core;
-    this.saslStarting = false;
-    const flag = scramChannelBindingFlag(readSASLInitialResponse(bytes).data);
+    const flag = scramChannelBindingFlag(m.data);
     const honoured = this.upstream?.channelBindingHonoured === true;
     // A client that supports channel binding, told the server does not, sends 'y'; a TLS
     // upstream then (rightly) fails the exchange as a downgrade. Say why, clearly, instead.
@@ -224,43 +236,46 @@ export class StartupPhase {
     return true;
   }
 
-  /** Backend messages before the first ReadyForQuery. */
-  onBackend(type: number, msg: Buffer): Buffer | null {
+  /** Backend messages before the first ReadyForQuery (`m`: decoded once by the core, see core.ts DECODED). */
+  onBackend(type: number, msg: Buffer, m: BackendMessage | null): Buffer | null {
     const core = this.core;
-    switch (type) {
-      case BackendType.Authentication:
-        return this.onAuthentication(msg);
-      case BackendType.ReadyForQuery:
-        core.conn.transaction_status = readReadyForQuery(msg);
+    if (m === null) return null;
+    switch (m.name) {
+      case 'ReadyForQuery':
+        core.conn.transaction_status = m.status;
         if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
         core.phase = 'ready';
         core.framer.setMaxMessageBytes(core.deps.limits.maxMessageBytes);
         core.log.debug('ready');
         return null;
-      case BackendType.NegotiateProtocolVersion:
-      case BackendType.BackendKeyData:
-      case BackendType.ParameterStatus:
-      case BackendType.ErrorResponse:
-        return core.requests.onBackend(type, msg);
+      case 'NegotiateProtocolVersion':
+      case 'BackendKeyData':
+      case 'ParameterStatus':
+      case 'ErrorResponse':
+        return core.requests.onBackend(type, msg, m);
       default:
-        return null;
+        return isAuthenticationMessage(m) ? this.onAuthentication(m) : null;
     }
   }
 
-  private onAuthentication(msg: Buffer): Buffer | null {
+  private onAuthentication(a: AuthenticationMessage): Buffer | null {
     const core = this.core;
-    const a = readAuthentication(msg);
+    this.expecting =
+      a.name === 'AuthenticationSASL'
+        ? 'SASLInitialResponse'
+        : a.name === 'AuthenticationSASLContinue'
+          ? 'SASLResponse'
+          : 'PasswordMessage';
     if (a.name === 'AuthenticationOk') {
       this.authenticated();
       return null;
     }
     if (a.name === 'AuthenticationSASL') {
-      this.saslStarting = true;
       // The binding (a hash of the server certificate) holds end to end only when the client
       // talks TLS to pgward and pgward presents the upstream's own certificate; otherwise never
       // offer SCRAM-SHA-256-PLUS to the client.
       if (this.upstream?.channelBindingHonoured === true) return null;
-      const mechs = a.mechanisms.filter((m) => !m.endsWith('-PLUS'));
+      const mechs = a.mechanisms.filter((x) => !x.endsWith('-PLUS'));
       if (mechs.length === 0) {
         core.deps.observer.onError(ErrorCodes.AUTH_CHANNEL_BINDING, core.conn);
         core.fatal(
@@ -274,8 +289,10 @@ export class StartupPhase {
     }
     // GSS/SSPI/Kerberos cannot be relayed meaningfully by a TLS-terminating gateway.
     if (
-      a.name === 'AuthenticationOther' &&
-      (a.code === AuthCode.GSS || a.code === AuthCode.SSPI || a.code === AuthCode.KerberosV5)
+      a.name === 'AuthenticationGSS' ||
+      a.name === 'AuthenticationGSSContinue' ||
+      a.name === 'AuthenticationSSPI' ||
+      a.name === 'AuthenticationKerberosV5'
     ) {
       core.fatal(
         '28000',

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Classification, StatementInfo } from '../sql/types';
 import type { ConnectionInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { ErrorCode } from '../errors';
+import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { CancelRegistry } from './cancel-registry';
 import type { UpstreamOptions } from './upstream';
 
@@ -32,8 +33,10 @@ export interface ClientTls {
 export interface DecisionEvent {
   decision: Decision;
   input: InputDocument;
-  /** The original frame bytes (never a PasswordMessage). */
+  /** The original frame bytes (never a PasswordMessage): `message.bytes`. */
   frame: Buffer;
+  /** The message judged, as the session decoded it once (audit reads Bind values from it). */
+  message?: FrontendMessage | undefined;
   connection: ConnectionInfo;
   /** The SQL as sent and its statements with texts (the input may carry none: input_options.sql_text). */
   original?: { sql: string; statements: StatementInfo[] } | undefined;
@@ -62,10 +65,18 @@ export interface SessionObserver {
   onAuthenticated(connection: ConnectionInfo): void;
   /**
    * For capture: the StartupMessage packet (type 0) once the connection info is filled in, every
-   * client frame after authentication (before it is judged), and the backend's ReadyForQuery and
-   * ErrorResponse messages. Never authentication messages ('p' frames, Authentication*).
+   * client frame after authentication (a judged one once judged, before it is forwarded), and the
+   * backend's ReadyForQuery and ErrorResponse messages. Never authentication messages ('p'
+   * frames, Authentication*). Client frames come with `message`, the frame as the session decoded
+   * it once, and a Query or Parse with `sql`, its text as the session decoded it.
    */
-  onFrame?(direction: FrameDirection, frame: Buffer, connection: ConnectionInfo): void;
+  onFrame?(
+    direction: FrameDirection,
+    frame: Buffer,
+    connection: ConnectionInfo,
+    message?: FrontendMessage,
+    sql?: string,
+  ): void;
   onBytes(direction: 'client_to_upstream' | 'upstream_to_client', n: number): void;
   onUpstreamConnectError(): void;
 }

@@ -43,6 +43,11 @@ export type AuthenticationMessage =
   | { readonly name: 'AuthenticationSASLContinue'; readonly bytes: Buffer; readonly data: Buffer }
   | { readonly name: 'AuthenticationSASLFinal'; readonly bytes: Buffer; readonly data: Buffer };
 
+/** Whether a decoded backend message is one of the Authentication requests. */
+export function isAuthenticationMessage(m: { readonly name: string }): m is AuthenticationMessage {
+  return m.name.startsWith('Authentication');
+}
+
 /**
  * Reads an Authentication ('R') message. Fixed-size requests must end where their fields end (libpq
  * checks the consumed length of every message); the SASL mechanism list ends with an empty String;

@@ -71,6 +71,9 @@ export type FrontendMessage =
 
 export type FrontendMessageName = FrontendMessage['name'];
 
+/** The messages that carry SQL or a call, and so get a policy decision (policy/frame-judge.ts). */
+export type JudgedMessage = Query | Parse | Bind | FunctionCall;
+
 export interface ReadFrontendOptions {
   /**
    * How to read a 'p' frame: the session knows from the server's last Authentication request

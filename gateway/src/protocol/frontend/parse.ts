@@ -12,20 +12,24 @@ export interface Parse {
   /** The original frame, header included (a view, not a copy). */
   readonly bytes: Buffer;
   readonly statement: string;
-  readonly sql: string;
+  /**
+   * The SQL text as sent (a view of `bytes`, no copy, without its NUL): decoded once, by the
+   * session, in the encoding the server reads it in (sql/lexical.ts readSqlText).
+   */
+  readonly sqlBytes: Buffer;
   readonly paramTypes: readonly number[];
 }
 
 export function readParse(frame: Buffer, bodyOffset = 5): Parse {
   const r = new BodyReader(frame, bodyOffset);
   const statement = r.cstring();
-  const sql = r.cstring();
+  const sqlBytes = r.cstringBytes();
   const n = r.uint16();
   r.expect(n, 4, 'Parse');
   const paramTypes: number[] = new Array(n);
   for (let i = 0; i < n; i++) paramTypes[i] = r.uint32();
   r.done('Parse');
-  return { name: 'Parse', bytes: frame, statement, sql, paramTypes };
+  return { name: 'Parse', bytes: frame, statement, sqlBytes, paramTypes };
 }
 
 export function encodeParse(statement: string, sql: string, paramTypes: readonly number[] = []): Buffer {

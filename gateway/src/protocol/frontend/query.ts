@@ -6,14 +6,18 @@ export interface Query {
   readonly name: 'Query';
   /** The original frame, header included (a view, not a copy). */
   readonly bytes: Buffer;
-  readonly sql: string;
+  /**
+   * The SQL text as sent (a view of `bytes`, no copy, without its NUL): decoded once, by the
+   * session, in the encoding the server reads it in (sql/lexical.ts readSqlText).
+   */
+  readonly sqlBytes: Buffer;
 }
 
 export function readQuery(frame: Buffer, bodyOffset = 5): Query {
   const r = new BodyReader(frame, bodyOffset);
-  const sql = r.cstring();
+  const sqlBytes = r.cstringBytes();
   r.done('Query');
-  return { name: 'Query', bytes: frame, sql };
+  return { name: 'Query', bytes: frame, sqlBytes };
 }
 
 export function encodeQuery(sql: string): Buffer {
