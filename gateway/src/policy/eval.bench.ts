@@ -11,6 +11,7 @@
  * With a baseline bundle (allow-all), the same uncached mix shows the SDK's fixed cost.
  */
 import { ClassificationCache, classify, initSqlParser } from '../sql';
+import { bundleInputOptions } from './input-project';
 import { buildBindInput, buildParseInput, buildQueryInput, buildStartupInput } from './input';
 import { buildEngineFromSource, type OpaWasmEngine } from './opa-engine';
 import type { BundleInfo, ConnectionInfo, InputDocument } from './types';
@@ -92,14 +93,11 @@ export interface BenchInput {
 
 /**
  * The mix, built as the gateway builds it for `bundle`: classifications come from the shared,
- * frozen cache, and what the bundle declared it never reads (SQL text, Bind values) is left out.
+ * frozen cache, and Bind values are decoded only when the bundle's input paths reach them (the
+ * engine cuts the rest to those paths itself).
  */
 export function benchInputs(bundle: BundleInfo | null = null): BenchInput[] {
-  const opts = {
-    maxSqlBytes: 16 * 1024,
-    sqlText: bundle?.sql_text !== false,
-    bindParameterValues: bundle?.bind_parameter_values !== false,
-  };
+  const opts = bundleInputOptions({ maxSqlBytes: 16 * 1024 }, bundle);
   const registry = new ReplayStatements();
   const cache = new ClassificationCache({ maxEntries: 100 });
   const classified = (sql: string) => cache.get(sql) ?? cache.set(sql, classify(sql));
