@@ -167,3 +167,13 @@ describe('bundleInputPaths', () => {
     expect((err as PgwardError).message).toMatch(/metadata\.pgward\.input_paths/);
   });
 });
+
+describe('evaluatedInput when the paths keep every field whole', () => {
+  it('is the document itself (no copy), and a copy as soon as time or a narrower path is read', () => {
+    const d = doc();
+    const all = [['version'], ['phase'], ['connection'], ['message'], ['statements'], ['parse_error']];
+    expect(evaluatedInput(d, pathTrie(all), now)).toBe(d);
+    expect(evaluatedInput(d, pathTrie([...all, ['time', 'hour']]), now)).toEqual({ ...d, time: { hour: 2 } });
+    expect(evaluatedInput(d, pathTrie([...all.slice(1), ['version', 'x']]), now)).not.toBe(d);
+  });
+});

@@ -224,14 +224,22 @@ export function decisionTime(ms: number): DecisionTime {
   };
 }
 
+/** Whether `node` keeps every field of `rec` whole and adds no `time`: then the cut is `rec`. */
+function keepsWhole(rec: Record<string, unknown>, node: ReadonlyMap<string, PathNode>): boolean {
+  if (node.has('time') || node.has(ANY_KEY)) return false;
+  for (const k in rec) if (rec[k] !== undefined && node.get(k) !== true) return false;
+  return true;
+}
+
 /**
  * The document a bundle reading `node` evaluates for `input` (the full document), with `time`
  * from `now()` (milliseconds since the epoch) when the bundle can read it.
  */
 export function evaluatedInput(input: InputDocument, node: PathNode, now: () => number): InputDocument {
   if (node === true) return { ...input, time: decisionTime(now()) };
-  const out: Record<string, unknown> = {};
   const rec = input as unknown as Record<string, unknown>;
+  if (keepsWhole(rec, node)) return input;
+  const out: Record<string, unknown> = {};
   for (const k in rec) {
     const child = node.get(k) ?? node.get(ANY_KEY);
     const v = rec[k];
