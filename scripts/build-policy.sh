@@ -93,6 +93,21 @@ SRC="$TMP/src"
 mkdir -p "$SRC"
 (cd "$REGO_DIR" && find . -type f ! -name '*_test.rego' ! -path '*/.*' -print0 |
   xargs -0 -r cp --parents -t "$SRC") || die "cannot copy $REGO_DIR"
+# data.pgward.input_options (the hand-written predecessor of the derived input paths) is refused
+# here as it is at load (PGWARD_ERR_BUNDLE_INPUT_OPTIONS), so that it fails where it is written.
+(cd "$SRC" && find . -type f -name data.json -print0 | xargs -0 -r node -e '
+const fs = require("fs");
+for (const f of process.argv.slice(1)) {
+  const at = f.replace(/^\.\//, "").split("/").slice(0, -1);
+  let v = JSON.parse(fs.readFileSync(f, "utf8"));
+  const path = [...at];
+  while (path.length > 0 && v !== null) v = { [path.pop()]: v };
+  if (v && v.pgward && typeof v.pgward === "object" && "input_options" in v.pgward) {
+    console.error(f + ": data.pgward.input_options is no longer supported: remove it; the input paths the policy reads are derived from the Rego and recorded in the manifest (metadata.pgward.input_paths)");
+    process.exit(1);
+  }
+}') || die "data.pgward.input_options in $REGO_DIR (PGWARD_ERR_BUNDLE_INPUT_OPTIONS at load)"
+
 mkdir -p "$TMP/ast"
 n=0
 while IFS= read -r -d '' module; do

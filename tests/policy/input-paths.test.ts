@@ -4,7 +4,7 @@
  * differential check — every fixture compiled to wasm with the pinned OPA and evaluated on the
  * full document and on the document cut to its derived paths must answer the same on every input.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,7 +21,7 @@ import {
   buildStartupInput,
 } from '../../gateway/src/policy/input';
 import type { ConnectionInfo, InputDocument } from '../../gateway/src/policy/types';
-import { REPO } from '../helpers/gateway';
+import { CLI, REPO } from '../helpers/gateway';
 
 const FIXTURES = path.join(REPO, 'tests', 'fixtures', 'input-paths');
 const OPA = execFileSync('go', ['tool', '-n', 'opa'], {
@@ -182,3 +182,41 @@ function documents(): InputDocument[] {
   }
   return out;
 }
+
+describe('pgward build', () => {
+  const run = (args: string[]) =>
+    spawnSync('node', [CLI, 'build', ...args], { cwd: os.tmpdir(), encoding: 'utf8' });
+
+  it('records the derived paths in the manifest, from any working directory', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-build-'));
+    try {
+      fs.writeFileSync(
+        path.join(dir, 'policy.rego'),
+        'package pgward\n\ndecision := {"allow": input.connection.user != "x", "reasons": [], "alerts": []}\n',
+      );
+      fs.writeFileSync(path.join(dir, 'policy_test.rego'), 'package pgward\n\ntest_x if input.message.sql\n');
+      const out = path.join(dir, 'b.tar.gz');
+      const r = run([dir, '-o', out]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      const b = await loadBundle(out);
+      // The test file is left out, so its input.message.sql is not a path.
+      expect(b.manifest.metadata?.['pgward']).toEqual({ input_paths: [['connection', 'user']] });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses data that still declares pgward.input_options, naming the replacement', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-build-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'policy.rego'), 'package pgward\n\ndecision := {"allow": true}\n');
+      fs.writeFileSync(path.join(dir, 'data.json'), '{"pgward": {"input_options": {"sql_text": false}}}');
+      const r = run([dir, '-o', path.join(dir, 'b.tar.gz')]);
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toMatch(/input_options is no longer supported.*metadata\.pgward\.input_paths/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
