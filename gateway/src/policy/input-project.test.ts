@@ -177,3 +177,12 @@ describe('evaluatedInput when the paths keep every field whole', () => {
     expect(evaluatedInput(d, pathTrie([...all.slice(1), ['version', 'x']]), now)).not.toBe(d);
   });
 });
+
+describe('evaluatedInput with a document that brings its own time', () => {
+  it('keeps it', () => {
+    const time = decisionTime(Date.parse('2026-12-06T03:00:00Z'));
+    const d = { ...doc(), time };
+    expect(evaluatedInput(d, pathTrie([[]]), now).time).toBe(time);
+    expect(evaluatedInput(d, pathTrie([['time', 'weekday']]), now).time).toEqual({ weekday: 0 });
+  });
+});

@@ -233,10 +233,11 @@ function keepsWhole(rec: Record<string, unknown>, node: ReadonlyMap<string, Path
 
 /**
  * The document a bundle reading `node` evaluates for `input` (the full document), with `time`
- * from `now()` (milliseconds since the epoch) when the bundle can read it.
+ * from `now()` (milliseconds since the epoch) when the bundle can read it and `input` has none
+ * (`explain --input` may give a full document with its own).
  */
 export function evaluatedInput(input: InputDocument, node: PathNode, now: () => number): InputDocument {
-  if (node === true) return { ...input, time: decisionTime(now()) };
+  if (node === true) return input.time !== undefined ? input : { ...input, time: decisionTime(now()) };
   const rec = input as unknown as Record<string, unknown>;
   if (keepsWhole(rec, node)) return input;
   const out: Record<string, unknown> = {};
