@@ -5,7 +5,10 @@
  *
  * The engine caches decisions by input JSON text, so two paths are measured:
  * - uncached: every evaluation gets a distinct `connection.id`, so the cache never hits and the
- *   policy runs in wasm each time (what a new session or a new SQL text costs);
+ *   policy runs in wasm each time (what a new session or a new SQL text costs) — as long as the
+ *   bundle reads `connection.id` (the shipped one does, through `input.connection`). A bundle whose
+ *   derived input paths leave the id out (the allow-all baseline reads nothing) is answered from
+ *   the cache here: that is what the paths are for;
  * - cached: the same documents repeated (what a repeated Parse/Query text costs).
  * Both go through the whole `evaluate()` (JSON.stringify, cache, wasm, decision parsing).
  * With a baseline bundle (allow-all), the same uncached mix shows the SDK's fixed cost.
