@@ -45,6 +45,7 @@ function derived(name: string): string[][] {
 }
 
 const EXPECTED: Record<string, string[][]> = {
+  annotated: [['connection', 'user']],
   static: [['connection'], ['message', 'sql'], ['message', 'type']],
   dynamic_key: [
     ['connection', '*'],

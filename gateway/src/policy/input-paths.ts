@@ -11,7 +11,9 @@
  * whole of `message`. A bare `input` (a function argument, `walk(input, …)`, `object.get(input, …)`,
  * `with input as …`, `import input`) is the empty path: the whole document. The analysis is
  * syntactic over every term of every module, so it is conservative by construction: whatever the
- * policy can observe of the input is reached through one of these references.
+ * policy can observe of the input is reached through one of these references. METADATA
+ * annotations (`schemas: - input: schema.input`, for type checking only) and comments are never
+ * evaluated, so they are not read.
  *
  * Paths are lists of keys; `[]` is the whole input. The result is minimal (no path below another)
  * and sorted. No imports: the build script loads this file without the compiled gateway.
@@ -56,8 +58,14 @@ function visit(node: unknown, out: string[][]): void {
     out.push([]);
     return;
   }
-  for (const v of Object.values(node)) visit(v, out);
+  for (const [k, v] of Object.entries(node)) if (!NOT_EVALUATED.has(k)) visit(v, out);
 }
+
+/**
+ * Parts of a module that are never evaluated: METADATA annotations (their `schemas` name input
+ * paths, `- input: schema.input` the whole input, only for type checking) and comments.
+ */
+const NOT_EVALUATED = new Set(['annotations', 'comments']);
 
 function compare(a: InputPath, b: InputPath): number {
   const n = Math.min(a.length, b.length);
