@@ -186,3 +186,18 @@ describe('evaluatedInput with a document that brings its own time', () => {
     expect(evaluatedInput(d, pathTrie([['time', 'weekday']]), now).time).toEqual({ weekday: 0 });
   });
 });
+
+describe('reaches with "*" in the question', () => {
+  it('looks at every key, not one of them', () => {
+    const t = pathTrie([
+      ['message', 'parameters', 'length'],
+      ['message', 'parameters', '*', 'value'],
+    ]);
+    expect(reaches(t, ['message', 'parameters', '*', 'value'])).toBe(true);
+    const u = pathTrie([['message', 'arguments', '*', 'value']]);
+    expect(reaches(u, ['message', '*', '*', 'value'])).toBe(true);
+    expect(reaches(u, ['message', '*', '*', 'type_oid'])).toBe(false);
+    // A value kept whole reaches everything below it.
+    expect(reaches(pathTrie([['message', 'sql']]), ['message', '*', '*', 'type_oid'])).toBe(true);
+  });
+});

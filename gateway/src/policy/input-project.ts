@@ -62,25 +62,19 @@ export function pathTrie(paths: readonly InputPath[]): PathNode {
   return spread(root);
 }
 
-/** Whether a policy reading `paths` can read anything at or below `path` (`"*"` in `path`: any key). */
-export function reaches(node: PathNode, path: InputPath): boolean {
-  let n: PathNode = node;
-  for (const key of path) {
-    if (n === true) return true;
-    const next: PathNode | undefined = key === ANY_KEY ? anyChild(n) : (n.get(key) ?? n.get(ANY_KEY));
-    if (next === undefined) return false;
-    n = next;
+/**
+ * Whether a policy reading `node` can read anything at or below `path` (`"*"` in `path`: some
+ * key, any one of them).
+ */
+export function reaches(node: PathNode, path: InputPath, from = 0): boolean {
+  if (node === true || from === path.length) return true;
+  const key = path[from]!;
+  if (key === ANY_KEY) {
+    for (const child of node.values()) if (reaches(child, path, from + 1)) return true;
+    return false;
   }
-  return true;
-}
-
-function anyChild(n: ReadonlyMap<string, PathNode>): PathNode | undefined {
-  let out: PathNode | undefined;
-  for (const v of n.values()) {
-    if (v === true) return true;
-    out = v;
-  }
-  return out;
+  const next = node.get(key) ?? node.get(ANY_KEY);
+  return next !== undefined && reaches(next, path, from + 1);
 }
 
 /** Whether a policy reading `node` can read a Bind parameter's or FunctionCall argument's value. */
