@@ -70,6 +70,18 @@ function connection(o: ExplainOptions, authenticated: boolean): ConnectionInfo {
 
 type MessageSpec = Record<string, unknown> & { type?: unknown };
 
+/**
+ * The connection from the flags with the fields of a message spec's `connection` over it: how
+ * `--input` gives what the flags cannot, e.g. `server` (what PostgreSQL reported: absent here
+ * otherwise, present in the live gateway after authentication), `tls`, `options`, `id`.
+ */
+function withConnection(conn: ConnectionInfo, fields: unknown): ConnectionInfo {
+  if (fields === undefined) return conn;
+  if (typeof fields !== 'object' || fields === null || Array.isArray(fields))
+    throw new Error('explain: --input: connection must be an object');
+  return { ...conn, ...(fields as Partial<ConnectionInfo>) };
+}
+
 function str(v: unknown, what: string): string {
   if (typeof v !== 'string') throw new Error(`explain: --input: ${what} must be a string`);
   return v;
@@ -161,7 +173,7 @@ export async function explain(
     full =
       'version' in spec && 'phase' in spec
         ? (spec as unknown as InputDocument)
-        : buildFromSpec(spec, connection(o, true), opts);
+        : buildFromSpec(spec, withConnection(connection(o, true), spec.connection), opts);
   } else if (o.startup) full = buildStartupInput(connection(o, false));
   else {
     const spec = o.message === 'Parse' ? { type: 'Parse', sql } : { type: 'Query', sql };

@@ -76,6 +76,24 @@ describe('explain --input', () => {
     expect(s.decision.allow).toBe(false);
   });
 
+  it("takes connection fields the flags cannot give (the server's report)", async () => {
+    const server = {
+      session_authorization: 'postgres',
+      is_superuser: true,
+      default_transaction_read_only: false,
+      in_hot_standby: false,
+      client_encoding: 'UTF8',
+      standard_conforming_strings: true,
+      server_encoding: 'UTF8',
+      server_version: '15.0',
+    };
+    const r = await explain(undefined, {
+      ...base,
+      input: file({ type: 'Query', sql: 'SELECT 1', connection: { server, application_name: 'x' } }),
+    });
+    expect(r.input.connection).toMatchObject({ user: 'postgres', application_name: 'x', server });
+  });
+
   it('takes a full document as it is', async () => {
     const doc = (await explain('SELECT 1', base)).input;
     const again = await explain(undefined, {
