@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, PgwardError } from '../errors';
 import { loadBundle } from './bundle';
-import { buildQueryInput, buildStartupInput } from './input';
+import { buildBindInput, buildQueryInput, buildStartupInput } from './input';
 import {
   ActiveEngine,
   buildEngineFromSource,
@@ -253,6 +253,21 @@ describe('decision cache', () => {
     // Another user is another input.
     e.evaluate(buildStartupInput({ ...conn, user: 'bob' }));
     expect(e.cacheStats().misses - before.misses).toBe(2);
+  });
+
+  it('refuses a Bind built without values when the bundle reads them (a shadow beside an active bundle)', async () => {
+    const bundle = await loadBundle(bundles['echo']!);
+    bundle.manifest.metadata = { pgward: { input_paths: [['message'], ['phase'], ['connection', 'user']] } };
+    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const bind = (values: boolean) =>
+      buildBindInput(
+        conn,
+        { portalName: '', statement: null, params: [{ typeOid: 25, format: 0, value: Buffer.from('v') }] },
+        { maxSqlBytes: 100, bindParameterValues: values },
+      );
+    const d = e.evaluate(bind(false));
+    expect(d).toMatchObject({ allow: false, error_code: ErrorCodes.POLICY_INPUT });
+    expect(e.evaluate(bind(true)).error_code).toBeNull();
   });
 
   it('denies (and so never caches an answer of) a policy calling rand.intn, which opa-wasm cannot run', async () => {

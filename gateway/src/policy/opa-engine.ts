@@ -11,7 +11,7 @@ import { denyBody, parseDecision, type DecisionBody } from './decision';
 import { buildQueryInput, buildStartupInput } from './input';
 import { inputJson, inputKey } from './input-json';
 import { parseInputPaths } from './input-paths';
-import { evaluatedInput, pathTrie, type PathNode } from './input-project';
+import { evaluatedInput, pathTrie, readsBindValues, type PathNode } from './input-project';
 import { deepFreeze } from '../sql/frozen';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
@@ -116,6 +116,14 @@ export function bundleInputPaths(bundle: LoadedBundle): string[][] | null {
   }
 }
 
+/** Whether a Bind's parameters were built without their values (`"encoding": "omitted"`). */
+function valuesOmitted(input: InputDocument): boolean {
+  const params = (input.message as InputDocument['message'] | undefined)?.parameters;
+  if (params === undefined) return false;
+  for (const p of params) if (p.encoding === 'omitted') return true;
+  return false;
+}
+
 const DECISION_CACHE_ENTRIES = 8192;
 
 /**
@@ -183,6 +191,7 @@ export class OpaWasmEngine implements PolicyEngine {
   ) {
     this.policy = policy;
     this.paths = pathTrie(info.input_paths ?? [[]]);
+    this.readsValues = readsBindValues(this.paths);
     this.cache = loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
   }
 
@@ -233,6 +242,8 @@ export class OpaWasmEngine implements PolicyEngine {
 
   /** The trie of the bundle's input paths (`true`: the whole document). */
   private readonly paths: PathNode;
+  /** Whether the policy can read Bind/FunctionCall values (readsBindValues). */
+  private readonly readsValues: boolean;
 
   /**
    * The document the policy evaluates for the full input document `input`: only the paths the
@@ -261,6 +272,15 @@ export class OpaWasmEngine implements PolicyEngine {
     const cache = this.cache;
     let key: string | null = null;
     let text: string;
+    if (this.readsValues && valuesOmitted(input)) {
+      // Built for another bundle (a shadow bundle beside an active one that reads no values): the
+      // policy would judge values it cannot see. Fail closed, visibly.
+      const d = denyBody(
+        ErrorCodes.POLICY_INPUT,
+        'the input was built without Bind values (for a bundle that reads none), and this bundle reads them',
+      );
+      return stamp(d.body, d.error, revision, start);
+    }
     try {
       const doc = evaluatedInput(input, this.paths, this.now);
       if (cache !== null) {
