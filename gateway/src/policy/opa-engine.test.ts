@@ -255,6 +255,15 @@ describe('decision cache', () => {
     expect(e.cacheStats().misses - before.misses).toBe(2);
   });
 
+  it('keeps no cache for a bundle without input paths (whole document, time included)', async () => {
+    const e = await engine('echo');
+    expect(e.bundle().input_paths).toBeNull();
+    const before = e.cacheStats();
+    for (let i = 0; i < 3; i++) e.evaluate(startup);
+    expect(e.cacheStats().hits).toBe(before.hits);
+    expect(e.cacheStats().misses - before.misses).toBe(3);
+  });
+
   it('refuses a Bind built without values when the bundle reads them (a shadow beside an active bundle)', async () => {
     const bundle = await loadBundle(bundles['echo']!);
     bundle.manifest.metadata = { pgward: { input_paths: [['message'], ['phase'], ['connection', 'user']] } };

@@ -172,11 +172,13 @@ export class OpaWasmEngine implements PolicyEngine {
   private recreated = 0;
   private readonly encoder = new TextEncoder();
   /**
-   * Decisions by input (inputKey: the JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure function of input and data — the SDK's
-   * builtins include one nondeterministic function, `rand.intn`, and a bundle that calls it is
-   * never cached — so the same text gets the same decision from the same engine; the cache lives
-   * and dies with this engine (one bundle revision). Sessions repeat themselves (the same Parse
-   * text, the same Query), which is where this pays.
+   * Decisions by evaluated document (inputKey of the input cut to the bundle's input paths: the
+   * JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure
+   * function of input and data — the SDK's builtins include one nondeterministic function,
+   * `rand.intn`, and a bundle that calls it is never cached — so the same text gets the same
+   * decision from the same engine; the cache lives and dies with this engine (one bundle
+   * revision). Sessions repeat themselves (the same Parse text, the same Query), which is where
+   * this pays. A bundle without input paths (whole document, time included) has no cache.
    */
   private readonly cache: GenerationalCache<ReturnType<typeof parseDecision>> | null;
 
@@ -192,7 +194,11 @@ export class OpaWasmEngine implements PolicyEngine {
     this.policy = policy;
     this.paths = pathTrie(info.input_paths ?? [[]]);
     this.readsValues = readsBindValues(this.paths);
-    this.cache = loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
+    // Without input paths the whole document is evaluated, `time` included (to the millisecond):
+    // no two keys would match, so a cache would only cost.
+    const uncacheable = info.input_paths === null || info.input_paths === undefined;
+    this.cache =
+      uncacheable || loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
   }
 
   static async create(bundle: LoadedBundle, opts: EngineOptions): Promise<OpaWasmEngine> {
