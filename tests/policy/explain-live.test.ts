@@ -210,3 +210,14 @@ describe("the cookbook's maintenance window, at a given time", () => {
     }
   });
 });
+
+describe('the live gateway', () => {
+  it("logs the bundle's input paths when it activates it", async () => {
+    const { loadBundle } = await import('../../gateway/src/policy/bundle');
+    const recorded = ((await loadBundle(bundle)).manifest.metadata?.['pgward'] as { input_paths: string[][] })
+      .input_paths;
+    expect(recorded).toContainEqual(['statements']);
+    const line = gw.logs.find((l) => l.msg === 'policy bundle activated');
+    expect(line?.input_paths).toEqual(recorded);
+  });
+});
