@@ -18,7 +18,10 @@ COPY wasm-build/go.mod wasm-build/go.sum wasm-build/
 RUN cd wasm-build && go tool -n opa >/dev/null
 COPY --from=deps /usr/local/bin/node /usr/local/bin/node
 COPY --from=deps /app/node_modules/@open-policy-agent/opa-wasm/capabilities.json node_modules/@open-policy-agent/opa-wasm/capabilities.json
-COPY scripts/build-policy.sh scripts/
+# The input paths of the manifest: scripts/input-paths.js transpiles the analyser with typescript.
+COPY --from=deps /app/node_modules/typescript node_modules/typescript
+COPY gateway/src/policy/input-paths.ts gateway/src/policy/
+COPY scripts/build-policy.sh scripts/input-paths.js scripts/
 COPY rego rego
 ARG POLICY_REVISION=image
 RUN PGWARD_POLICY_REVISION=$POLICY_REVISION scripts/build-policy.sh rego wasm-build/out/bundle.tar.gz

@@ -365,17 +365,13 @@ async function main() {
     '',
   ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
-  // The bare proxy: a policy that allows everything, raises no alert, and declares it reads no
-  // Bind values nor SQL text — what is left is pgward's own cost per judged message.
+  // The bare proxy: a policy that allows everything, raises no alert and reads no input (its
+  // derived input paths are empty) — what is left is pgward's own cost per judged message.
   const bareDir = path.join(tmp, 'bare');
   fs.mkdirSync(bareDir);
   fs.writeFileSync(
     path.join(bareDir, 'policy.rego'),
     'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "reasons": [], "alerts": []}\n',
-  );
-  fs.writeFileSync(
-    path.join(bareDir, 'data.json'),
-    JSON.stringify({ pgward: { input_options: { bind_parameter_values: false, sql_text: false } } }),
   );
   const bare = buildBundle(bareDir, path.join(tmp, 'bare.tar.gz'), 'bench-bare');
   const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');

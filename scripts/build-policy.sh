@@ -13,7 +13,10 @@
 # (<describe>-dirty-<sha256 prefix of the policy sources and data>, so two different uncommitted
 # policies never share a revision), or content-<sha256 prefix> without git; for any other directory
 # <dirname>-<sha256 prefix of its sources>. Entrypoint: $PGWARD_ENTRYPOINT (default pgward/decision).
-# The manifest's metadata.opa_version records the OPA that built the bundle (GET /v1/bundle shows it).
+# The manifest's metadata.opa_version records the OPA that built the bundle (GET /v1/bundle shows it),
+# and metadata.pgward.input_paths the input paths the policy can read, derived from the Rego AST
+# (`opa parse --format json` of every bundled module, gateway/src/policy/input-paths.ts through
+# scripts/input-paths.js): the gateway builds only those fields and keys its decision cache on them.
 #
 # Prints one line, "<OUT_FILE> revision <revision>", and exits non-zero with a reason on failure.
 set -euo pipefail
@@ -90,8 +93,33 @@ SRC="$TMP/src"
 mkdir -p "$SRC"
 (cd "$REGO_DIR" && find . -type f ! -name '*_test.rego' ! -path '*/.*' -print0 |
   xargs -0 -r cp --parents -t "$SRC") || die "cannot copy $REGO_DIR"
-node -e 'process.stdout.write(JSON.stringify({ revision: process.argv[1], metadata: { opa_version: process.argv[2] } }))' \
-  "$REVISION" "$OPA_VERSION" >"$SRC/.manifest"
+# data.pgward.input_options (the hand-written predecessor of the derived input paths) is refused
+# here as it is at load (PGWARD_ERR_BUNDLE_INPUT_OPTIONS), so that it fails where it is written.
+(cd "$SRC" && find . -type f -name data.json -print0 | xargs -0 -r node -e '
+const fs = require("fs");
+for (const f of process.argv.slice(1)) {
+  const at = f.replace(/^\.\//, "").split("/").slice(0, -1);
+  let v = JSON.parse(fs.readFileSync(f, "utf8"));
+  const path = [...at];
+  while (path.length > 0 && v !== null) v = { [path.pop()]: v };
+  if (v && v.pgward && typeof v.pgward === "object" && "input_options" in v.pgward) {
+    console.error(f + ": data.pgward.input_options is no longer supported: remove it; the input paths the policy reads are derived from the Rego and recorded in the manifest (metadata.pgward.input_paths)");
+    process.exit(1);
+  }
+}') || die "data.pgward.input_options in $REGO_DIR (PGWARD_ERR_BUNDLE_INPUT_OPTIONS at load)"
+
+mkdir -p "$TMP/ast"
+n=0
+while IFS= read -r -d '' module; do
+  n=$((n + 1))
+  "$OPA" parse --format json "$module" >"$TMP/ast/$n.json" 2>"$TMP/parse.log" || {
+    cat "$TMP/parse.log" >&2
+    die "opa parse failed for ${module#"$SRC"/}"
+  }
+done < <(find "$SRC" -type f -name '*.rego' -print0 | LC_ALL=C sort -z)
+INPUT_PATHS="$(node "$ROOT/scripts/input-paths.js" "$TMP"/ast/*.json)" || die "cannot derive the input paths of $REGO_DIR"
+node -e 'process.stdout.write(JSON.stringify({ revision: process.argv[1], metadata: { opa_version: process.argv[2], pgward: { input_paths: JSON.parse(process.argv[3]) } } }))' \
+  "$REVISION" "$OPA_VERSION" "$INPUT_PATHS" >"$SRC/.manifest"
 
 # -b: the directory is the bundle root, so data.json maps to data and file names stay relative.
 if ! (cd "$SRC" && "$OPA" build -b . -t wasm -e "$ENTRYPOINT" \

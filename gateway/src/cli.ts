@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * pgward command line: serve, check-config, explain, replay. A bad flag or config value exits 2
+ * pgward command line: serve, check-config, explain, build, replay. A bad flag or config value exits 2
  * with one line naming it.
  */
 import { Command, CommanderError, Option } from 'commander';
@@ -145,7 +145,16 @@ export function buildCli(): Command {
     .command('explain')
     .description('print the input document and the decision for one SQL text and connection')
     .argument('[sql]', 'SQL text (omit with --startup)')
-    .option('--bundle <path>', 'bundle to evaluate with', 'wasm-build/out/bundle.tar.gz')
+    .option(
+      '--bundle <path>',
+      "bundle to evaluate with (default: the package's wasm-build/out/bundle.tar.gz)",
+    )
+    .option('--data <file>', "data document to evaluate with instead of the bundle's data.json")
+    .option(
+      '--input <file>',
+      'JSON: a full input document, or a message to build one from ({"type": "Query"|"Parse"|"Bind"|"FunctionCall"|"StartupMessage", ...})',
+    )
+    .option('--time <rfc3339>', 'the decision time (input.time) instead of now')
     .option('--entrypoint <path>', 'decision entrypoint', 'pgward/decision')
     .option('--user <name>', 'connection user', 'postgres')
     .option('--database <name>', 'connection database')
@@ -164,6 +173,21 @@ export function buildCli(): Command {
     });
 
   program
+    .command('build')
+    .description(
+      'build a Rego directory into a bundle: the pinned OPA (cd wasm-build && go tool opa), wasm target, ' +
+        'the opa-wasm capabilities check, *_test.rego left out, the input paths the policy reads in the manifest',
+    )
+    .argument('<rego_dir>', 'directory of .rego files (and data.json)')
+    .requiredOption('-o, --output <bundle>', 'bundle file to write (.tar.gz)')
+    .option('--entrypoint <path>', 'decision entrypoint', 'pgward/decision')
+    .option('--revision <rev>', 'bundle revision (default: derived from the sources)')
+    .action(async (dir: string, o: { output: string; entrypoint: string; revision?: string }) => {
+      const { buildBundle } = await import('./build');
+      process.exitCode = buildBundle(dir, o);
+    });
+
+  program
     .command('replay')
     .description('evaluate captured traffic offline against a bundle')
     .allowUnknownOption(true)
@@ -178,7 +202,10 @@ export function buildCli(): Command {
 }
 
 export interface ExplainOptions {
-  bundle: string;
+  bundle?: string;
+  data?: string;
+  input?: string;
+  time?: string;
   entrypoint: string;
   user: string;
   database?: string;

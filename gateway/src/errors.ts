@@ -38,6 +38,11 @@ export const ErrorCodes = {
   BUNDLE_SIGNATURE: 'PGWARD_ERR_BUNDLE_SIGNATURE',
   BUNDLE_SMOKE: 'PGWARD_ERR_BUNDLE_SMOKE',
   BUNDLE_FETCH: 'PGWARD_ERR_BUNDLE_FETCH',
+  /**
+   * The bundle's data declares `pgward.input_options`, which pgward no longer reads: the input
+   * paths a policy reads are derived when the bundle is built (`metadata.pgward.input_paths`).
+   */
+  BUNDLE_INPUT_OPTIONS: 'PGWARD_ERR_BUNDLE_INPUT_OPTIONS',
   AUDIT_SINK: 'PGWARD_ERR_AUDIT_SINK',
   CAPTURE_SINK: 'PGWARD_ERR_CAPTURE_SINK',
   REPLAY_INPUT: 'PGWARD_ERR_REPLAY_INPUT',

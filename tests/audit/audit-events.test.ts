@@ -138,8 +138,7 @@ describe('audit events, redaction off', () => {
       client_addr: '127.0.0.1',
       tls: { enabled: false },
     });
-    // The session's own id and port, although the shipped bundle leaves them out of its inputs
-    // (input_options.connection_identity: false).
+    // The session's own id and port (the full document, whatever the bundle reads).
     expect(audit.connection.client_port).toBeGreaterThan(0);
     expect(audit.connection.id).toMatch(/^[0-9a-f]{8}-[0-9a-z]+$/);
     expect(audit.sql).toBe(sql);

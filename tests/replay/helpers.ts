@@ -55,7 +55,7 @@ export function liveDecisions(gw: RunningGateway): Map<string, Outcome[]> {
   for (const l of gw.logs) {
     if (typeof l.decision_id !== 'string' || !l.result || !l.input) continue;
     const input = l.input as { message: { type: string } };
-    // The session's id: the input's is "" when the bundle leaves it out (connection_identity).
+    // The session's id (the decision log's connection_id).
     const id = l.connection_id as string;
     const result = l.result as { allow: boolean; reasons: string[]; alerts: Outcome['alerts'] };
     const list = out.get(id) ?? [];

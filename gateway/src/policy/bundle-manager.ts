@@ -231,7 +231,13 @@ export class BundleManager {
     this.lastError = null;
     if (info) this.hooks.onActivated(info);
     this.hooks.logger.info(
-      { revision: info?.revision, source: this.source.location, signed: this.verifier !== null },
+      {
+        revision: info?.revision,
+        source: this.source.location,
+        signed: this.verifier !== null,
+        // What the bundle's rules read (null: not recorded, the whole document).
+        input_paths: info?.input_paths ?? null,
+      },
       'policy bundle activated',
     );
     return info;

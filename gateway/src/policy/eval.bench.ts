@@ -5,12 +5,16 @@
  *
  * The engine caches decisions by input JSON text, so two paths are measured:
  * - uncached: every evaluation gets a distinct `connection.id`, so the cache never hits and the
- *   policy runs in wasm each time (what a new session or a new SQL text costs);
+ *   policy runs in wasm each time (what a new session or a new SQL text costs) — as long as the
+ *   bundle reads `connection.id` (the shipped one does, through `input.connection`). A bundle whose
+ *   derived input paths leave the id out (the allow-all baseline reads nothing) is answered from
+ *   the cache here: that is what the paths are for;
  * - cached: the same documents repeated (what a repeated Parse/Query text costs).
  * Both go through the whole `evaluate()` (JSON.stringify, cache, wasm, decision parsing).
  * With a baseline bundle (allow-all), the same uncached mix shows the SDK's fixed cost.
  */
 import { ClassificationCache, classify, initSqlParser } from '../sql';
+import { bundleInputOptions } from './input-project';
 import { buildBindInput, buildParseInput, buildQueryInput, buildStartupInput } from './input';
 import { buildEngineFromSource, type OpaWasmEngine } from './opa-engine';
 import type { BundleInfo, ConnectionInfo, InputDocument } from './types';
@@ -92,14 +96,11 @@ export interface BenchInput {
 
 /**
  * The mix, built as the gateway builds it for `bundle`: classifications come from the shared,
- * frozen cache, and what the bundle declared it never reads (SQL text, Bind values) is left out.
+ * frozen cache, and Bind values are decoded only when the bundle's input paths reach them (the
+ * engine cuts the rest to those paths itself).
  */
 export function benchInputs(bundle: BundleInfo | null = null): BenchInput[] {
-  const opts = {
-    maxSqlBytes: 16 * 1024,
-    sqlText: bundle?.sql_text !== false,
-    bindParameterValues: bundle?.bind_parameter_values !== false,
-  };
+  const opts = bundleInputOptions({ maxSqlBytes: 16 * 1024 }, bundle);
   const registry = new ReplayStatements();
   const cache = new ClassificationCache({ maxEntries: 100 });
   const classified = (sql: string) => cache.get(sql) ?? cache.set(sql, classify(sql));

@@ -88,9 +88,9 @@ describe('FrameJudge.judge', () => {
   });
 });
 
-describe('FrameJudge and input_options.connection_identity', () => {
-  it('keeps the connection as it is by default', () => {
-    const engine = new RecordingEngine({});
+describe("FrameJudge and the bundle's input paths", () => {
+  it("hands the session's connection to the engine as it is (the engine cuts it to the paths)", () => {
+    const engine = new RecordingEngine({ input_paths: [['connection', 'user']] });
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
     const conn = session();
     judge.startup(conn);
@@ -98,26 +98,26 @@ describe('FrameJudge and input_options.connection_identity', () => {
     for (const input of engine.inputs) expect(input.connection).toBe(conn);
   });
 
-  it('leaves out id and client_port when the bundle says it never reads them, and follows every other change', () => {
-    const engine = new RecordingEngine({ connection_identity: false });
+  const bindValue = (paths: string[][] | null | undefined): unknown => {
+    const engine = new RecordingEngine(paths === undefined ? {} : { input_paths: paths });
     const judge = new FrameJudge(engine, unclassified, { maxSqlBytes: 1024 });
-    const conn = session();
-    judge.startup(conn);
-    judge.judge(msg(encodeQuery('SELECT 1')), conn, ctx());
-    judge.judge(msg(encodeQuery('SELECT 2')), conn, ctx());
-    const [a, b, c] = engine.inputs.map((i) => i.connection);
-    expect(a).toEqual({ ...conn, id: '', client_port: 0 });
-    expect(Object.keys(a!)).toEqual(Object.keys(conn));
-    // One view while nothing changes (its JSON text is kept too).
-    expect(b).toBe(a);
-    expect(c).toBe(a);
-    conn.transaction_status = 'T';
-    judge.judge(msg(encodeQuery('SELECT 3')), conn, ctx());
-    const d = engine.inputs[3]!.connection;
-    expect(d).not.toBe(a);
-    expect(d).toMatchObject({ id: '', client_port: 0, transaction_status: 'T' });
-    // The session's own object is untouched.
-    expect(conn).toMatchObject({ id: 'abc-1', client_port: 50000 });
+    const view = new ReplayStatements();
+    judge.judge(msg(encodeBind('', '', [{ format: 0, value: Buffer.from('42') }])), session(), ctx(view));
+    return engine.inputs[0]!.message.parameters![0];
+  };
+
+  it('decodes Bind values only when a path of the bundle reaches them', () => {
+    const omitted = { type_oid: 0, format: 'text', value: null, encoding: 'omitted' };
+    const decoded = { type_oid: 0, format: 'text', value: '42', encoding: 'decoded' };
+    expect(bindValue([['statements'], ['connection']])).toEqual(omitted);
+    expect(bindValue([['message', 'type']])).toEqual(omitted);
+    expect(bindValue([['message', 'parameters', '*', 'value']])).toEqual(decoded);
+    expect(bindValue([['message', 'parameters']])).toEqual(decoded);
+    expect(bindValue([['message', '*', '*', 'value']])).toEqual(decoded);
+    expect(bindValue([[]])).toEqual(decoded);
+    // No paths in the manifest: the whole input.
+    expect(bindValue(null)).toEqual(decoded);
+    expect(bindValue(undefined)).toEqual(decoded);
   });
 });
 

@@ -21,6 +21,7 @@ import {
   buildStartupInput,
   type InputOptions,
 } from './input';
+import { bundleInputOptions } from './input-project';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 import type { Resolution, Statement } from '../session/namespace';
 
@@ -33,8 +34,8 @@ export interface Judgement {
   input: InputDocument;
   decision: Decision;
   /**
-   * The SQL as sent and its statements with their texts, for audit and replay reports: the input
-   * has no SQL text when the bundle declared it never reads any (input_options.sql_text).
+   * The SQL as sent and its statements with their texts, for audit and replay reports (the input's
+   * texts are cut to the configured maximum).
    */
   original?: { sql: string; statements: StatementInfo[] };
   /** Parse and Bind: the statement name. */
@@ -79,14 +80,14 @@ export class FrameJudge {
   ) {}
 
   startup(conn: ConnectionInfo): Judgement {
-    const input = buildStartupInput(this.connectionFor(conn, this.inputOptions()));
+    const input = buildStartupInput(conn);
     return { type: 'StartupMessage', message: null, input, decision: this.engine.evaluate(input) };
   }
 
   /** Judges a client message of the ready phase, as decoded once by readFrontendMessage. */
   judge(m: JudgedMessage, session: ConnectionInfo, ctx: JudgeContext): Judgement {
     const opts = this.inputOptions();
-    const conn = this.connectionFor(session, opts);
+    const conn = session;
     switch (m.name) {
       case 'Query':
         return this.query(m, conn, opts, ctx);
@@ -177,29 +178,13 @@ export class FrameJudge {
     return j;
   }
 
-  /** The connection as the input shows it (see connectionFor). */
-  private view: ConnectionInfo | null = null;
-
-  /**
-   * The session's connection, or — when the bundle declared it never reads `connection.id` nor
-   * `client_port` — a copy with those blanked, kept while no other field changes (so that its
-   * JSON text is kept too, policy/input-json.ts).
-   */
-  private connectionFor(conn: ConnectionInfo, opts: InputOptions): ConnectionInfo {
-    if (opts.connectionIdentity !== false) return conn;
-    const v = this.view;
-    if (v !== null && sameApartFromIdentity(v, conn)) return v;
-    this.view = { ...conn, id: '', client_port: 0 };
-    return this.view;
-  }
-
   /** Input options worked out for this BundleInfo (undefined: not yet). */
   private optsFor: BundleInfo | null | undefined = undefined;
   private optsCached: InputOptions | undefined;
 
   /**
-   * The input options, with what the active bundle declared it never reads left out (computed
-   * once per bundle: this runs for every judged message).
+   * The input options for the active bundle (computed once per bundle: this runs for every judged
+   * message).
    */
   private inputOptions(): InputOptions {
     const b = this.engine.bundle();
@@ -209,18 +194,9 @@ export class FrameJudge {
     return this.optsCached;
   }
 
+  /** Bind values are decoded only when the bundle can read them (metadata.pgward.input_paths). */
   private optionsFor(b: BundleInfo | null): InputOptions {
-    if (
-      b === null ||
-      (b.bind_parameter_values !== false && b.sql_text !== false && b.connection_identity !== false)
-    )
-      return this.opts;
-    return {
-      ...this.opts,
-      ...(b.bind_parameter_values === false ? { bindParameterValues: false } : {}),
-      ...(b.sql_text === false ? { sqlText: false } : {}),
-      ...(b.connection_identity === false ? { connectionIdentity: false } : {}),
-    };
+    return bundleInputOptions(this.opts, b);
   }
 }
 
@@ -229,18 +205,6 @@ function whyUnknown(name: string, r: Resolution): string {
   if (r === 'untracked')
     return `prepared statement "${name}" is unknown to pgward (too many prepared statements)`;
   return `prepared statement "${name}" may be one of several statements while earlier requests are unanswered`;
-}
-
-/** Whether `view` shows `conn` exactly, but for `id` and `client_port`. */
-function sameApartFromIdentity(view: ConnectionInfo, conn: ConnectionInfo): boolean {
-  const v = view as unknown as Record<string, unknown>;
-  const c = conn as unknown as Record<string, unknown>;
-  let n = 0;
-  for (const k in c) {
-    n++;
-    if (k !== 'id' && k !== 'client_port' && v[k] !== c[k]) return false;
-  }
-  return n === Object.keys(v).length;
 }
 
 /** The classification of SQL text pgward cannot read as the server will: no statements. */

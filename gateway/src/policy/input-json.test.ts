@@ -42,9 +42,9 @@ function documents(conn: ConnectionInfo): InputDocument[] {
   const join = frozen('SELECT o.id FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1');
   const prepared = { name: 'q1', sql: 'SELECT 1', statements: join.statements, parse_error: null };
   const out: InputDocument[] = [buildStartupInput({ ...conn, authenticated: false })];
-  for (const sqlText of [true, false]) {
+  {
     for (const values of [true, false]) {
-      const o = { ...opts, sqlText, bindParameterValues: values };
+      const o = { ...opts, bindParameterValues: values };
       out.push(
         buildQueryInput(conn, 'DELETE FROM t', frozen('DELETE FROM t'), o),
         buildQueryInput(

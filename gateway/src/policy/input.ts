@@ -3,7 +3,6 @@
  * of Bind/FunctionCall parameters. What a statement name means (for a Bind or an `EXECUTE p`) is
  * the session's business: session/namespace.ts.
  */
-import { statementsWithoutText } from '../sql/frozen';
 import type { Classification, StatementInfo } from '../sql/types';
 import type { BindParameter, ConnectionInfo, InputDocument, MessageInfo, PreparedRef } from './types';
 
@@ -15,12 +14,12 @@ export interface InputOptions {
   maxSqlBytes: number;
   /** Bind/FunctionCall values longer than this are cut and the message marked `truncated`. Default 4096. */
   maxParamBytes?: number;
-  /** false: Bind parameters carry type and format only (the bundle declared it never reads values). */
+  /**
+   * false: Bind parameters carry type and format only, `"value": null, "encoding": "omitted"` (no
+   * input path of the bundle reaches a value: policy/input-project.ts readsBindValues), so they
+   * are not decoded at all.
+   */
   bindParameterValues?: boolean;
-  /** false: no SQL text in the input, only the classification facts (the bundle declared it never reads text). */
-  sqlText?: boolean;
-  /** false: `connection.id` is "" and `connection.client_port` 0 (the bundle declared it never reads them). */
-  connectionIdentity?: boolean;
 }
 
 /** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */
@@ -80,15 +79,7 @@ function boundStatementTexts(statements: StatementInfo[], maxSqlBytes: number): 
   });
 }
 
-function boundedSql(sql: string, classification: Classification, maxSqlBytes: number, sqlText = true) {
-  if (!sqlText) {
-    return {
-      sql: '',
-      truncated: false,
-      statements: statementsWithoutText(classification.statements),
-      parse_error: classification.parse_error,
-    };
-  }
+function boundedSql(sql: string, classification: Classification, maxSqlBytes: number) {
   const cut = truncateUtf8(sql, maxSqlBytes);
   if (cut.truncated) {
     // The classification was made on the whole text, so policies still judge every statement
@@ -125,7 +116,7 @@ export function buildQueryInput(
   classification: Classification,
   opts: InputOptions,
 ): InputDocument {
-  const b = boundedSql(sql, classification, opts.maxSqlBytes, opts.sqlText !== false);
+  const b = boundedSql(sql, classification, opts.maxSqlBytes);
   return {
     version: 1,
     phase: 'message',
@@ -142,7 +133,7 @@ export function buildParseInput(
   classification: Classification,
   opts: InputOptions,
 ): InputDocument {
-  const b = boundedSql(args.sql, classification, opts.maxSqlBytes, opts.sqlText !== false);
+  const b = boundedSql(args.sql, classification, opts.maxSqlBytes);
   return {
     version: 1,
     phase: 'message',
@@ -184,14 +175,7 @@ export function buildBindInput(conn: ConnectionInfo, args: BindArgs, opts: Input
   if (args.statement !== null) {
     const s = args.statement;
     const cut = truncateUtf8(s.sql, opts.maxSqlBytes);
-    if (opts.sqlText === false) {
-      statement = {
-        name: s.name,
-        sql: '',
-        statements: statementsWithoutText(s.statements),
-        parse_error: s.parse_error,
-      };
-    } else if (cut.truncated) {
+    if (cut.truncated) {
       truncated = true;
       statement = {
         name: s.name,

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ErrorCodes, PgwardError } from '../errors';
 import { loadBundle } from './bundle';
-import { buildQueryInput, buildStartupInput } from './input';
+import { buildBindInput, buildQueryInput, buildStartupInput } from './input';
 import {
   ActiveEngine,
   buildEngineFromSource,
@@ -228,30 +228,55 @@ describe('decision cache', () => {
     expect(other.reasons).toEqual(['StartupMessage', 'bob']);
   });
 
-  it('answers the connections of one principal alike once their id and port are left out', async () => {
-    const e = await engine('echo');
-    const frozen = (c: ConnectionInfo): ConnectionInfo => ({
-      ...c,
-      tls: Object.freeze({ ...c.tls }),
-      parameters: Object.freeze({ ...c.parameters }),
-      options: Object.freeze({ ...c.options }),
-    });
+  it('answers the connections of one principal alike when the bundle reads neither id nor port', async () => {
+    const bundle = await loadBundle(bundles['echo']!);
+    // As make policy records it for this policy (tests/policy/input-paths.test.ts runs the analysis).
+    const paths = [['connection', 'user'], ['message', 'type'], ['phase']];
+    bundle.manifest.metadata = { pgward: { input_paths: paths } };
+    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    expect(e.bundle().input_paths).toEqual(paths);
     const sessions = [
-      frozen({ ...conn, id: 'a', client_port: 1 }),
-      frozen({ ...conn, id: 'b', client_port: 2 }),
+      { ...conn, id: 'a', client_port: 1 },
+      { ...conn, id: 'b', client_port: 2 },
     ];
-    // Identity kept: every connection is its own input.
+    const evaluated = e.evaluatedInput(buildStartupInput(sessions[0]!));
+    expect(evaluated).toEqual({
+      phase: 'startup',
+      connection: { user: 'alice' },
+      message: { type: 'StartupMessage' },
+    });
     const before = e.cacheStats();
-    for (const c of sessions) e.evaluate(buildStartupInput(c));
+    const [a, b] = sessions.map((c) => e.evaluate(buildStartupInput(c)));
+    expect(e.cacheStats().misses - before.misses).toBe(1);
+    expect(e.cacheStats().hits - before.hits).toBe(1);
+    expect(b!.reasons).toEqual(a!.reasons);
+    // Another user is another input.
+    e.evaluate(buildStartupInput({ ...conn, user: 'bob' }));
     expect(e.cacheStats().misses - before.misses).toBe(2);
-    // Identity left out (as a bundle declaring input_options.connection_identity: false gets):
-    // the second connection is answered from the first one's decision.
-    const blank = sessions.map((c) => ({ ...c, id: '', client_port: 0 }));
-    const mid = e.cacheStats();
-    e.evaluate(buildStartupInput(blank[0]!));
-    e.evaluate(buildStartupInput(blank[1]!));
-    expect(e.cacheStats().misses - mid.misses).toBe(1);
-    expect(e.cacheStats().hits - mid.hits).toBe(1);
+  });
+
+  it('keeps no cache for a bundle without input paths (whole document, time included)', async () => {
+    const e = await engine('echo');
+    expect(e.bundle().input_paths).toBeNull();
+    const before = e.cacheStats();
+    for (let i = 0; i < 3; i++) e.evaluate(startup);
+    expect(e.cacheStats().hits).toBe(before.hits);
+    expect(e.cacheStats().misses - before.misses).toBe(3);
+  });
+
+  it('refuses a Bind built without values when the bundle reads them (a shadow beside an active bundle)', async () => {
+    const bundle = await loadBundle(bundles['echo']!);
+    bundle.manifest.metadata = { pgward: { input_paths: [['message'], ['phase'], ['connection', 'user']] } };
+    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const bind = (values: boolean) =>
+      buildBindInput(
+        conn,
+        { portalName: '', statement: null, params: [{ typeOid: 25, format: 0, value: Buffer.from('v') }] },
+        { maxSqlBytes: 100, bindParameterValues: values },
+      );
+    const d = e.evaluate(bind(false));
+    expect(d).toMatchObject({ allow: false, error_code: ErrorCodes.POLICY_INPUT });
+    expect(e.evaluate(bind(true)).error_code).toBeNull();
   });
 
   it('denies (and so never caches an answer of) a policy calling rand.intn, which opa-wasm cannot run', async () => {

@@ -10,6 +10,8 @@ import { loadBundle, type LoadBundleOptions, type LoadedBundle } from './bundle'
 import { denyBody, parseDecision, type DecisionBody } from './decision';
 import { buildQueryInput, buildStartupInput } from './input';
 import { inputJson, inputKey } from './input-json';
+import { parseInputPaths } from './input-paths';
+import { evaluatedInput, pathTrie, readsBindValues, type PathNode } from './input-project';
 import { deepFreeze } from '../sql/frozen';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
@@ -25,6 +27,8 @@ export interface EngineOptions {
   memoryMaxPages?: number;
   /** Initial linear memory, in pages. Default 16 (1 MiB). */
   memoryInitialPages?: number;
+  /** The clock of `input.time`, in milliseconds since the epoch. Default Date.now. */
+  now?: () => number;
 }
 
 /** tsconfig's lib has no WebAssembly types (no DOM); the two members used here. */
@@ -88,13 +92,36 @@ function fail(code: ErrorCode, message: string): never {
 }
 
 /**
- * Whether the bundle's policies read an input field that data.pgward.input_options may declare
- * unread (sql_text, bind_parameter_values, connection_identity): anything but an explicit false
- * means they do.
+ * The input paths recorded in the bundle's manifest (`metadata.pgward.input_paths`), null when
+ * absent. A bundle whose data still declares `pgward.input_options` (the hand-written predecessor,
+ * which blanked fields whatever the rules read) is refused.
  */
-export function readsInputOption(data: unknown, option: string): boolean {
-  const pgward = (data as { pgward?: { input_options?: Record<string, unknown> } } | null)?.pgward;
-  return pgward?.input_options?.[option] !== false;
+export function bundleInputPaths(bundle: LoadedBundle): string[][] | null {
+  const pgward = (bundle.data as { pgward?: unknown } | null)?.pgward;
+  if (typeof pgward === 'object' && pgward !== null && 'input_options' in pgward) {
+    fail(
+      ErrorCodes.BUNDLE_INPUT_OPTIONS,
+      `bundle ${bundle.source}: data.pgward.input_options is no longer supported; remove it and rebuild ` +
+        'the bundle with `make policy` or `pgward build`, which record the input paths the policy reads ' +
+        'in the manifest (metadata.pgward.input_paths)',
+    );
+  }
+  const meta = bundle.manifest.metadata?.['pgward'];
+  if (meta === undefined) return null;
+  try {
+    if (typeof meta !== 'object' || meta === null) throw new Error('metadata.pgward is not an object');
+    return parseInputPaths((meta as Record<string, unknown>)['input_paths']);
+  } catch (err) {
+    fail(ErrorCodes.BUNDLE_LOAD, `bundle ${bundle.source}: ${describeThrown(err)}`);
+  }
+}
+
+/** Whether a Bind's parameters were built without their values (`"encoding": "omitted"`). */
+function valuesOmitted(input: InputDocument): boolean {
+  const params = (input.message as InputDocument['message'] | undefined)?.parameters;
+  if (params === undefined) return false;
+  for (const p of params) if (p.encoding === 'omitted') return true;
+  return false;
 }
 
 const DECISION_CACHE_ENTRIES = 8192;
@@ -145,11 +172,13 @@ export class OpaWasmEngine implements PolicyEngine {
   private recreated = 0;
   private readonly encoder = new TextEncoder();
   /**
-   * Decisions by input (inputKey: the JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure function of input and data — the SDK's
-   * builtins include one nondeterministic function, `rand.intn`, and a bundle that calls it is
-   * never cached — so the same text gets the same decision from the same engine; the cache lives
-   * and dies with this engine (one bundle revision). Sessions repeat themselves (the same Parse
-   * text, the same Query), which is where this pays.
+   * Decisions by evaluated document (inputKey of the input cut to the bundle's input paths: the
+   * JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure
+   * function of input and data — the SDK's builtins include one nondeterministic function,
+   * `rand.intn`, and a bundle that calls it is never cached — so the same text gets the same
+   * decision from the same engine; the cache lives and dies with this engine (one bundle
+   * revision). Sessions repeat themselves (the same Parse text, the same Query), which is where
+   * this pays. A bundle without input paths (whole document, time included) has no cache.
    */
   private readonly cache: GenerationalCache<ReturnType<typeof parseDecision>> | null;
 
@@ -160,9 +189,16 @@ export class OpaWasmEngine implements PolicyEngine {
     private readonly memory: MemoryLimits,
     private readonly loaded: LoadedBundle,
     private readonly info: BundleInfo,
+    private readonly now: () => number,
   ) {
     this.policy = policy;
-    this.cache = loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
+    this.paths = pathTrie(info.input_paths ?? [[]]);
+    this.readsValues = readsBindValues(this.paths);
+    // Without input paths the whole document is evaluated, `time` included (to the millisecond):
+    // no two keys would match, so a cache would only cost.
+    const uncacheable = info.input_paths === null || info.input_paths === undefined;
+    this.cache =
+      uncacheable || loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
   }
 
   static async create(bundle: LoadedBundle, opts: EngineOptions): Promise<OpaWasmEngine> {
@@ -201,15 +237,26 @@ export class OpaWasmEngine implements PolicyEngine {
       source: bundle.source,
       loaded_at: new Date().toISOString(),
       opa_version: opaVersion,
-      bind_parameter_values: readsInputOption(bundle.data, 'bind_parameter_values'),
-      sql_text: readsInputOption(bundle.data, 'sql_text'),
-      connection_identity: readsInputOption(bundle.data, 'connection_identity'),
+      input_paths: bundleInputPaths(bundle),
     };
-    return new OpaWasmEngine(module, policy, id, memory, bundle, info);
+    return new OpaWasmEngine(module, policy, id, memory, bundle, info, opts.now ?? Date.now);
   }
 
   bundle(): BundleInfo {
     return this.info;
+  }
+
+  /** The trie of the bundle's input paths (`true`: the whole document). */
+  private readonly paths: PathNode;
+  /** Whether the policy can read Bind/FunctionCall values (readsBindValues). */
+  private readonly readsValues: boolean;
+
+  /**
+   * The document the policy evaluates for the full input document `input`: only the paths the
+   * bundle reads, plus `input.time` when it reads it (policy/input-project.ts). `explain` shows it.
+   */
+  evaluatedInput(input: InputDocument): InputDocument {
+    return evaluatedInput(input, this.paths, this.now);
   }
 
   /** Evaluations answered by the decision cache, and those that ran the policy. */
@@ -231,9 +278,19 @@ export class OpaWasmEngine implements PolicyEngine {
     const cache = this.cache;
     let key: string | null = null;
     let text: string;
+    if (this.readsValues && valuesOmitted(input)) {
+      // Built for another bundle (a shadow bundle beside an active one that reads no values): the
+      // policy would judge values it cannot see. Fail closed, visibly.
+      const d = denyBody(
+        ErrorCodes.POLICY_INPUT,
+        'the input was built without Bind values (for a bundle that reads none), and this bundle reads them',
+      );
+      return stamp(d.body, d.error, revision, start);
+    }
     try {
+      const doc = evaluatedInput(input, this.paths, this.now);
       if (cache !== null) {
-        key = inputKey(input);
+        key = inputKey(doc);
         if (key.length > DECISION_CACHE_MAX_KEY) key = null;
         else {
           const hit = cache.get(key);
@@ -243,7 +300,7 @@ export class OpaWasmEngine implements PolicyEngine {
           }
         }
       }
-      text = inputJson(input);
+      text = inputJson(doc);
     } catch (err) {
       const d = denyBody(ErrorCodes.POLICY_INPUT, `input is not serializable: ${describeThrown(err)}`);
       return stamp(d.body, d.error, revision, start);

@@ -97,6 +97,11 @@ export interface InputDocument {
   message: MessageInfo;
   statements: StatementInfo[];
   parse_error: string | null;
+  /**
+   * The decision time (UTC), only in the document a bundle evaluates and only when its policy can
+   * read `input.time` (policy/input-project.ts). Added by H3 (issue 11).
+   */
+  time?: { rfc3339: string; ns: number; weekday: number; hour: number; minute: number };
 }
 
 export interface Alert {
@@ -129,25 +134,11 @@ export interface BundleInfo {
   loaded_at: string;
   opa_version: string | null;
   /**
-   * false when the bundle's data says its policies never read Bind parameter values
-   * (`data.pgward.input_options.bind_parameter_values: false`): Bind inputs then carry each
-   * parameter's type and format but not its value, which makes them cacheable.
+   * The input paths the bundle's policy can read (manifest `metadata.pgward.input_paths`, derived
+   * at build time from the Rego AST: policy/input-paths.ts); null when the bundle does not say, and
+   * then it gets the whole input document. The document a bundle evaluates holds only these paths.
    */
-  bind_parameter_values?: boolean;
-  /**
-   * false when the bundle's data says its policies never read SQL text
-   * (`data.pgward.input_options.sql_text: false`): `message.sql` and every statement's `sql` are
-   * then "" in the input (the classification facts stay), which makes inputs of queries that
-   * differ only in constants identical, hence cacheable.
-   */
-  sql_text?: boolean;
-  /**
-   * false when the bundle's data says its policies never read `connection.id` nor
-   * `connection.client_port` (`data.pgward.input_options.connection_identity: false`): they are
-   * then `""` and `0` in the input, so the inputs of two connections of the same principal from
-   * the same address are identical and a decision made for one answers the other.
-   */
-  connection_identity?: boolean;
+  input_paths?: string[][] | null;
 }
 
 /** What the session and the sidecar need from a policy engine. */
