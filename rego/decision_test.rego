@@ -15,20 +15,23 @@ sample_inputs := {
 	"version 2": object.union(query("alice", [stmt({})]), {"version": 2}),
 }
 
-allowed_keys := {"allow", "reasons", "alerts", "sqlstate", "session_parameters"}
+allowed_keys := {"allow", "denials", "alerts", "sqlstate", "session_parameters"}
 
 test_decision_shape[note] if {
 	some note, doc in sample_inputs
-	d := decide(doc)
+	d := decide_raw(doc)
 	is_object(d)
 	every k, _ in d {
 		k in allowed_keys
 	}
 	is_boolean(d.allow)
-	is_array(d.reasons)
-	every r in d.reasons {
-		is_string(r)
-		r != ""
+	is_array(d.denials)
+	every x in d.denials {
+		object.keys(x) == {"rule", "message", "priority"}
+		regex.match(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$`, x.rule)
+		is_string(x.message)
+		x.message != ""
+		is_number(x.priority)
 	}
 	is_array(d.alerts)
 	every a in d.alerts {
@@ -41,6 +44,35 @@ test_decision_shape[note] if {
 	every _, v in object.get(d, "session_parameters", {}) {
 		is_string(v)
 	}
+}
+
+# Every denial names its rule; ordered by priority, then rule id.
+test_denials_carry_rule_ids if {
+	doc := query("analyst", [delete_from("public", "orders", false), stmt({"functions": ["pg_catalog.pg_terminate_backend"]})])
+	[x.rule | some x in decide_raw(doc).denials] == ["read_only", "read_only", "unbounded_write", "admin_only"]
+}
+
+test_rule_ids_of_connection_denials if {
+	d := decide_raw(startup_of("mallory"))
+	d.denials == [{"rule": "blocked_user", "message": "user mallory is blocked", "priority": 10}]
+}
+
+test_statement_malformed_has_a_rule_id if {
+	d := decide_raw(object.union(query("alice", [stmt({})]), {"statements": [{"command": "SELECT"}]}))
+	d.allow == false
+	"statement_malformed" in {x.rule | some x in d.denials}
+}
+
+# An invalid document that no rule names is still denied, under the rule id default_deny.
+test_default_deny_has_a_rule_id if {
+	doc := object.union(query("alice", [stmt({})]), {"statements": [{"command": "SELECT"}]})
+	d := data.pgward.decision with input as doc with data.pgward.statements.denials as set()
+	d.allow == false
+	d.denials == [{
+		"rule": "default_deny",
+		"message": "denied by default: the input document is not a valid version 1 document",
+		"priority": 0,
+	}]
 }
 
 optional_string(d, key) if not key in object.keys(d)

@@ -15,6 +15,7 @@ class RecordingEngine implements PolicyEngine {
     return {
       id: 'd',
       allow: true,
+      denials: [],
       reasons: [],
       alerts: [],
       sqlstate: null,

@@ -22,6 +22,7 @@ import {
   type InputOptions,
 } from './input';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
+import { gatewayDenial } from './decision';
 import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
@@ -290,5 +291,12 @@ export function mayChangeLexicalState(statements: readonly StatementInfo[], afte
 }
 
 export function denyWith(d: Decision, code: Decision['error_code'], reason: string): Decision {
-  return { ...d, allow: false, reasons: [reason], error_code: code, sqlstate: null };
+  return {
+    ...d,
+    allow: false,
+    denials: [gatewayDenial(code, reason)],
+    reasons: [reason],
+    error_code: code,
+    sqlstate: null,
+  };
 }

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { FrameJudge, type JudgedType } from '../policy/frame-judge';
 import { ReplayStatements } from '../session/judged-ops';
-import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
+import type { Alert, ConnectionInfo, Denial, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
 import { BackendType } from '../protocol/message-types';
 import { readReadyForQuery } from '../protocol/backend/ready-for-query';
@@ -33,6 +33,7 @@ export interface ReplayDecision {
   sql: string | null;
   fingerprint: string | null;
   allow: boolean;
+  denials: Denial[];
   reasons: string[];
   alerts: Alert[];
   sqlstate: string | null;
@@ -229,6 +230,7 @@ export class Replayer {
     fingerprint: string | null,
     d: {
       allow: boolean;
+      denials: Denial[];
       reasons: string[];
       alerts: Alert[];
       sqlstate: string | null;
@@ -247,6 +249,7 @@ export class Replayer {
       sql,
       fingerprint,
       allow: d.allow,
+      denials: d.denials,
       reasons: d.reasons,
       alerts: d.alerts,
       sqlstate: d.sqlstate,
