@@ -5,6 +5,10 @@
 #   live in one package per concern (pgward.connection, pgward.statements, pgward.read_only, and
 #   the site rules of pgward.custom), each contributing `denials` and `alerts`.
 #   Input: docs/policy-input.md (version 1). Configuration: data.pgward.* (rego/README.md).
+#   Type-checked against the input contract: `opa check --schema docs/opa-schemas` (make policy-test).
+# scope: subpackages
+# schemas:
+#   - input: schema.input
 package pgward
 
 import data.pgward.connection
@@ -96,13 +100,8 @@ _denials contains {"rule": "input_version", "priority": 0, "message": "input doc
 	not lib.valid_version
 }
 
-_denials contains {"rule": "input_malformed", "priority": 0, "message": "input document is malformed"} if {
-	lib.valid_version
-	not lib.valid_shape
-}
-
 _denials contains {"rule": "message_phase", "priority": 0, "message": msg} if {
-	lib.valid_shape
+	lib.valid_version
 	not lib.valid_phase_message
 	msg := concat("", ["message type ", lib.text(input.message.type), " is not expected in phase ", lib.text(input.phase)])
 }

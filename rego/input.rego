@@ -1,40 +1,26 @@
 # METADATA
 # title: input guard and facts shared by the rule packages
 # description: |
-#   The version and shape guard, the statements the SQL rules judge, principals and text helpers.
+#   The version and phase guard, the statements the SQL rules judge, principals and text helpers.
 package pgward.lib
 
 import data.pgward.read_only
 import data.pgward.statements
 
-# Structural checks on the input document. A rule whose condition reads a missing field is
-# undefined, so an incomplete document could otherwise slip past a deny rule: allow requires the
-# whole document (and every statement in it) to have the version 1 shape.
+# The input guard. The document's shape is the gateway's contract (docs/policy-input.schema.json):
+# checked where the document is made (gateway/src/policy/input-schema.test.ts validates what the
+# builders produce, and checks the TypeScript types against the schema) and where rules read it
+# (make policy-test type-checks every rule against it: a rule that reads a field the contract
+# does not define fails the build). At run time only what types cannot express is checked: the
+# version, and that the message belongs to its phase. Rules read only the fields they need, so the
+# gateway can leave the others out of the input.
 
 valid_input if {
 	valid_version
-	valid_shape
 	valid_phase_message
-	every s in judged {
-		valid_statement(s)
-	}
 }
 
 valid_version if input.version == 1
-
-valid_shape if {
-	is_object(input.connection)
-	is_string(input.connection.user)
-	is_object(input.connection.tls)
-	is_boolean(input.connection.tls.enabled)
-	is_string(input.connection.client_addr)
-	is_object(input.connection.parameters)
-	is_object(input.connection.options)
-	is_object(input.message)
-	is_string(input.message.type)
-	is_array(input.statements)
-	string_or_null(input.parse_error)
-}
 
 # Membership tests below are functions with one body per constant rather than `x in {...}`:
 # in the wasm target a set literal is built (allocated and hashed) on every evaluation.
@@ -62,123 +48,15 @@ _message_phase_type("FunctionCall")
 
 _message_phase_type("CopyData")
 
-valid_statement(s) if {
-	is_object(s)
-	is_string(s.command)
-	is_string(s.node)
-	is_array(s.relations)
-	every r in s.relations {
-		_valid_relation(r)
-	}
-	is_array(s.functions)
-	every f in s.functions {
-		is_string(f)
-	}
-	_boolean_or_null(s.has_where)
-	is_boolean(s.read_only)
-	is_boolean(s.ddl)
-	is_boolean(s.role_change)
-	string_or_null(s.utility)
-	_valid_copy(s.copy)
-	_valid_transaction(s.transaction)
-	_valid_prepared(s.prepared)
-	is_array(s.settings)
-	every setting in s.settings {
-		_valid_setting(setting)
-	}
-	_valid_sql_text_calls(s)
-}
-
-# sql_text_calls is present only when the statement has such calls.
-_valid_sql_text_calls(s) if not s.sql_text_calls
-
-_valid_sql_text_calls(s) if {
-	is_array(s.sql_text_calls)
-	every c in s.sql_text_calls {
-		is_string(c.function)
-		is_boolean(c.classified)
-	}
-}
-
-_valid_relation(r) if {
-	is_object(r)
-	string_or_null(r.schema)
-	is_string(r.name)
-	_relation_access(r.access)
-}
-
-_relation_access("read")
-
-_relation_access("write")
-
-_relation_access("ddl")
-
-_valid_copy(c) if is_null(c)
-
-_valid_copy(c) if {
-	_copy_direction(c.direction)
-	is_boolean(c.stdio)
-	is_boolean(c.program)
-	string_or_null(c.filename)
-}
-
-_copy_direction("from")
-
-_copy_direction("to")
-
-_valid_transaction(t) if is_null(t)
-
-_valid_transaction(t) if {
-	is_string(t.kind)
-	_transaction_mode(t.mode)
-}
-
-_transaction_mode("read_write")
-
-_transaction_mode("read_only")
-
-_transaction_mode(null)
-
-_valid_prepared(p) if is_null(p)
-
-_valid_prepared(p) if {
-	_prepared_kind(p.kind)
-	string_or_null(p.name)
-}
-
-_prepared_kind("prepare")
-
-_prepared_kind("execute")
-
-_prepared_kind("deallocate")
-
-_prepared_kind("discard")
-
-_valid_setting(x) if {
-	is_string(x.name)
-	string_or_null(x.value)
-	_setting_via(x.via)
-}
-
-_setting_via("set")
-
-_setting_via("reset")
-
-_setting_via("set_config")
-
 string_or_null(x) if is_string(x)
 
 string_or_null(x) if is_null(x)
-
-_boolean_or_null(x) if is_boolean(x)
-
-_boolean_or_null(x) if is_null(x)
 
 # The statements judged for this message: the message's own statements, the statement a Bind
 # binds, and what PREPARE / EXECUTE stand for (two levels: PREPARE cannot nest another PREPARE).
 #
 # For speed, `judged` holds only the statements that some SQL rule could concern: a
-# statement that is `plain` (valid shape, and nothing in it that any rule below denies or alerts
+# statement that is `plain` (nothing in it that any rule below denies or alerts
 # on) is left out, so the rules, which all iterate `judged`, have nothing to do for it. A
 # plain statement has `prepared: null`, so it stands for no inner statement either.
 _top_statements contains s if {
@@ -212,7 +90,6 @@ judged contains inner if {
 # (statements.rego): keep the two in step when a rule changes. Any doubt: not plain, and the
 # statement goes through every rule.
 plain(s) if {
-	valid_statement(s)
 	is_null(s.prepared) # no PREPARE/EXECUTE (rule 21), nothing inner to judge
 	is_null(s.copy) # no COPY FROM (31), PROGRAM or server file (50)
 	s.role_change == false # 31, 50

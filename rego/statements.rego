@@ -9,11 +9,6 @@ import data.pgward.lib
 # SQL rules. They judge every statement of the message (lib.judged): the statements of a Query
 # or Parse, the statement a Bind binds, and what PREPARE / EXECUTE stand for.
 
-denials contains {"rule": "statement_malformed", "priority": 1, "message": "statement classification is malformed"} if {
-	some s in lib.judged
-	not lib.valid_statement(s)
-}
-
 # SQL that PostgreSQL's parser rejects is never guessed at.
 denials contains {"rule": "parse_error", "priority": 20, "message": msg} if {
 	is_string(input.parse_error)
