@@ -192,6 +192,18 @@ describe('metrics', () => {
     expect(new Set(series.map((v) => v.labels['rule'])).size).toBeLessThanOrEqual(MAX_RULE_LABELS + 2);
   });
 
+  it('names a fail-closed deny without denials after its stage code', async () => {
+    const m = createMetrics(new Registry());
+    m.countDecision(decision({ allow: false, error_code: 'PGWARD_ERR_POLICY_UNDEFINED' }), 'message');
+    expect(
+      await value(m, 'pgward_decisions_total', {
+        outcome: 'deny',
+        code: 'PGWARD_ERR_POLICY_UNDEFINED',
+        rule: 'pgward.policy_undefined',
+      }),
+    ).toBe(1);
+  });
+
   it('counts an alert whose rule is not a rule id as other', async () => {
     const m = createMetrics(new Registry());
     m.countDecision(

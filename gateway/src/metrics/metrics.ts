@@ -7,7 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { BundleInfo, Decision } from '../policy/types';
-import { RULE_ID } from '../policy/decision';
+import { gatewayRuleId, RULE_ID } from '../policy/decision';
 import { FastHistogram } from './fast-histogram';
 
 export const METRIC_PREFIX = 'pgward_';
@@ -268,7 +268,7 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   });
   const decisionsTotal = new Counter({
     name: 'pgward_decisions_total',
-    help: "Policy decisions by outcome, phase, fail-closed error code ('' for policy decisions) and the rule id of the first denial ('' when none; at most 100 ids, then 'other').",
+    help: "Policy decisions by outcome, phase, fail-closed error code ('' for policy decisions) and the rule id of the first denial (a fail-closed deny: pgward.<code>; '' for allow; at most 100 ids, then 'other').",
     labelNames: ['outcome', 'phase', 'code', 'rule'] as const,
     registers: [registry],
     collect: flushAll,
@@ -503,7 +503,9 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
           outcome: decision.allow ? 'allow' : 'deny',
           phase,
           code: decision.error_code ?? '',
-          rule: ruleLabel(decision.denials[0]?.rule ?? ''),
+          rule: ruleLabel(
+            decision.denials[0]?.rule ?? (decision.error_code ? gatewayRuleId(decision.error_code) : ''),
+          ),
         });
       for (const a of decision.alerts)
         alertsTotal.inc({ rule: ruleLabel(a.rule), severity: severityLabel(a.severity) });
