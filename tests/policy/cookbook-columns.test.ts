@@ -133,6 +133,7 @@ test.each([
   'SELECT * FROM users',
   'SELECT u.* FROM users u JOIN t ON t.id = u.id',
   'SELECT row_to_json(u) FROM users u',
+  'COPY users (id, ssn) TO STDOUT',
   "UPDATE users SET name = 'x' WHERE id = 1 RETURNING *",
   'WITH x AS (SELECT ssn FROM public.users) SELECT * FROM x',
 ])('denied through the gateway: %s', async (sql) => {

@@ -220,6 +220,25 @@ describe('statements[].columns', () => {
         [null, 'old_users', 'ssn', 'read'],
       ],
     ],
+    [
+      'COPY TO with a column list',
+      'COPY public.users (id, ssn) TO STDOUT',
+      [
+        ['public', 'users', 'id', 'read'],
+        ['public', 'users', 'ssn', 'read'],
+      ],
+    ],
+    ['COPY TO without a list: every column', 'COPY users TO STDOUT', [[null, 'users', null, 'read']]],
+    [
+      'COPY FROM … WHERE',
+      'COPY users (id, name) FROM STDIN WHERE id > 1',
+      [
+        [null, 'users', 'id', 'write'],
+        [null, 'users', 'name', 'write'],
+        [null, 'users', 'id', 'read'],
+      ],
+    ],
+    ['COPY (query) TO', 'COPY (SELECT ssn FROM users) TO STDOUT', [[null, 'users', 'ssn', 'read']]],
     ['EXPLAIN reads what it plans', 'EXPLAIN SELECT ssn FROM users', [[null, 'users', 'ssn', 'read']]],
     ['quoted identifiers keep their case', 'SELECT "SSN" FROM "Users"', [[null, 'Users', 'SSN', 'read']]],
     ['no columns', 'SELECT 1', []],

@@ -14,6 +14,7 @@
  *     that is also a FROM item's name (`SELECT u FROM users u`: a whole-row reference) adds one.
  * Reads are references anywhere (select list, WHERE, JOIN ON, GROUP BY, RETURNING, SET values…);
  * writes are INSERT's column list, UPDATE's SET targets and ON CONFLICT DO UPDATE's SET targets.
+ * COPY table (columns) TO reads them, COPY … FROM writes them (every column, a star, without a list).
  * SQL hidden in strings, functions' bodies and views' definitions are not read here.
  *
  * The walk is iterative (an explicit stack), so that nesting the classifier accepts never
@@ -185,6 +186,26 @@ function written(target: Source, names: unknown[], found: Collector): void {
     found.add({ schema: target.schema, table: target.table, column: null, access: 'write', star: true });
 }
 
+/** COPY table [(columns)] TO / FROM: the columns (every one when none are listed) read or written. */
+function visitCopy(body: Body, outer: Scope, tasks: Task[], found: Collector): void {
+  const rv = isObject(body['relation']) ? body['relation'] : null;
+  if (rv === null) {
+    tasks.push({ node: body['query'], scope: outer });
+    return;
+  }
+  const scope = newScope(outer);
+  const [name, target] = rangeVarSource(rv, scope);
+  addSource(scope, name, target);
+  const access = body['is_from'] === true ? 'write' : 'read';
+  const names = asArray(body['attlist']).map((a) =>
+    isObject(a) && isObject(a['String']) ? str(a['String']['sval']) : null,
+  );
+  for (const column of names) if (column !== null) found.add({ ...target, column, access, star: false });
+  if (names.length === 0) found.add({ ...target, column: null, access, star: true });
+  // COPY … FROM … WHERE reads the rows being loaded.
+  tasks.push({ node: body['whereClause'], scope });
+}
+
 /** Opens the scope of a query node and queues its parts in it. */
 function visitQuery(type: string, body: Body, outer: Scope, tasks: Task[], found: Collector): void {
   const scope = newScope(outer);
@@ -256,9 +277,10 @@ export function statementColumns(type: string, body: Body): ColumnInfo[] {
         resolveColumnRef(b, scope, found);
         continue;
       }
-      if (QUERY_NODES.has(t) && isObject(b)) {
+      if ((QUERY_NODES.has(t) || t === 'CopyStmt') && isObject(b)) {
         const queued: Task[] = [];
-        visitQuery(t, b, scope, queued, found);
+        if (t === 'CopyStmt') visitCopy(b, scope, queued, found);
+        else visitQuery(t, b, scope, queued, found);
         for (let i = queued.length - 1; i >= 0; i--) tasks.push(queued[i]!);
         continue;
       }
