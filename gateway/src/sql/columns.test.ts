@@ -239,6 +239,17 @@ describe('statements[].columns', () => {
       ],
     ],
     ['COPY (query) TO', 'COPY (SELECT ssn FROM users) TO STDOUT', [[null, 'users', 'ssn', 'read']]],
+    [
+      'MERGE',
+      'MERGE INTO users u USING src s ON s.id = u.id WHEN MATCHED THEN UPDATE SET ssn = s.ssn WHEN NOT MATCHED THEN INSERT (id, ssn) VALUES (s.id, s.ssn)',
+      [
+        [null, 'users', 'ssn', 'write'],
+        [null, 'users', 'id', 'write'],
+        [null, 'src', 'id', 'read'],
+        [null, 'users', 'id', 'read'],
+        [null, 'src', 'ssn', 'read'],
+      ],
+    ],
     ['EXPLAIN reads what it plans', 'EXPLAIN SELECT ssn FROM users', [[null, 'users', 'ssn', 'read']]],
     ['quoted identifiers keep their case', 'SELECT "SSN" FROM "Users"', [[null, 'Users', 'SSN', 'read']]],
     ['no columns', 'SELECT 1', []],

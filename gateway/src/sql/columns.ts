@@ -13,7 +13,8 @@
  *   - `*`: one star entry per FROM item of the query (each with its table, or null); a bare name
  *     that is also a FROM item's name (`SELECT u FROM users u`: a whole-row reference) adds one.
  * Reads are references anywhere (select list, WHERE, JOIN ON, GROUP BY, RETURNING, SET values…);
- * writes are INSERT's column list, UPDATE's SET targets and ON CONFLICT DO UPDATE's SET targets.
+ * writes are INSERT's column list, UPDATE's SET targets, ON CONFLICT DO UPDATE's SET targets and
+ * MERGE's UPDATE SET / INSERT (columns).
  * COPY table (columns) TO reads them, COPY … FROM writes them (every column, a star, without a list).
  * SQL hidden in strings, functions' bodies and views' definitions are not read here.
  *
@@ -49,7 +50,13 @@ const asArray = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 /** Query nodes: each opens a scope of its own. */
-const QUERY_NODES: ReadonlySet<string> = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt']);
+const QUERY_NODES: ReadonlySet<string> = new Set([
+  'SelectStmt',
+  'InsertStmt',
+  'UpdateStmt',
+  'DeleteStmt',
+  'MergeStmt',
+]);
 
 class Collector {
   readonly out: ColumnInfo[] = [];
@@ -206,6 +213,25 @@ function visitCopy(body: Body, outer: Scope, tasks: Task[], found: Collector): v
   tasks.push({ node: body['whereClause'], scope });
 }
 
+/** MERGE … WHEN … THEN UPDATE SET / INSERT (columns): the targets written, the values and conditions read. */
+function visitMergeClauses(
+  clauses: unknown[],
+  target: Source,
+  scope: Scope,
+  tasks: Task[],
+  found: Collector,
+): void {
+  for (const c of clauses) {
+    const w = isObject(c) && isObject(c['MergeWhenClause']) ? c['MergeWhenClause'] : null;
+    if (w === null) continue;
+    const set = asArray(w['targetList']);
+    if (w['commandType'] === 'CMD_UPDATE' || w['commandType'] === 'CMD_INSERT') written(target, set, found);
+    for (const x of set)
+      if (isObject(x) && isObject(x['ResTarget'])) tasks.push({ node: x['ResTarget']['val'], scope });
+    tasks.push({ node: w['values'], scope }, { node: w['condition'], scope });
+  }
+}
+
 /** Opens the scope of a query node and queues its parts in it. */
 function visitQuery(type: string, body: Body, outer: Scope, tasks: Task[], found: Collector): void {
   const scope = newScope(outer);
@@ -218,7 +244,7 @@ function visitQuery(type: string, body: Body, outer: Scope, tasks: Task[], found
     if (cte) tasks.push({ node: cte['ctequery'], scope: besides(scope) });
   }
   const skip = new Set(['withClause', 'fromClause', 'relation', 'usingClause']);
-  if (type === 'InsertStmt' || type === 'UpdateStmt' || type === 'DeleteStmt') {
+  if (type === 'InsertStmt' || type === 'UpdateStmt' || type === 'DeleteStmt' || type === 'MergeStmt') {
     const rv = isObject(body['relation']) ? body['relation'] : null;
     if (rv) {
       const [name, target] = rangeVarSource(rv, scope);
@@ -240,6 +266,11 @@ function visitQuery(type: string, body: Body, outer: Scope, tasks: Task[], found
         }
       }
       addSource(scope, name, target);
+      if (type === 'MergeStmt') {
+        skip.add('sourceRelation').add('mergeWhenClauses');
+        registerFrom([body['sourceRelation']], scope, tasks);
+        visitMergeClauses(asArray(body['mergeWhenClauses']), target, scope, tasks, found);
+      }
       if (type === 'UpdateStmt') {
         skip.add('targetList');
         written(target, asArray(body['targetList']), found);
