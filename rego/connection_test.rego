@@ -142,10 +142,3 @@ test_connection_rules_apply_to_messages[tc.note] if {
 	d.reasons == [tc.reason]
 	not "sqlstate" in object.keys(d)
 }
-
-test_denial_survives_a_missing_field[note] if {
-	some tc in [c | some c in startup_cases; count(c.reasons) > 0]
-	some key in object.keys(tc.conn)
-	note := concat("", ["startup ", tc.note, " without ", key])
-	decide(startup(object.remove(tc.conn, {key}))).allow == false
-}

@@ -1,106 +1,68 @@
 # METADATA
 # title: pgward shipped policy
 # description: |
-#   Guard rails for the PostgreSQL wire protocol. The only public rule is `decision`;
-#   everything else is a `_private` helper. Input: docs/policy-input.md (version 1).
-#   Configuration: data.pgward.* (rego/data.json, documented in rego/README.md).
+#   Guard rails for the PostgreSQL wire protocol. The only public rule is `decision`; the rules
+#   live in one package per concern (pgward.connection, pgward.statements, pgward.read_only, and
+#   the site rules of pgward.custom), each contributing `denials` and `alerts`.
+#   Input: docs/policy-input.md (version 1). Configuration: data.pgward.* (rego/README.md).
+#   Type-checked against the input contract: `opa check --schema docs/opa-schemas` (make policy-test).
+# scope: subpackages
+# schemas:
+#   - input: schema.input
 package pgward
+
+import data.pgward.connection
+import data.pgward.lib
+import data.pgward.read_only
+import data.pgward.statements
 
 # METADATA
 # title: decision
 # description: |
 #   The gateway's verdict for one input document. Always defined (deny by default):
-#   {"allow": bool, "reasons": [string], "alerts": [{"rule", "severity", "message"}],
-#    "sqlstate"?: string, "session_parameters"?: {string: string}}.
-#   The first reason becomes the client's error message.
+#   {"allow": bool, "denials": [{"rule", "message", "priority"}],
+#    "alerts": [{"rule", "severity", "message"}], "sqlstate"?: string,
+#    "session_parameters"?: {string: string}}.
+#   Denials are ordered by priority, then rule id; the first one's message reaches the client.
 # entrypoint: true
-decision := _allowed_decision([]) if {
-	_fast
-} else := _allowed_decision(_alerts) if {
+decision := _allowed_decision if {
 	_allow
 } else := object.union(object.union(_denied_base, _sqlstate_field), _session_parameters_field)
 
 # Built directly rather than by object.union: allowing is the common case.
-_allowed_decision(alerts) := {
+_allowed_decision := {
 	"allow": true,
-	"reasons": [],
-	"alerts": alerts,
+	"denials": [],
+	"alerts": _alerts,
 	"session_parameters": _read_only_session_parameters,
 } if {
 	input.phase == "startup"
-	_is_read_only_user
-} else := {"allow": true, "reasons": [], "alerts": alerts}
-
-# Fast path. The common document (valid, nothing denied, nothing to alert on) is recognised here
-# in one rule, without building the sets of denials and alerts; anything else is judged by the
-# rules below. Each condition is the negation of the trigger of the rules that could otherwise
-# fire, through the same helpers, so that when _fast holds those rules give allow with no
-# reasons and no alerts:
-#   version, shape, phase (0), every statement `_plain`, so that `_statements` is empty (1, 21,
-#   30, 31, 40, 50 and every statement alert), no parse error (20), a Bind with a known statement
-#   (20, 21), no FunctionCall (50), connection rules (10, 11, 12), and none of the startup
-#   settings that rules 13 to 15 look at (`_startup_settings` is empty).
-# fast_path_test.rego checks that every test document gets the same decision without it.
-_fast if {
-	input.version == 1
-	_valid_shape
-	_valid_phase_message
-	is_null(input.parse_error)
-	_fast_message_type(input.message.type)
-	every s in input.statements {
-		_plain(s)
-	}
-	not _is_blocked_user
-	not _tls_missing
-	not _network_denied
-	_no_watched_settings(input.connection.parameters)
-	_no_watched_settings(input.connection.options)
-	count(_custom_deny) == 0
-	count(_custom_alert) == 0
-}
-
-_no_watched_settings(settings) if {
-	every name, _ in settings {
-		not _watched_startup_setting(_setting_key(name))
-	}
-}
-
-_fast_message_type("StartupMessage")
-
-_fast_message_type("Query")
-
-_fast_message_type("Parse")
-
-_fast_message_type("CopyData")
-
-_fast_message_type("Bind") if {
-	is_array(input.message.statement.statements)
-	is_null(input.message.statement.parse_error)
-	every s in input.message.statement.statements {
-		_plain(s)
-	}
-}
+	lib.is_read_only_user
+} else := {"allow": true, "denials": [], "alerts": _alerts}
 
 _denied_base := {
 	"allow": false,
-	"reasons": _reasons,
+	"denials": _ordered_denials,
 	"alerts": _alerts,
 }
 
 default _allow := false
 
 _allow if {
-	_valid_input
+	lib.valid_input
 	count(_denials) == 0
 }
 
-# Every denial is a [priority, reason] pair; lower priorities come first in `reasons`.
-_reasons := [reason | some [_, reason] in sort(_denials)] if {
-	not _allow
+# Every denial is {"rule", "priority", "message"}; lower priorities come first.
+_ordered_denials := [{"rule": rule, "message": message, "priority": priority} |
+	some [priority, rule, message] in sort([[d.priority, d.rule, d.message] | some d in _denials])
+] if {
 	count(_denials) > 0
-} else := ["denied by default: the input document is not a valid version 1 document"] if {
-	not _allow
-} else := []
+} else := [{
+	"rule": "default_deny",
+	"message": "denied by default: the input document is not a valid version 1 document",
+	"priority": 0,
+}]
 
 _alerts := sort(_alert_set)
 
@@ -108,11 +70,9 @@ default _sqlstate_field := {}
 
 # Startup denials are authentication failures (invalid_authorization_specification).
 _sqlstate_field := {"sqlstate": "28000"} if {
-	not _allow
 	input.phase == "startup"
 } else := {"sqlstate": "42601"} if {
-	not _allow
-	_has_parse_error
+	lib.has_parse_error
 }
 
 default _session_parameters_field := {}
@@ -120,28 +80,35 @@ default _session_parameters_field := {}
 # Second wall for read-only principals: the upstream session starts read-only whatever the client asks.
 _session_parameters_field := {"session_parameters": _read_only_session_parameters} if {
 	input.phase == "startup"
-	_is_read_only_user
+	lib.is_read_only_user
 }
 
 _read_only_session_parameters := {"default_transaction_read_only": "on"}
 
+# The denials and alerts of every rule package.
+_denials contains d if some d in connection.denials
+
+_denials contains d if some d in statements.denials
+
+_denials contains d if some d in read_only.denials
+
+_alert_set contains a if some a in statements.alerts
+
 # Denials that apply to every phase: a document that is not version 1 input, or a message
 # whose type does not belong to its phase.
-_denials contains [0, "input document is not version 1"] if not _valid_version
-
-_denials contains [0, "input document is malformed"] if {
-	_valid_version
-	not _valid_shape
+_denials contains {"rule": "input_version", "priority": 0, "message": "input document is not version 1"} if {
+	not lib.valid_version
 }
 
-_denials contains [0, msg] if {
-	_valid_shape
-	not _valid_phase_message
-	msg := concat("", ["message type ", _text(input.message.type), " is not expected in phase ", _text(input.phase)])
+_denials contains {"rule": "message_phase", "priority": 0, "message": msg} if {
+	lib.valid_version
+	not lib.valid_phase_message
+	msg := concat("", ["message type ", lib.text(input.message.type), " is not expected in phase ", lib.text(input.phase)])
 }
 
-# Site rules from package pgward.custom (rego/custom.rego): reasons and alerts of their own,
-# never skipped by the fast path.
+# Site rules from package pgward.custom (rego/custom.rego). A `deny` entry is a string (rule id
+# "custom") or an object {"rule", "message"} with a rule id of its own; they come after the
+# shipped denials (priority 60). `alert` entries are {"rule", "severity", "message"} objects.
 default _custom_deny := set()
 
 _custom_deny := data.pgward.custom.deny
@@ -150,9 +117,23 @@ default _custom_alert := set()
 
 _custom_alert := data.pgward.custom.alert
 
-_denials contains [60, reason] if {
-	some reason in _custom_deny
+_denials contains {"rule": _custom_rule(d), "priority": 60, "message": _custom_message(d)} if {
+	some d in _custom_deny
 }
+
+# Total, so that a malformed entry still denies: an object without a string rule is "custom", an
+# entry that is neither a string nor an object with a string message is denied with its JSON.
+_custom_rule(d) := d.rule if {
+	is_object(d)
+	is_string(d.rule)
+} else := "custom"
+
+_custom_message(d) := d if {
+	is_string(d)
+} else := d.message if {
+	is_object(d)
+	is_string(d.message)
+} else := json.marshal(d)
 
 _alert_set contains alert if {
 	some alert in _custom_alert

@@ -1,46 +1,39 @@
-package pgward
+# METADATA
+# title: input guard and facts shared by the rule packages
+# description: |
+#   The version and phase guard, the statements the SQL rules judge, principals and text helpers.
+package pgward.lib
 
-# Structural checks on the input document. A rule whose condition reads a missing field is
-# undefined, so an incomplete document could otherwise slip past a deny rule: allow requires the
-# whole document (and every statement in it) to have the version 1 shape.
+import data.pgward.read_only
+import data.pgward.statements
 
-_valid_input if {
-	_valid_version
-	_valid_shape
-	_valid_phase_message
-	every s in _statements {
-		_valid_statement(s)
-	}
+# The input guard. The document's shape is the gateway's contract (docs/policy-input.schema.json):
+# checked where the document is made (gateway/src/policy/input-schema.test.ts validates what the
+# builders produce, and checks the TypeScript types against the schema) and where rules read it
+# (make policy-test type-checks every rule against it: a rule that reads a field the contract
+# does not define fails the build). At run time only what types cannot express is checked: the
+# version, and that the message belongs to its phase. Rules read only the fields they need, so the
+# gateway can leave the others out of the input.
+
+valid_input if {
+	valid_version
+	valid_phase_message
 }
 
-_valid_version if input.version == 1
-
-_valid_shape if {
-	is_object(input.connection)
-	is_string(input.connection.user)
-	is_object(input.connection.tls)
-	is_boolean(input.connection.tls.enabled)
-	is_string(input.connection.client_addr)
-	is_object(input.connection.parameters)
-	is_object(input.connection.options)
-	is_object(input.message)
-	is_string(input.message.type)
-	is_array(input.statements)
-	_string_or_null(input.parse_error)
-}
+valid_version if input.version == 1
 
 # Membership tests below are functions with one body per constant rather than `x in {...}`:
 # in the wasm target a set literal is built (allocated and hashed) on every evaluation.
 
 # A startup document carries connection information only.
-_valid_phase_message if {
+valid_phase_message if {
 	input.phase == "startup"
 	input.message.type == "StartupMessage"
 	count(input.statements) == 0
 	is_null(input.parse_error)
 }
 
-_valid_phase_message if {
+valid_phase_message if {
 	input.phase == "message"
 	_message_phase_type(input.message.type)
 }
@@ -55,157 +48,48 @@ _message_phase_type("FunctionCall")
 
 _message_phase_type("CopyData")
 
-_valid_statement(s) if {
-	is_object(s)
-	is_string(s.command)
-	is_string(s.node)
-	is_array(s.relations)
-	every r in s.relations {
-		_valid_relation(r)
-	}
-	is_array(s.functions)
-	every f in s.functions {
-		is_string(f)
-	}
-	_boolean_or_null(s.has_where)
-	is_boolean(s.read_only)
-	is_boolean(s.ddl)
-	is_boolean(s.role_change)
-	_string_or_null(s.utility)
-	_valid_copy(s.copy)
-	_valid_transaction(s.transaction)
-	_valid_prepared(s.prepared)
-	is_array(s.settings)
-	every setting in s.settings {
-		_valid_setting(setting)
-	}
-	_valid_sql_text_calls(s)
-}
+string_or_null(x) if is_string(x)
 
-# sql_text_calls is present only when the statement has such calls.
-_valid_sql_text_calls(s) if not s.sql_text_calls
-
-_valid_sql_text_calls(s) if {
-	is_array(s.sql_text_calls)
-	every c in s.sql_text_calls {
-		is_string(c.function)
-		is_boolean(c.classified)
-	}
-}
-
-_valid_relation(r) if {
-	is_object(r)
-	_string_or_null(r.schema)
-	is_string(r.name)
-	_relation_access(r.access)
-}
-
-_relation_access("read")
-
-_relation_access("write")
-
-_relation_access("ddl")
-
-_valid_copy(c) if is_null(c)
-
-_valid_copy(c) if {
-	_copy_direction(c.direction)
-	is_boolean(c.stdio)
-	is_boolean(c.program)
-	_string_or_null(c.filename)
-}
-
-_copy_direction("from")
-
-_copy_direction("to")
-
-_valid_transaction(t) if is_null(t)
-
-_valid_transaction(t) if {
-	is_string(t.kind)
-	_transaction_mode(t.mode)
-}
-
-_transaction_mode("read_write")
-
-_transaction_mode("read_only")
-
-_transaction_mode(null)
-
-_valid_prepared(p) if is_null(p)
-
-_valid_prepared(p) if {
-	_prepared_kind(p.kind)
-	_string_or_null(p.name)
-}
-
-_prepared_kind("prepare")
-
-_prepared_kind("execute")
-
-_prepared_kind("deallocate")
-
-_prepared_kind("discard")
-
-_valid_setting(x) if {
-	is_string(x.name)
-	_string_or_null(x.value)
-	_setting_via(x.via)
-}
-
-_setting_via("set")
-
-_setting_via("reset")
-
-_setting_via("set_config")
-
-_string_or_null(x) if is_string(x)
-
-_string_or_null(x) if is_null(x)
-
-_boolean_or_null(x) if is_boolean(x)
-
-_boolean_or_null(x) if is_null(x)
+string_or_null(x) if is_null(x)
 
 # The statements judged for this message: the message's own statements, the statement a Bind
 # binds, and what PREPARE / EXECUTE stand for (two levels: PREPARE cannot nest another PREPARE).
 #
-# For speed, `_statements` holds only the statements that some SQL rule could concern: a
-# statement that is `_plain` (valid shape, and nothing in it that any rule below denies or alerts
-# on) is left out, so the rules, which all iterate `_statements`, have nothing to do for it. A
+# For speed, `judged` holds only the statements that some SQL rule could concern: a
+# statement that is `plain` (nothing in it that any rule below denies or alerts
+# on) is left out, so the rules, which all iterate `judged`, have nothing to do for it. A
 # plain statement has `prepared: null`, so it stands for no inner statement either.
 _top_statements contains s if {
 	some s in input.statements
-	not _plain(s)
+	not plain(s)
 }
 
 _top_statements contains s if {
 	input.message.type == "Bind"
 	some s in input.message.statement.statements
-	not _plain(s)
+	not plain(s)
 }
 
-_statements contains s if some s in _top_statements
+judged contains s if some s in _top_statements
 
-_statements contains inner if {
+judged contains inner if {
 	some s in _top_statements
 	inner := s.prepared.inner
 	not is_null(inner)
-	not _plain(inner)
+	not plain(inner)
 }
 
-_statements contains inner if {
+judged contains inner if {
 	some s in _top_statements
 	inner := s.prepared.inner.prepared.inner
 	not is_null(inner)
-	not _plain(inner)
+	not plain(inner)
 }
 
 # A statement no rule can deny or alert on. Every condition negates the trigger of a rule
 # (statements.rego): keep the two in step when a rule changes. Any doubt: not plain, and the
 # statement goes through every rule.
-_plain(s) if {
-	_valid_statement(s)
+plain(s) if {
 	is_null(s.prepared) # no PREPARE/EXECUTE (rule 21), nothing inner to judge
 	is_null(s.copy) # no COPY FROM (31), PROGRAM or server file (50)
 	s.role_change == false # 31, 50
@@ -214,10 +98,10 @@ _plain(s) if {
 	_plain_node(s.node) # Drop*/Alter*/TruncateStmt and the admin-only nodes (50)
 	_plain_utility(s.utility) # admin-only utilities (50)
 	every f in s.functions {
-		not _is_dangerous_function(f) # 31, 50
+		not statements.is_dangerous_function(f) # 31, 50
 	}
 	every r in s.relations {
-		not _sensitive_relation(r) # sensitive_table alert
+		not statements.sensitive_relation(r) # sensitive_table alert
 	}
 	_plain_for_principal(s) # 31, 32
 	not _unclassified_sql_text(s) # 50
@@ -238,7 +122,7 @@ _plain_command(c, has_where) if {
 # has_where is false whenever the statement runs a DELETE or UPDATE without WHERE anywhere
 # (a data-modifying CTE, EXPLAIN ANALYZE, COPY (DELETE …)), whatever its own command.
 _bounded(c, has_where) if {
-	not _unbounded_command(c)
+	not statements.unbounded_command(c)
 	has_where != false
 }
 
@@ -248,24 +132,24 @@ _plain_node(n) if {
 	not startswith(n, "Drop")
 	not startswith(n, "Alter")
 	n != "TruncateStmt"
-	not _admin_only_node(n)
+	not statements.admin_only_node(n)
 }
 
 _plain_utility(u) if is_null(u)
 
 _plain_utility(u) if {
 	is_string(u)
-	not _admin_only_utility_name(u)
+	not statements.admin_only_utility_name(u)
 }
 
 # Read-only principals: a statement that the classifier calls read-only, that is not DDL, reads
 # only, and does not start a READ WRITE transaction (copy, role change, settings and dangerous
 # functions are excluded above for everybody).
-_plain_for_principal(_) if not _is_read_only_user
+_plain_for_principal(_) if not is_read_only_user
 
 _plain_for_principal(s) if {
-	_is_read_only_user
-	not _has_user_function(s)
+	is_read_only_user
+	not read_only.has_user_function(s)
 	s.read_only == true
 	s.ddl == false
 	not s.transaction.mode == "read_write"
@@ -274,55 +158,58 @@ _plain_for_principal(s) if {
 	}
 }
 
-_has_parse_error if is_string(input.parse_error)
+has_parse_error if is_string(input.parse_error)
 
-_has_parse_error if {
+has_parse_error if {
 	input.message.type == "Bind"
 	is_string(input.message.statement.parse_error)
 }
 
 # Text helpers. Each is total for the values it is given so that a reason is never undefined.
-_text(x) := x if is_string(x)
+text(x) := x if is_string(x)
 
 else := "(none)" if is_null(x)
 
 else := json.marshal(x)
 
-_relation_name(r) := concat(".", [r.schema, r.name]) if is_string(r.schema)
+relation_name(r) := concat(".", [r.schema, r.name]) if is_string(r.schema)
 
 else := r.name if is_string(r.name)
 
 else := "(unnamed relation)"
 
-_command(s) := upper(s.command) if is_string(s.command)
+command(s) := upper(s.command) if is_string(s.command)
 
 else := "(unknown statement)"
 
 # Relations a statement changes, or every relation it names when it changes none.
-_targets(s) := names if {
-	names := concat(", ", sort({_relation_name(r) | some r in s.relations; r.access != "read"}))
+targets(s) := names if {
+	names := concat(", ", sort({relation_name(r) | some r in s.relations; r.access != "read"}))
 	names != ""
-} else := concat(", ", sort({_relation_name(r) | some r in s.relations}))
+} else := concat(", ", sort({relation_name(r) | some r in s.relations}))
 
-_on_targets(s) := concat("", [" on ", _targets(s)]) if _targets(s) != ""
+on_targets(s) := concat("", [" on ", targets(s)]) if targets(s) != ""
 
 else := ""
 
 # Function names are matched lower-cased and without schema: pg_catalog.pg_read_file,
 # "PG_CATALOG"."PG_READ_FILE" and evil.pg_read_file all match pg_read_file.
-_function_base(f) := base if {
+function_base(f) := base if {
 	parts := split(lower(f), ".")
 	base := trim(parts[count(parts) - 1], "\"")
 }
 
-_user := input.connection.user
+user := input.connection.user
 
-_is_admin if input.connection.user in data.pgward.admins
+is_admin if input.connection.user in data.pgward.admins
 
-_is_break_glass if input.connection.user in data.pgward.break_glass
+is_break_glass if input.connection.user in data.pgward.break_glass
 
-_is_read_only_user if input.connection.user in data.pgward.read_only_users
+is_read_only_user if input.connection.user in data.pgward.read_only_users
 
-_is_blocked_user if input.connection.user in data.pgward.blocked_users
+is_blocked_user if input.connection.user in data.pgward.blocked_users
 
-_is_tls_required_user if input.connection.user in data.pgward.tls_required_users
+is_tls_required_user if input.connection.user in data.pgward.tls_required_users
+
+# Startup settings and set_config names that change the role.
+role_settings := {"role", "session_authorization"}

@@ -48,12 +48,6 @@ test_classified_sql_text_role_change_denied if {
 	d.allow == false
 }
 
-test_sql_text_calls_malformed_denied if {
-	d := decide(query("alice", [stmt({"sql_text_calls": [{"function": "ts_stat"}]})]))
-	d.allow == false
-	"statement classification is malformed" in d.reasons
-}
-
 # data.pgward.read_only_deny_user_functions: off by default.
 
 test_read_only_user_function_allowed_by_default if {

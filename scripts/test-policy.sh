@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Lint, test and build-check the Rego policies with the pinned OPA (wasm-build/go.mod):
 #   1. opa fmt: rego/ and tests/fixtures/bundles/ are formatted (lists the files and shows the diff)
-#   2. opa check --strict on rego/ and on every fixture bundle
+#   2. opa check --strict on rego/ and on every fixture bundle; rego/ type-checked against the input
+#      contract (scripts/check-policy-types.sh: a rule reading a field the contract does not define
+#      fails, naming the field; proven here on a temporary copy of rego/ with a typo)
 #   3. opa test rego/, then coverage of the policy files (not the tests) >= $POLICY_COVERAGE_MIN (90)
 #   4. a policy calling a builtin that opa-wasm lacks must FAIL scripts/build-policy.sh
 #   5. rego/ and every fixture bundle build with scripts/build-policy.sh
@@ -37,10 +39,18 @@ step "opa fmt: ok"
 
 # 2. strict checks
 "$OPA" check --strict "$REGO" || fail "opa check --strict rego/"
-for dir in "$FIXTURES"/*/; do
-  "$OPA" check --strict -b "$dir" || fail "opa check --strict $dir"
-done
-step "opa check --strict: ok"
+"$ROOT/scripts/check-policy-types.sh" "$REGO" >/dev/null || fail "rego/ does not type-check against the input contract"
+# The type check itself: a site rule with a typo'd field must fail, naming the field.
+cp -r "$REGO" "$TMP/typo"
+printf '\ndeny contains "typo" if input.connection.usr == "alice"\n' >>"$TMP/typo/custom.rego"
+if "$ROOT/scripts/check-policy-types.sh" "$TMP/typo" >"$TMP/typo.log" 2>&1; then
+  fail "a rule reading input.connection.usr (no such field) passed the type check; it is broken"
+fi
+grep -q 'undefined input field input.connection.usr (custom.rego:[0-9]*; no field "usr")' "$TMP/typo.log" || {
+  cat "$TMP/typo.log" >&2
+  fail "the type check of a typo'd field failed without naming the field"
+}
+step "opa check --strict, type check against the input contract: ok (a typo'd field fails, named)"
 
 # 3. tests and coverage
 "$OPA" test --timeout 120s "$REGO" || fail "opa test rego/"

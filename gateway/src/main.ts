@@ -24,6 +24,7 @@ import {
 } from './audit';
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager, type BundleManagerOptions } from './policy/bundle-manager';
+import { gatewayDenial } from './policy/decision';
 import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
@@ -213,7 +214,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     onServerStateDiverged(ev) {
       // A tripwire: the audit record names the decision before the server's report, now a denial.
       const p = ev.preceding;
-      const d = { reasons: [ev.reason], alerts: [], error_code: ev.code };
+      const d = {
+        denials: [gatewayDenial(ev.code, ev.reason)],
+        reasons: [ev.reason],
+        alerts: [],
+        error_code: ev.code,
+      };
       audit.record(
         p
           ? auditEventFrom('deny', p.input, { ...p.decision, ...d, allow: false }, p.frame, p)

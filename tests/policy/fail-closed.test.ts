@@ -12,6 +12,8 @@ import { buildBundleFromDir, REPO, startGateway, type RunningGateway } from '../
 import { connectAs, rejection, sleep, withDirect, type PgErrorLike, policySuite } from './policy-helpers';
 import { startFakeUpstream, type FakeUpstream } from './fake-upstream';
 import { pgClient } from '../helpers/pg-clients';
+import { gatewayRuleId } from '../../gateway/src/policy/decision';
+import type { ErrorCode } from '../../gateway/src/errors';
 
 const DB = 'pgward_policy_failclosed';
 
@@ -56,7 +58,7 @@ describe.each(CASES)('tests/fixtures/bundles/$fixture (broken for every input)',
     const m = await metrics(gw);
     expect(m).toMatch(/pgward_errors_total\{code="PGWARD_ERR_BUNDLE_SMOKE"\} 1/);
     expect(m).toMatch(
-      /pgward_decisions_total\{outcome="deny",phase="startup",code="PGWARD_ERR_POLICY_NO_BUNDLE"\} [1-9]/,
+      /pgward_decisions_total\{outcome="deny",phase="startup",code="PGWARD_ERR_POLICY_NO_BUNDLE",rule="pgward.policy_no_bundle"\} [1-9]/,
     );
   });
 });
@@ -102,7 +104,9 @@ describe.each(CASES)('tests/policy/fixtures/late-$fixture (broken for writes onl
     expect(denied.type).toBe('Query');
     const m = await metrics(gw);
     expect(m).toMatch(
-      new RegExp(`pgward_decisions_total\\{outcome="deny",phase="message",code="${code}"\\} [1-9]`),
+      new RegExp(
+        `pgward_decisions_total\\{outcome="deny",phase="message",code="${code}",rule="${gatewayRuleId(code as ErrorCode)}"\\} [1-9]`,
+      ),
     );
     expect(m).toMatch(new RegExp(`pgward_errors_total\\{code="${code}"\\} [1-9]`));
   });

@@ -238,7 +238,7 @@ describe('no bundle loaded', () => {
     const metrics = await (await gw.admin('/metrics')).text();
     expect(metrics).toMatch(/pgward_errors_total\{code="PGWARD_ERR_BUNDLE_LOAD"\} [1-9]/);
     expect(metrics).toMatch(
-      /pgward_decisions_total\{outcome="deny",phase="startup",code="PGWARD_ERR_POLICY_NO_BUNDLE"\} [1-9]/,
+      /pgward_decisions_total\{outcome="deny",phase="startup",code="PGWARD_ERR_POLICY_NO_BUNDLE",rule="pgward.policy_no_bundle"\} [1-9]/,
     );
   });
 });

@@ -41,6 +41,7 @@ function denyEvent(over: Partial<AuditEvent> = {}): AuditEvent {
     sql: SQL,
     statements: [sampleStatement()],
     parse_error: null,
+    denials: [{ rule: 'no_writes', message: 'writes to orders are not allowed', priority: 10 }],
     reasons: ['writes to orders are not allowed'],
     alerts: [{ rule: 'bulk_delete', severity: 'high', message: 'delete on orders' }],
     error_code: null,

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import { decodeParameter } from '../policy/input';
-import type { Alert, BindParameter, ConnectionInfo, Decision, InputDocument } from '../policy/types';
+import type { Alert, BindParameter, ConnectionInfo, Decision, Denial, InputDocument } from '../policy/types';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { StatementInfo } from '../sql/types';
 import {
@@ -47,6 +47,8 @@ export interface AuditEvent {
   sql?: string | null;
   statements: readonly StatementInfo[];
   parse_error?: string | null;
+  /** The decision's denials (rule, message, priority). */
+  denials: readonly Denial[];
   reasons: readonly string[];
   alerts: readonly Alert[];
   error_code: ErrorCode | null;
@@ -80,6 +82,7 @@ export interface AuditRecord {
   sql: string | null;
   statements: AuditStatement[];
   parse_error: string | null;
+  denials: Denial[];
   reasons: string[];
   alerts: Alert[];
   rule_ids: string[];
@@ -156,6 +159,7 @@ export function buildAuditRecord(
     sql: eventSql(sql, redact),
     statements: eventStatements(event.statements, redact),
     parse_error: eventParseError(event.parse_error, redact),
+    denials: event.denials.map((d) => ({ ...d })),
     reasons: [...event.reasons],
     alerts: event.alerts.map((a) => ({ ...a })),
     rule_ids: ruleIdsOf(event),
@@ -200,6 +204,7 @@ export function auditEventFrom(
     sql: ctx?.original?.sql ?? m.sql ?? m.statement?.sql ?? null,
     statements: ctx?.original?.statements ?? input.statements,
     parse_error: input.parse_error,
+    denials: decision.denials,
     reasons: decision.reasons,
     alerts: decision.alerts,
     error_code: decision.error_code,

@@ -81,6 +81,7 @@ describe('buildDecisionLogEntry', () => {
     expect(entry.input).toEqual(input);
     expect(entry.result).toEqual({
       allow: false,
+      denials: [{ rule: 'no_writes', message: 'writes to orders are not allowed', priority: 10 }],
       reasons: ['writes to orders are not allowed'],
       alerts: [{ rule: 'bulk_delete', severity: 'high', message: 'delete on orders' }],
       sqlstate: null,

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
-import type { Alert, Decision, InputDocument } from '../policy/types';
+import type { Alert, Decision, Denial, InputDocument } from '../policy/types';
 import { ruleIdsOf } from './events';
 import { redactInput, type RedactOptions } from './redact';
 import type { DecisionLogUploader } from './decision-log-upload';
@@ -35,6 +35,7 @@ export interface DecisionLogEntry {
   input: InputDocument;
   result: {
     allow: boolean;
+    denials: Denial[];
     reasons: string[];
     alerts: Alert[];
     sqlstate: string | null;
@@ -93,6 +94,7 @@ export function buildDecisionLogEntry(
     input: redacted,
     result: {
       allow: decision.allow,
+      denials: decision.denials,
       reasons: decision.reasons,
       alerts: decision.alerts,
       sqlstate: decision.sqlstate,

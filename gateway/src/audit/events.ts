@@ -5,7 +5,9 @@
  * `rule_ids`; audit events and statement records describe the connection with the same
  * `connection` object and the SQL with the same `sql` / `statements` fields, redacted the same way.
  */
-import type { Alert, ConnectionInfo, TlsInfo } from '../policy/types';
+import type { ErrorCode } from '../errors';
+import { gatewayRuleId } from '../policy/decision';
+import type { Alert, ConnectionInfo, Denial, TlsInfo } from '../policy/types';
 import type { RelationRef, StatementInfo } from '../sql/types';
 import { normalizeSql, redactParseError, type RedactOptions } from './redact';
 
@@ -63,39 +65,19 @@ export function eventParseError(message: string | null | undefined, redact: Reda
   return redact.literals ? redactParseError(m) : m;
 }
 
-/** A denial reason: today a string; an object with its own rule id once the Rego gives one. */
-export type ReasonLike = string | { rule?: unknown; message?: unknown };
-
 /**
- * A stable id for a denial reason without one: `reason:` and the reason text folded to lower-case
- * ASCII words joined by `-` (at most 64 characters). Texts that differ only in case, punctuation
- * or spacing share the id.
- */
-export function reasonRuleId(reason: string): string {
-  const slug = reason
-    .normalize('NFKD')
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 64)
-    .replace(/-+$/, '');
-  return `reason:${slug === '' ? 'empty' : slug}`;
-}
-
-/**
- * The rule ids of a decision, in order, without duplicates: each denial's `rule` when the
- * decision gives one, else the id derived from its text (reasonRuleId), then each alert's `rule`.
+ * The rule ids of a decision, in order, without duplicates: each denial's `rule`, then each
+ * alert's `rule`; a fail-closed deny without denials is named after its stage code
+ * (`pgward.policy_undefined`…, policy/decision.ts gatewayRuleId).
  */
 export function ruleIdsOf(d: {
-  readonly reasons: readonly ReasonLike[];
+  readonly denials: readonly Pick<Denial, 'rule'>[];
   readonly alerts: readonly Pick<Alert, 'rule'>[];
+  readonly error_code?: ErrorCode | null;
 }): string[] {
   const ids = new Set<string>();
-  for (const r of d.reasons) {
-    if (typeof r === 'string') ids.add(reasonRuleId(r));
-    else if (typeof r.rule === 'string' && r.rule !== '') ids.add(r.rule);
-    else if (typeof r.message === 'string') ids.add(reasonRuleId(r.message));
-  }
+  for (const r of d.denials) ids.add(r.rule);
+  if (d.denials.length === 0 && d.error_code) ids.add(gatewayRuleId(d.error_code));
   for (const a of d.alerts) if (a.rule !== '') ids.add(a.rule);
   return [...ids];
 }

@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { createMetrics } from '../metrics/metrics';
 import { buildAuditRecord } from './audit-log';
 import { buildDecisionLogEntry } from './decision-log';
-import { reasonRuleId, rowsOfCommandTag, ruleIdsOf } from './events';
+import { rowsOfCommandTag, ruleIdsOf } from './events';
 import { loadSqlNormalizer } from './redact';
 import type { LineSink } from './sink';
 import {
@@ -121,7 +121,7 @@ describe('statement log', () => {
       allow: false,
       status: 'denied',
       reasons: ['DROP is not allowed'],
-      rule_ids: ['reason:drop-is-not-allowed'],
+      rule_ids: ['no_writes'],
       command_tags: [],
       rows: null,
     });
@@ -314,6 +314,7 @@ describe('shared event fields', () => {
         message_type: 'Query',
         sql: SQL,
         statements: [sampleStatement()],
+        denials: decision.denials,
         reasons: decision.reasons,
         alerts: decision.alerts,
         error_code: null,
@@ -341,7 +342,7 @@ describe('shared event fields', () => {
         decision_id: 'd-1',
         revision: 'rev-7',
         connection_id: 'c-1',
-        rule_ids: ['reason:writes-to-orders-are-not-allowed', 'bulk_delete'],
+        rule_ids: ['no_writes', 'bulk_delete'],
       });
       expect(typeof r.timestamp).toBe('string');
       expect(JSON.stringify(r)).not.toContain(SECRET);
@@ -353,21 +354,16 @@ describe('shared event fields', () => {
 });
 
 describe('rule ids', () => {
-  it('derives a stable id from a reason text, and prefers a rule the decision gives', () => {
-    expect(reasonRuleId('DELETE without WHERE on public.orders')).toBe(
-      'reason:delete-without-where-on-public-orders',
-    );
-    expect(reasonRuleId('  DELETE without  WHERE on Public.Orders!')).toBe(
-      'reason:delete-without-where-on-public-orders',
-    );
-    expect(reasonRuleId('…')).toBe('reason:empty');
-    expect(reasonRuleId('x'.repeat(200))).toHaveLength('reason:'.length + 64);
+  it("lists the denials' rule ids, then the alerts', once each; a stage-code deny is named after its code", () => {
     expect(
       ruleIdsOf({
-        reasons: ['A b', { rule: 'no_drop', message: 'DROP' }, { message: 'C d' }, 'A b'],
+        denials: [{ rule: 'read_only' }, { rule: 'no_drop' }, { rule: 'read_only' }],
         alerts: [{ rule: 'bulk_read' }, { rule: 'no_drop' }],
       }),
-    ).toEqual(['reason:a-b', 'no_drop', 'reason:c-d', 'bulk_read']);
+    ).toEqual(['read_only', 'no_drop', 'bulk_read']);
+    expect(ruleIdsOf({ denials: [], alerts: [], error_code: 'PGWARD_ERR_POLICY_UNDEFINED' })).toEqual([
+      'pgward.policy_undefined',
+    ]);
   });
 
   it('reads rows from command tags', () => {

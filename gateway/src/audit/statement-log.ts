@@ -18,7 +18,7 @@
  */
 import type { Logger } from 'pino';
 import { ErrorCodes } from '../errors';
-import type { Alert, ConnectionInfo, Decision } from '../policy/types';
+import type { Alert, ConnectionInfo, Decision, Denial } from '../policy/types';
 import type { StatementInfo } from '../sql/types';
 import { createBufferedWriter, type BufferedWriterStats } from './buffered-writer';
 import {
@@ -73,6 +73,7 @@ export interface StatementRecord {
   statements: EventStatement[];
   parse_error: string | null;
   allow: boolean;
+  denials: Denial[];
   reasons: string[];
   alerts: Alert[];
   rule_ids: string[];
@@ -115,7 +116,7 @@ export interface StatementStart {
   sql: string | null;
   statements: readonly StatementInfo[];
   parse_error?: string | null;
-  decision: Pick<Decision, 'id' | 'allow' | 'reasons' | 'alerts' | 'revision' | 'error_code'>;
+  decision: Pick<Decision, 'id' | 'allow' | 'denials' | 'reasons' | 'alerts' | 'revision' | 'error_code'>;
 }
 
 export interface StatementHandle {
@@ -280,6 +281,7 @@ export function createStatementLog(opts: StatementLogOptions, deps: StatementLog
           statements: eventStatements(ev.statements, redact),
           parse_error: eventParseError(ev.parse_error, redact),
           allow: d.allow,
+          denials: d.denials.map((x) => ({ ...x })),
           reasons: [...d.reasons],
           alerts: d.alerts.map((a) => ({ ...a })),
           rule_ids: ruleIdsOf(d),

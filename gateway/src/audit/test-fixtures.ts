@@ -53,10 +53,12 @@ export function sampleInput(over: Partial<InputDocument> = {}): InputDocument {
 }
 
 export function sampleDecision(over: Partial<Decision> = {}): Decision {
+  const reasons = over.reasons ?? ['writes to orders are not allowed'];
   return {
     id: 'd-1',
     allow: false,
-    reasons: ['writes to orders are not allowed'],
+    denials: reasons.map((message) => ({ rule: 'no_writes', message, priority: 10 })),
+    reasons,
     alerts: [{ rule: 'bulk_delete', severity: 'high', message: 'delete on orders' }],
     sqlstate: null,
     session_parameters: {},

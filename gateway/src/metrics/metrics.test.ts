@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Registry } from 'prom-client';
 import { parse as parseYaml } from 'yaml';
 import type { Decision } from '../policy/types';
-import { createMetrics, LATENCY_BUCKETS, type Metrics } from './metrics';
+import { createMetrics, LATENCY_BUCKETS, MAX_RULE_LABELS, type Metrics } from './metrics';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -11,6 +11,7 @@ function decision(over: Partial<Decision> = {}): Decision {
   return {
     id: 'd',
     allow: true,
+    denials: [],
     reasons: [],
     alerts: [],
     sqlstate: null,
@@ -162,6 +163,54 @@ describe('metrics', () => {
     ).toBe(1);
     expect(await value(m, 'pgward_errors_total', { code: 'PGWARD_ERR_POLICY_EVAL' })).toBe(0);
     expect(await value(m, 'pgward_policy_eval_seconds', {})).toBeDefined();
+  });
+
+  it('labels a denying decision with the rule id of its first denial, with bounded cardinality', async () => {
+    const m = createMetrics(new Registry());
+    const deny = (rule: string): Decision =>
+      decision({
+        allow: false,
+        denials: [
+          { rule, message: 'm', priority: 1 },
+          { rule: 'second', message: 'm', priority: 2 },
+        ],
+      });
+    m.countDecision(deny('unbounded_write'), 'message');
+    m.countDecision(deny('unbounded_write'), 'message');
+    m.countDecision(deny('custom.payroll_hours'), 'message');
+    for (let i = 0; i < MAX_RULE_LABELS + 10; i++) m.countDecision(deny(`r${i}`), 'message');
+    const count = (rule: string): Promise<number | undefined> =>
+      value(m, 'pgward_decisions_total', { outcome: 'deny', phase: 'message', code: '', rule });
+    expect(await count('unbounded_write')).toBe(2);
+    expect(await count('custom.payroll_hours')).toBe(1);
+    expect(await count('second')).toBeUndefined();
+    // 2 ids seen first, then r0…r97 fill the 100 label values; the remaining 12 count as other.
+    expect(await count(`r${MAX_RULE_LABELS - 3}`)).toBe(1);
+    expect(await count(`r${MAX_RULE_LABELS - 2}`)).toBeUndefined();
+    expect(await count('other')).toBe(12);
+    const series = (await m.registry.getSingleMetric('pgward_decisions_total')!.get()).values;
+    expect(new Set(series.map((v) => v.labels['rule'])).size).toBeLessThanOrEqual(MAX_RULE_LABELS + 2);
+  });
+
+  it('names a fail-closed deny without denials after its stage code', async () => {
+    const m = createMetrics(new Registry());
+    m.countDecision(decision({ allow: false, error_code: 'PGWARD_ERR_POLICY_UNDEFINED' }), 'message');
+    expect(
+      await value(m, 'pgward_decisions_total', {
+        outcome: 'deny',
+        code: 'PGWARD_ERR_POLICY_UNDEFINED',
+        rule: 'pgward.policy_undefined',
+      }),
+    ).toBe(1);
+  });
+
+  it('counts an alert whose rule is not a rule id as other', async () => {
+    const m = createMetrics(new Registry());
+    m.countDecision(
+      decision({ alerts: [{ rule: 'Bad Rule\n', severity: 'high', message: 'm' }] }),
+      'message',
+    );
+    expect(await value(m, 'pgward_alerts_total', { rule: 'other', severity: 'high' })).toBe(1);
   });
 
   it('keeps exactly one pgward_bundle_info series: the active bundle', async () => {

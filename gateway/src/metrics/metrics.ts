@@ -7,6 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ErrorCodes, type ErrorCode } from '../errors';
 import type { BundleInfo, Decision } from '../policy/types';
+import { gatewayRuleId, RULE_ID } from '../policy/decision';
 import { FastHistogram } from './fast-histogram';
 
 export const METRIC_PREFIX = 'pgward_';
@@ -131,6 +132,24 @@ class PendingCount implements FastCounter {
   }
 }
 
+/** Distinct rule ids (decisions and alerts) and alert severities kept as label values; later ones count as `other`. */
+export const MAX_RULE_LABELS = 100;
+const MAX_SEVERITY_LABELS = 16;
+
+/**
+ * A label value from a policy-chosen string, with bounded cardinality: values that fail `valid`,
+ * and new values once `max` distinct ones were seen, become `other`.
+ */
+export function boundedLabel(max: number, valid: (v: string) => boolean): (v: string) => string {
+  const seen = new Set<string>();
+  return (v) => {
+    if (seen.has(v)) return v;
+    if (!valid(v) || seen.size >= max) return 'other';
+    seen.add(v);
+    return v;
+  };
+}
+
 export interface Metrics {
   readonly registry: Registry;
   readonly connectionsActive: Gauge<string>;
@@ -141,7 +160,7 @@ export interface Metrics {
   readonly upstreamUp: Gauge<string>;
   readonly configReloadsTotal: Counter<'result'>;
   readonly framesTotal: Counter<'direction' | 'type'>;
-  readonly decisionsTotal: Counter<'outcome' | 'phase' | 'code'>;
+  readonly decisionsTotal: Counter<'outcome' | 'phase' | 'code' | 'rule'>;
   readonly alertsTotal: Counter<'rule' | 'severity'>;
   readonly errorsTotal: Counter<'code'>;
   readonly policyEvalSeconds: FastHistogram;
@@ -249,8 +268,8 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   });
   const decisionsTotal = new Counter({
     name: 'pgward_decisions_total',
-    help: "Policy decisions by outcome, phase and fail-closed error code ('' for policy decisions).",
-    labelNames: ['outcome', 'phase', 'code'] as const,
+    help: "Policy decisions by outcome, phase, fail-closed error code ('' for policy decisions) and the rule id of the first denial (a fail-closed deny: pgward.<code>; '' for allow; at most 100 ids, then 'other').",
+    labelNames: ['outcome', 'phase', 'code', 'rule'] as const,
     registers: [registry],
     collect: flushAll,
   });
@@ -397,11 +416,13 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
   sqlCacheTotal.inc({ result: 'miss' }, 0);
 
   const capturedFrames = bind((n) => captureFramesTotal.inc(n));
+  const ruleLabel = boundedLabel(MAX_RULE_LABELS, (v) => v === '' || (v.length <= 64 && RULE_ID.test(v)));
+  const severityLabel = boundedLabel(MAX_SEVERITY_LABELS, (v) => v.length <= 32 && RULE_ID.test(v));
 
   // The common decision (allowed, no error) is counted without a label lookup per message.
   const allowed: Record<DecisionPhase, PendingCount> = {
-    startup: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'startup', code: '' }, n)),
-    message: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'message', code: '' }, n)),
+    startup: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'startup', code: '', rule: '' }, n)),
+    message: bind((n) => decisionsTotal.inc({ outcome: 'allow', phase: 'message', code: '', rule: '' }, n)),
   };
   captureFramesTotal.inc(0);
 
@@ -426,7 +447,8 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
 
   for (const code of Object.values(ErrorCodes)) errorsTotal.inc({ code }, 0);
   for (const outcome of ['allow', 'deny'] as const) {
-    for (const phase of ['startup', 'message'] as const) decisionsTotal.inc({ outcome, phase, code: '' }, 0);
+    for (const phase of ['startup', 'message'] as const)
+      decisionsTotal.inc({ outcome, phase, code: '', rule: '' }, 0);
   }
   for (const result of ['success', 'failure'] as const) bundleReloadsTotal.inc({ result }, 0);
   for (const kind of ['deny', 'alert', 'shadow'] as const) auditEventsTotal.inc({ kind }, 0);
@@ -481,8 +503,12 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
           outcome: decision.allow ? 'allow' : 'deny',
           phase,
           code: decision.error_code ?? '',
+          rule: ruleLabel(
+            decision.denials[0]?.rule ?? (decision.error_code ? gatewayRuleId(decision.error_code) : ''),
+          ),
         });
-      for (const a of decision.alerts) alertsTotal.inc({ rule: a.rule, severity: a.severity });
+      for (const a of decision.alerts)
+        alertsTotal.inc({ rule: ruleLabel(a.rule), severity: severityLabel(a.severity) });
       policyEvalSeconds.observe(decision.eval_seconds);
     },
     countError(code) {

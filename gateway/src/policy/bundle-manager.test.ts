@@ -45,6 +45,7 @@ class FakeEngine implements PolicyEngine {
     return {
       id: 'x',
       allow: !failing,
+      denials: [],
       reasons: [],
       alerts: [],
       sqlstate: null,

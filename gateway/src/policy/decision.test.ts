@@ -1,5 +1,5 @@
 import { ErrorCodes } from '../errors';
-import { parseDecision } from './decision';
+import { gatewayDenial, gatewayRuleId, parseDecision, RULE_ID, UNNAMED_RULE } from './decision';
 
 const rs = (result: unknown) => [{ result }];
 
@@ -8,7 +8,7 @@ describe('parseDecision', () => {
     const p = parseDecision(
       rs({
         allow: true,
-        reasons: ['ok'],
+        denials: [],
         alerts: [{ rule: 'r1', severity: 'low', message: 'm' }],
         sqlstate: '42501',
         session_parameters: { statement_timeout: '5s', 'pgward.tag': 'x' },
@@ -17,7 +17,8 @@ describe('parseDecision', () => {
     expect(p.error).toBeNull();
     expect(p.body).toEqual({
       allow: true,
-      reasons: ['ok'],
+      denials: [],
+      reasons: [],
       alerts: [{ rule: 'r1', severity: 'low', message: 'm' }],
       sqlstate: '42501',
       session_parameters: { statement_timeout: '5s', 'pgward.tag': 'x' },
@@ -29,6 +30,7 @@ describe('parseDecision', () => {
     const p = parseDecision(rs({ allow: false }));
     expect(p.body).toEqual({
       allow: false,
+      denials: [],
       reasons: [],
       alerts: [],
       sqlstate: null,
@@ -36,6 +38,43 @@ describe('parseDecision', () => {
       error_code: null,
     });
     expect(parseDecision(rs({ allow: true, sqlstate: null })).body.sqlstate).toBeNull();
+  });
+
+  it("reads denials in the policy's order; reasons are their messages", () => {
+    const denials = [
+      { rule: 'unbounded_write', message: 'DELETE without WHERE on public.orders', priority: 40 },
+      { rule: 'custom.payroll_hours', message: 'payroll is closed', priority: 60 },
+    ];
+    const p = parseDecision(rs({ allow: false, denials, alerts: [], sqlstate: '42501' }));
+    expect(p.error).toBeNull();
+    expect(p.body.denials).toEqual(denials);
+    expect(p.body.reasons).toEqual(['DELETE without WHERE on public.orders', 'payroll is closed']);
+  });
+
+  it('reads a version 1 reasons list as denials of the rule "unnamed"', () => {
+    const p = parseDecision(rs({ allow: false, reasons: ['no', 'never'] }));
+    expect(p.error).toBeNull();
+    expect(p.body.denials).toEqual([
+      { rule: UNNAMED_RULE, message: 'no', priority: 0 },
+      { rule: UNNAMED_RULE, message: 'never', priority: 0 },
+    ]);
+    expect(p.body.reasons).toEqual(['no', 'never']);
+  });
+
+  it('keeps a version 1 reasons list that accompanies an allow', () => {
+    const p = parseDecision(rs({ allow: true, reasons: ['ok'] }));
+    expect(p.error).toBeNull();
+    expect(p.body.reasons).toEqual(['ok']);
+  });
+
+  it('names the denials pgward makes itself after their stage code', () => {
+    expect(gatewayDenial(ErrorCodes.AUDIT_SINK, 'x')).toEqual({
+      rule: 'pgward.audit_sink',
+      message: 'x',
+      priority: 0,
+    });
+    expect(gatewayRuleId(ErrorCodes.POLICY_UNDEFINED)).toBe('pgward.policy_undefined');
+    for (const code of Object.values(ErrorCodes)) expect(gatewayRuleId(code)).toMatch(RULE_ID);
   });
 
   const undefinedCases: [string, unknown][] = [
@@ -79,6 +118,32 @@ describe('parseDecision', () => {
     ['session parameter upper case', rs({ allow: true, session_parameters: { Role: 'x' } })],
     ['session parameter with space', rs({ allow: true, session_parameters: { 'a b': 'x' } })],
     ['session parameter non-string', rs({ allow: true, session_parameters: { work_mem: 64 } })],
+    ['denials not an array', rs({ allow: false, denials: 'no' })],
+    ['denials and reasons', rs({ allow: false, denials: [], reasons: [] })],
+    ['denial a string', rs({ allow: false, denials: ['r'] })],
+    ['denial missing priority', rs({ allow: false, denials: [{ rule: 'r', message: 'm' }] })],
+    ['denial extra key', rs({ allow: false, denials: [{ rule: 'r', message: 'm', priority: 1, x: 1 }] })],
+    [
+      'denial rule upper case',
+      rs({ allow: false, denials: [{ rule: 'Read_only', message: 'm', priority: 1 }] }),
+    ],
+    [
+      'denial rule with a dash',
+      rs({ allow: false, denials: [{ rule: 'read-only', message: 'm', priority: 1 }] }),
+    ],
+    ['denial rule empty', rs({ allow: false, denials: [{ rule: '', message: 'm', priority: 1 }] })],
+    [
+      'denial rule too long',
+      rs({ allow: false, denials: [{ rule: 'r'.repeat(65), message: 'm', priority: 1 }] }),
+    ],
+    ['denial empty message', rs({ allow: false, denials: [{ rule: 'r', message: '', priority: 1 }] })],
+    ['denial message NUL', rs({ allow: false, denials: [{ rule: 'r', message: 'a\0b', priority: 1 }] })],
+    ['denial priority a string', rs({ allow: false, denials: [{ rule: 'r', message: 'm', priority: '1' }] })],
+    [
+      'denial priority fractional',
+      rs({ allow: false, denials: [{ rule: 'r', message: 'm', priority: 1.5 }] }),
+    ],
+    ['allowed with denials', rs({ allow: true, denials: [{ rule: 'r', message: 'm', priority: 1 }] })],
     ['session parameter value NUL', rs({ allow: true, session_parameters: { role: 'a\0user\0x' } })],
   ];
   it.each(badCases)('%s → deny POLICY_BAD_DECISION', (_name, raw) => {
@@ -86,8 +151,15 @@ describe('parseDecision', () => {
     expect(p.body.allow).toBe(false);
     expect(p.body.error_code).toBe(ErrorCodes.POLICY_BAD_DECISION);
     expect(p.body.reasons).toEqual([]);
+    expect(p.body.denials).toEqual([]);
     expect(p.body.session_parameters).toEqual({});
     expect(p.error).toMatch(/^bad decision: /);
+  });
+
+  it('refuses too many denials', () => {
+    const d = { rule: 'r', message: 'm', priority: 1 };
+    const p = parseDecision(rs({ allow: false, denials: new Array(1001).fill(d) }));
+    expect(p.body.error_code).toBe(ErrorCodes.POLICY_BAD_DECISION);
   });
 
   it('refuses too many reasons', () => {

@@ -4,7 +4,7 @@
  * turn the result into a deny with a stage code.
  */
 import { ErrorCodes, type ErrorCode } from '../errors';
-import type { Alert, Decision } from './types';
+import type { Alert, Decision, Denial } from './types';
 
 /** A decision before the engine stamps it with an id, the bundle revision and the evaluation time. */
 export type DecisionBody = Omit<Decision, 'id' | 'revision' | 'eval_seconds'>;
@@ -15,8 +15,23 @@ export interface ParsedDecision {
   error: string | null;
 }
 
-const DECISION_KEYS = new Set(['allow', 'reasons', 'alerts', 'sqlstate', 'session_parameters']);
+const DECISION_KEYS = new Set(['allow', 'denials', 'reasons', 'alerts', 'sqlstate', 'session_parameters']);
 const ALERT_KEYS = ['rule', 'severity', 'message'] as const;
+const DENIAL_KEYS = new Set(['rule', 'message', 'priority']);
+/** A rule id: lower-case words of [a-z0-9_] joined by dots, at most 64 characters. */
+export const RULE_ID = /^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$/;
+const MAX_RULE_ID = 64;
+/** The rule id of each string of a version 1 `reasons` list (policies written before denials). */
+export const UNNAMED_RULE = 'unnamed';
+/** The rule id of a deny pgward decides itself (a stage code): `pgward.` and the code's name. */
+export function gatewayRuleId(code: ErrorCode): string {
+  return `pgward.${code.replace(/^PGWARD_ERR_/, '').toLowerCase()}`;
+}
+
+/** A denial pgward makes itself, named after its stage code. */
+export function gatewayDenial(code: ErrorCode | null, message: string): Denial {
+  return { rule: code === null ? 'pgward.deny' : gatewayRuleId(code), message, priority: 0 };
+}
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 const SESSION_PARAMETER_NAME = /^[a-z_][a-z0-9_.]*$/;
 const MAX_LIST = 1000;
@@ -26,7 +41,15 @@ const MAX_STRING = 8192;
 /** A deny carrying a stage code; `error` keeps the detail for the logs. */
 export function denyBody(code: ErrorCode, error: string): ParsedDecision {
   return {
-    body: { allow: false, reasons: [], alerts: [], sqlstate: null, session_parameters: {}, error_code: code },
+    body: {
+      allow: false,
+      denials: [],
+      reasons: [],
+      alerts: [],
+      sqlstate: null,
+      session_parameters: {},
+      error_code: code,
+    },
     error,
   };
 }
@@ -69,16 +92,11 @@ export function parseDecisionValue(value: unknown): ParsedDecision {
   const allow = value['allow'];
   if (typeof allow !== 'boolean') return bad(`allow is ${describe(allow)}, not a boolean`);
 
-  const reasons: string[] = [];
-  const rawReasons = value['reasons'];
-  if (rawReasons !== undefined) {
-    if (!Array.isArray(rawReasons) || rawReasons.length > MAX_LIST)
-      return bad('reasons is not an array of strings');
-    for (const r of rawReasons) {
-      if (!checkString(r)) return bad('reasons is not an array of strings');
-      reasons.push(r);
-    }
-  }
+  const denials = parseDenials(value['denials'], value['reasons']);
+  if (typeof denials === 'string') return bad(denials);
+  // A version 1 `reasons` list may accompany an allow (it did before denials); `denials` may not.
+  if (allow && value['denials'] !== undefined && denials.length > 0)
+    return bad('an allowing decision has denials');
 
   const alerts: Alert[] = [];
   const rawAlerts = value['alerts'];
@@ -121,7 +139,52 @@ export function parseDecisionValue(value: unknown): ParsedDecision {
     }
   }
 
-  return { body: { allow, reasons, alerts, sqlstate, session_parameters, error_code: null }, error: null };
+  const reasons = denials.map((d) => d.message);
+  return {
+    body: { allow, denials, reasons, alerts, sqlstate, session_parameters, error_code: null },
+    error: null,
+  };
+}
+
+function isRuleId(v: unknown): v is string {
+  return typeof v === 'string' && v.length <= MAX_RULE_ID && RULE_ID.test(v);
+}
+
+/**
+ * `denials` ([{rule, message, priority}]), or, for policies written against the first decision
+ * shape, `reasons` ([string], each under the rule id `unnamed`); never both. Returns the denials
+ * in the policy's order, or why they are malformed.
+ */
+function parseDenials(rawDenials: unknown, rawReasons: unknown): Denial[] | string {
+  if (rawDenials !== undefined && rawReasons !== undefined) return 'both denials and reasons';
+  const denials: Denial[] = [];
+  if (rawReasons !== undefined) {
+    if (!Array.isArray(rawReasons) || rawReasons.length > MAX_LIST)
+      return 'reasons is not an array of strings';
+    for (const r of rawReasons) {
+      if (!checkString(r)) return 'reasons is not an array of strings';
+      denials.push({ rule: UNNAMED_RULE, message: r, priority: 0 });
+    }
+    return denials;
+  }
+  if (rawDenials === undefined) return denials;
+  if (!Array.isArray(rawDenials) || rawDenials.length > MAX_LIST) return 'denials is not an array';
+  for (const d of rawDenials) {
+    if (
+      !isPlainObject(d) ||
+      Object.keys(d).length !== DENIAL_KEYS.size ||
+      !Object.keys(d).every((k) => DENIAL_KEYS.has(k))
+    )
+      return 'denial is not an object {rule, message, priority}';
+    const { rule, message, priority } = d;
+    if (!isRuleId(rule))
+      return `denial rule ${JSON.stringify(rule)} is not a rule id (${RULE_ID.source}, at most ${MAX_RULE_ID})`;
+    if (!checkString(message) || message === '') return `denial ${rule} has no message string without NUL`;
+    if (typeof priority !== 'number' || !Number.isSafeInteger(priority))
+      return `denial ${rule} has a priority that is not an integer`;
+    denials.push({ rule, message, priority });
+  }
+  return denials;
 }
 
 function describe(v: unknown): string {

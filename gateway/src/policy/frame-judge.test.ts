@@ -22,6 +22,7 @@ class RecordingEngine implements PolicyEngine {
     return {
       id: 'd',
       allow: true,
+      denials: [],
       reasons: [],
       alerts: [],
       sqlstate: null,

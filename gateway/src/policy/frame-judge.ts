@@ -23,6 +23,7 @@ import {
 } from './input';
 import { bundleInputOptions } from './input-project';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
+import { gatewayDenial } from './decision';
 import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
@@ -242,5 +243,12 @@ export function mayChangeLexicalState(statements: readonly StatementInfo[], afte
 }
 
 export function denyWith(d: Decision, code: Decision['error_code'], reason: string): Decision {
-  return { ...d, allow: false, reasons: [reason], error_code: code, sqlstate: null };
+  return {
+    ...d,
+    allow: false,
+    denials: [gatewayDenial(code, reason)],
+    reasons: [reason],
+    error_code: code,
+    sqlstate: null,
+  };
 }

@@ -145,3 +145,135 @@ describe('docs/policy-input.schema.json accepts what the builders produce', () =
     for (const doc of bad) expect(validate(JSON.parse(JSON.stringify(doc)) as InputDocument)).toBe(false);
   });
 });
+
+/**
+ * The input contract has one source, docs/policy-input.schema.json. The schema OPA's type checker
+ * reads is generated from it (scripts/gen-opa-schema.js), and the TypeScript types the gateway
+ * builds the input with are checked against it here, field by field: the same names, the same
+ * optionality, the same JSON types. Adding a field to one side only fails this test.
+ */
+describe('one input contract: the JSON Schema, the OPA schema and the TypeScript types agree', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script
+  const gen = require('../../../scripts/gen-opa-schema.js') as {
+    opaInputSchema: () => OpaSchema;
+    render: (s: OpaSchema) => string;
+  };
+
+  it('docs/opa-schemas/input.json is generated from docs/policy-input.schema.json', () => {
+    const file = path.resolve(__dirname, '../../../docs/opa-schemas/input.json');
+    expect(fs.readFileSync(file, 'utf8')).toBe(gen.render(gen.opaInputSchema()));
+  });
+
+  it('the OPA schema keeps no construct OPA cannot merge', () => {
+    const text = JSON.stringify(gen.opaInputSchema());
+    for (const k of ['allOf', 'oneOf', '"if"', '"then"', '"else"', '"not"', '"const"', '"enum"'])
+      expect(text).not.toContain(k.startsWith('"') ? `${k}:` : `"${k}":`);
+  });
+
+  it('gateway/src/policy/types.ts InputDocument has exactly the fields and types of the schema', () => {
+    const drift = compareTypeWithSchema(gen.opaInputSchema());
+    expect(drift).toEqual([]);
+  });
+});
+
+interface OpaSchema {
+  type?: string | string[];
+  properties?: Record<string, OpaSchema>;
+  required?: string[];
+  items?: OpaSchema;
+  additionalProperties?: boolean | OpaSchema;
+  anyOf?: OpaSchema[];
+  $ref?: string;
+  definitions?: Record<string, OpaSchema>;
+}
+
+/** Every difference between InputDocument (read with the TypeScript compiler) and the schema. */
+function compareTypeWithSchema(root: OpaSchema): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the compiler API, test only
+  const ts = require('typescript') as typeof import('typescript');
+  const file = path.resolve(__dirname, 'types.ts');
+  const program = ts.createProgram([file], { strict: true, exactOptionalPropertyTypes: true });
+  const checker = program.getTypeChecker();
+  const source = program.getSourceFile(file)!;
+  let inputType: import('typescript').Type | undefined;
+  ts.forEachChild(source, (n) => {
+    if (ts.isInterfaceDeclaration(n) && n.name.text === 'InputDocument')
+      inputType = checker.getTypeAtLocation(n);
+  });
+  const drift: string[] = [];
+  const resolve = (s: OpaSchema): OpaSchema =>
+    s.$ref ? resolve(root.definitions![s.$ref.replace('#/definitions/', '')]!) : s;
+  const schemaTypes = (s: OpaSchema): Set<string> => {
+    const r = resolve(s);
+    if (r.anyOf) return new Set(r.anyOf.flatMap((x) => [...schemaTypes(x)]));
+    const t = r.type === undefined ? [] : Array.isArray(r.type) ? r.type : [r.type];
+    return new Set(t.map((x) => (x === 'integer' ? 'number' : x)));
+  };
+  const objectOf = (s: OpaSchema): OpaSchema | undefined => {
+    const r = resolve(s);
+    if (r.anyOf) return r.anyOf.map(objectOf).find((x) => x !== undefined);
+    return schemaTypes(r).has('object') ? r : undefined;
+  };
+  const arrayOf = (s: OpaSchema): OpaSchema | undefined => {
+    const r = resolve(s);
+    if (r.anyOf) return r.anyOf.map(arrayOf).find((x) => x !== undefined);
+    return r.items;
+  };
+  const tsTypes = (t: import('typescript').Type): Set<string> => {
+    const out = new Set<string>();
+    for (const u of t.isUnion() ? t.types : [t]) {
+      const f = u.flags;
+      if (f & ts.TypeFlags.StringLike) out.add('string');
+      else if (f & ts.TypeFlags.NumberLike) out.add('number');
+      else if (f & ts.TypeFlags.BooleanLike) out.add('boolean');
+      else if (f & ts.TypeFlags.Null) out.add('null');
+      else if (f & ts.TypeFlags.Undefined) continue;
+      else if (checker.isArrayType(u) || checker.isTupleType(u)) out.add('array');
+      else out.add('object');
+    }
+    return out;
+  };
+  const visit = (t: import('typescript').Type, s: OpaSchema, at: string, depth: number): void => {
+    if (depth > 6) return; // StatementInfo.prepared.inner is recursive
+    const want = [...schemaTypes(s)].sort().join('|');
+    const got = [...tsTypes(t)].sort().join('|');
+    if (want !== got) drift.push(`${at}: TypeScript ${got}, schema ${want}`);
+    const nonNull = t.isUnion()
+      ? t.types.filter((u) => !(u.flags & (ts.TypeFlags.Null | ts.TypeFlags.Undefined)))
+      : [t];
+    const first = nonNull[0];
+    if (first === undefined) return;
+    if (checker.isArrayType(first)) {
+      const items = arrayOf(s);
+      const el = checker.getTypeArguments(first as import('typescript').TypeReference)[0];
+      if (items && el) visit(el, items, `${at}[_]`, depth + 1);
+      return;
+    }
+    const obj = objectOf(s);
+    if (!obj || !tsTypes(first).has('object')) return;
+    if (obj.properties === undefined) {
+      // A map (Record<string, string>): the values' type.
+      const index = checker.getIndexInfosOfType(first)[0];
+      if (index && typeof obj.additionalProperties === 'object')
+        visit(index.type, obj.additionalProperties, `${at}[_]`, depth + 1);
+      return;
+    }
+    const props = new Map(checker.getPropertiesOfType(first).map((p) => [p.name, p]));
+    const required = new Set(obj.required ?? []);
+    for (const name of new Set([...props.keys(), ...Object.keys(obj.properties)])) {
+      const p = props.get(name);
+      const sp = obj.properties[name];
+      if (!p) drift.push(`${at}.${name}: in the schema, not in TypeScript`);
+      else if (!sp) drift.push(`${at}.${name}: in TypeScript, not in the schema`);
+      else {
+        const optional = (p.flags & ts.SymbolFlags.Optional) !== 0;
+        if (optional === required.has(name))
+          drift.push(`${at}.${name}: ${optional ? 'optional' : 'required'} in TypeScript, not in the schema`);
+        visit(checker.getTypeOfSymbol(p), sp, `${at}.${name}`, depth + 1);
+      }
+    }
+  };
+  if (!inputType) return ['InputDocument not found in types.ts'];
+  visit(inputType, root, 'input', 0);
+  return drift;
+}

@@ -62,6 +62,7 @@ function stamp(body: DecisionBody, error: string | null, revision: string, start
   return {
     id: nextDecisionId(),
     allow: body.allow,
+    denials: body.denials,
     reasons: body.reasons,
     alerts: body.alerts,
     sqlstate: body.sqlstate,

@@ -110,10 +110,21 @@ export interface Alert {
   message: string;
 }
 
+/** Why a decision denies: the rule that fired, its message, and its priority (lower first). */
+export interface Denial {
+  /** Rule id: lower-case `[a-z0-9_]` words joined by dots, at most 64 characters. */
+  rule: string;
+  message: string;
+  priority: number;
+}
+
 /** The validated decision. Anything that fails validation becomes a deny with a stage code. */
 export interface Decision {
   id: string;
   allow: boolean;
+  /** Ordered as the policy returned them; empty when allowed by the policy. */
+  denials: Denial[];
+  /** The denials' messages, in the same order (the first one reaches the client). */
   reasons: string[];
   alerts: Alert[];
   sqlstate: string | null;

@@ -1,7 +1,7 @@
 /**
  * Comparing replayed decisions: against a baseline bundle's decisions of the same capture, or
  * against a checked-in expectations file. Decisions are matched by key and compared by outcome,
- * reasons and alerts only (decision ids, timings and revisions differ between runs).
+ * denials (rule id and message) and alerts only (decision ids, timings and revisions differ between runs).
  */
 import fs from 'node:fs';
 import { PgwardError, ErrorCodes } from '../errors';
@@ -10,8 +10,17 @@ import { ruleIdsOf } from '../audit/events';
 import type { ReplayDecision } from './replay';
 
 export const EXPECT_FORMAT = 'pgward-replay-expect';
-/** Version 2: content-derived keys (replay.ts), entries sorted by key, `fingerprint`. */
-export const EXPECT_VERSION = 2;
+/**
+ * Version 2: content-derived keys (replay.ts), entries sorted by key, `fingerprint`.
+ * Version 3: `denials` ({rule, message}) instead of `reasons` (strings).
+ */
+export const EXPECT_VERSION = 3;
+
+/** A denial as expectations record it: the rule id and the message (the priority only orders them). */
+export interface ExpectDenial {
+  rule: string;
+  message: string;
+}
 
 /** One line of an expectations file (and what a baseline decision is reduced to). */
 export interface ExpectEntry {
@@ -23,11 +32,18 @@ export interface ExpectEntry {
   /** libpg-query fingerprint of the (first) statement; null for startup and unparsable text. */
   fingerprint: string | null;
   allow: boolean;
-  reasons: string[];
+  denials: ExpectDenial[];
   alerts: Alert[];
 }
 
-export type ChangeKind = 'allow-to-deny' | 'deny-to-allow' | 'alerts' | 'reasons' | 'added' | 'removed';
+export type ChangeKind = 'allow-to-deny' | 'deny-to-allow' | 'alerts' | 'denials' | 'added' | 'removed';
+
+/** What a change compares: outcome, denials and alerts. */
+export interface Outcome {
+  allow: boolean;
+  denials: ExpectDenial[];
+  alerts: Alert[];
+}
 
 export interface Change {
   key: string;
@@ -37,8 +53,8 @@ export interface Change {
   database: string;
   sql: string | null;
   fingerprint: string | null;
-  before: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
-  after: { allow: boolean; reasons: string[]; alerts: Alert[] } | null;
+  before: Outcome | null;
+  after: Outcome | null;
   alerts_added: string[];
   alerts_removed: string[];
 }
@@ -52,13 +68,14 @@ export function toExpect(d: ReplayDecision | ExpectEntry): ExpectEntry {
     sql: d.sql,
     fingerprint: d.fingerprint ?? null,
     allow: d.allow,
-    reasons: [...d.reasons],
+    denials: d.denials.map((x) => ({ rule: x.rule, message: x.message })),
     alerts: d.alerts.map((a) => ({ rule: a.rule, severity: a.severity, message: a.message })),
   };
 }
 
 const alertId = (a: Alert): string => `${a.rule} (${a.severity})`;
 const alertFull = (a: Alert): string => `${a.rule}\u0000${a.severity}\u0000${a.message}`;
+const denialFull = (d: ExpectDenial): string => `${d.rule}\u0000${d.message}`;
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -74,7 +91,7 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
   const changes: Change[] = [];
   const outcome = (e: ExpectEntry): Change['before'] => ({
     allow: e.allow,
-    reasons: e.reasons,
+    denials: e.denials,
     alerts: e.alerts,
   });
   for (const a of after) {
@@ -100,8 +117,8 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
       continue;
     }
     const alertsSame = sameList(b.alerts.map(alertFull), a.alerts.map(alertFull));
-    const reasonsSame = sameList(b.reasons, a.reasons);
-    if (b.allow === a.allow && alertsSame && reasonsSame) continue;
+    const denialsSame = sameList(b.denials.map(denialFull), a.denials.map(denialFull));
+    if (b.allow === a.allow && alertsSame && denialsSame) continue;
     const beforeIds = new Set(b.alerts.map(alertId));
     const afterIds = new Set(a.alerts.map(alertId));
     const kind: ChangeKind =
@@ -111,7 +128,7 @@ export function diffDecisions(before: readonly ExpectEntry[], after: readonly Ex
           : 'deny-to-allow'
         : !alertsSame
           ? 'alerts'
-          : 'reasons';
+          : 'denials';
     changes.push({
       ...base,
       kind,
@@ -201,10 +218,11 @@ export function readExpectFile(file: string): ExpectEntry[] {
     if (
       typeof e.key !== 'string' ||
       typeof e.allow !== 'boolean' ||
-      !Array.isArray(e.reasons) ||
+      !Array.isArray(e.denials) ||
+      !e.denials.every(isExpectDenial) ||
       !Array.isArray(e.alerts)
     ) {
-      return fail(i + 2, 'expected {"key", "allow", "reasons", "alerts", …}');
+      return fail(i + 2, 'expected {"key", "allow", "denials": [{"rule", "message"}], "alerts", …}');
     }
     return {
       key: e.key,
@@ -214,10 +232,16 @@ export function readExpectFile(file: string): ExpectEntry[] {
       sql: typeof e.sql === 'string' ? e.sql : null,
       fingerprint: typeof e.fingerprint === 'string' ? e.fingerprint : null,
       allow: e.allow,
-      reasons: e.reasons.map(String),
+      denials: e.denials.map((x) => ({ rule: x.rule, message: x.message })),
       alerts: e.alerts,
     };
   });
+}
+
+function isExpectDenial(x: unknown): x is ExpectDenial {
+  if (typeof x !== 'object' || x === null) return false;
+  const d = x as Record<string, unknown>;
+  return typeof d['rule'] === 'string' && typeof d['message'] === 'string';
 }
 
 /** Orders keys `<hash>#<n>` by hash, then n as a number (capture order does not matter). */
@@ -292,7 +316,7 @@ export interface DecisionGroup {
     user: string;
     database: string;
     sql: string | null;
-    reasons: string[];
+    denials: ExpectDenial[];
     alerts: Alert[];
   };
 }
@@ -316,7 +340,7 @@ export function groupDecisions(decisions: readonly ExpectEntry[]): DecisionGroup
           user: d.user,
           database: d.database,
           sql: d.sql,
-          reasons: d.reasons,
+          denials: d.denials,
           alerts: d.alerts,
         },
       });

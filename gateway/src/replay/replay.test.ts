@@ -35,6 +35,9 @@ function engine(denyDeletes: boolean): PolicyEngine & { seen: InputDocument[] } 
       return {
         id: String(seen.length),
         allow: !deny,
+        denials: deny
+          ? [{ rule: 'test_deny', message: `denied ${cmds.join(',') || input.parse_error}`, priority: 1 }]
+          : [],
         reasons: deny ? [`denied ${cmds.join(',') || input.parse_error}`] : [],
         alerts,
         sqlstate: null,
@@ -210,7 +213,7 @@ test('a large capture with a few distinct changes gives one group per change in 
     ['allow-to-deny', 'Query', 4000],
     ['allow-to-deny', 'Query', 4000],
   ]);
-  expect(groups[0]!.rule_ids).toEqual(['reason:denied-delete']);
+  expect(groups[0]!.rule_ids).toEqual(['test_deny']);
   expect(groups[0]!.example.sql).toBe('DELETE FROM t');
   const tally = new Tally();
   s!.forEach((d) => tally.add(d));

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { FrameJudge, type JudgedType } from '../policy/frame-judge';
 import { ReplayStatements } from '../session/judged-ops';
-import type { Alert, ConnectionInfo, PolicyEngine } from '../policy/types';
+import type { Alert, ConnectionInfo, Denial, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
 import { BackendType } from '../protocol/message-types';
 import { readBackendMessage } from '../protocol/backend/backend-message';
@@ -34,6 +34,7 @@ export interface ReplayDecision {
   sql: string | null;
   fingerprint: string | null;
   allow: boolean;
+  denials: Denial[];
   reasons: string[];
   alerts: Alert[];
   sqlstate: string | null;
@@ -242,6 +243,7 @@ export class Replayer {
     fingerprint: string | null,
     d: {
       allow: boolean;
+      denials: Denial[];
       reasons: string[];
       alerts: Alert[];
       sqlstate: string | null;
@@ -260,6 +262,7 @@ export class Replayer {
       sql,
       fingerprint,
       allow: d.allow,
+      denials: d.denials,
       reasons: d.reasons,
       alerts: d.alerts,
       sqlstate: d.sqlstate,

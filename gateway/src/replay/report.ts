@@ -4,7 +4,7 @@
  * change kind and rule ids, each group with its count and one example — as text, JSON or JUnit XML
  * (one test case per group). With --show-decisions, the candidate's decisions grouped the same way.
  */
-import type { Change, ChangeGroup, DecisionGroup } from './diff';
+import type { Change, ChangeGroup, DecisionGroup, ExpectDenial } from './diff';
 import type { ReplayDecision } from './replay';
 
 export interface TypeCounts {
@@ -83,11 +83,13 @@ function table(rows: string[][]): string {
 }
 
 const ruleList = (ids: readonly string[]): string => (ids.length === 0 ? '-' : ids.join(', '));
+const denialList = (ds: readonly ExpectDenial[]): string =>
+  ds.map((d) => `${d.rule}: ${d.message}`).join('; ');
 
 function describeOutcome(o: Change['before']): string {
   if (o === null) return 'not judged';
   const alerts = o.alerts.length > 0 ? ` alerts=[${o.alerts.map((a) => a.rule).join(', ')}]` : '';
-  const reasons = !o.allow && o.reasons.length > 0 ? ` (${o.reasons.join('; ')})` : '';
+  const reasons = !o.allow && o.denials.length > 0 ? ` (${denialList(o.denials)})` : '';
   return `${o.allow ? 'allow' : 'deny'}${reasons}${alerts}`;
 }
 
@@ -128,8 +130,8 @@ export function formatText(r: Report): string {
       out.push(
         `      example: user=${g.example.user} db=${g.example.database} sql: ${oneLine(g.example.sql)}`,
       );
-      if (!g.allow && g.example.reasons.length > 0)
-        out.push(`      reasons: ${g.example.reasons.join('; ')}`);
+      if (!g.allow && g.example.denials.length > 0)
+        out.push(`      denials: ${denialList(g.example.denials)}`);
     }
   }
   out.push('');

@@ -33,6 +33,7 @@ export class RuleEngine implements PolicyEngine {
     return {
       id: `d${++this.n}`,
       allow: reasons.length === 0,
+      denials: reasons.map((message) => ({ rule: 'harness', message, priority: 0 })),
       reasons,
       alerts: [],
       sqlstate: null,

@@ -115,7 +115,7 @@ export interface SessionStatementLog {
     sql: string | null;
     statements: readonly StatementInfo[];
     parse_error?: string | null;
-    decision: Pick<Decision, 'id' | 'allow' | 'reasons' | 'alerts' | 'revision' | 'error_code'>;
+    decision: Pick<Decision, 'id' | 'allow' | 'denials' | 'reasons' | 'alerts' | 'revision' | 'error_code'>;
   }): SessionStatementHandle;
 }
 

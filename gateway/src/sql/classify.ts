@@ -4,6 +4,7 @@
  * message, never a guess.
  */
 import { analyzeStatement, unwrapNode } from './analyze';
+import { statementColumns } from './columns';
 import { fingerprintStatement, isSqlParserReady, parseStatements } from './parser';
 import type { RawStmt } from './parser';
 import type { Classification, StatementInfo } from './types';
@@ -55,7 +56,9 @@ export function classifyWithSpans(sql: string, spans: Array<[number, number]> | 
         const len = raw.stmt_len ?? 0;
         spans.push([start, len > 0 ? start + len : -1]);
       }
-      statements.push(analyzeStatement(node[0], node[1], text, fingerprintStatement(text)));
+      const info = analyzeStatement(node[0], node[1], text, fingerprintStatement(text));
+      info.columns = statementColumns(node[0], node[1]);
+      statements.push(info);
     }
     return { statements, parse_error: null };
   } catch (err) {

@@ -69,6 +69,19 @@ export interface SqlTextCall {
   classified: boolean;
 }
 
+/**
+ * A column the statement reads or writes (docs/policy-input.md, "columns"; gateway/src/sql/columns.ts).
+ * `table` (and `schema`) when the query says which relation the column belongs to, else null;
+ * `star` for `*` / `t.*` (read) and an INSERT without a column list (write), with `column` null.
+ */
+export interface ColumnInfo {
+  schema: string | null;
+  table: string | null;
+  column: string | null;
+  access: 'read' | 'write';
+  star: boolean;
+}
+
 export interface StatementInfo {
   /** Command tag-like name: SELECT, INSERT, UPDATE, DELETE, MERGE, CREATE TABLE, DROP, ... */
   command: string;
@@ -96,6 +109,8 @@ export interface StatementInfo {
   settings: SettingInfo[];
   /** Calls that run SQL from a string argument; absent when there are none. */
   sql_text_calls?: SqlTextCall[];
+  /** Columns read and written; set on every statement classify() returns. */
+  columns?: ColumnInfo[];
 }
 
 export interface Classification {
