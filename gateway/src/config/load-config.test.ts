@@ -64,6 +64,7 @@ describe('defaults', () => {
         shutdown_cancel_wait_ms: 5000,
         max_pipeline_messages: 100000,
       },
+      cluster: { workers: 0, peer_bits: 0, peer_id: 0, peers: [], peer_timeout_ms: 2000 },
       log: { level: 'info' },
       audit: {
         sink: 'stdout',

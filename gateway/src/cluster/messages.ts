@@ -1,0 +1,34 @@
+/**
+ * IPC between the primary and its workers (Node.js `cluster`): every message is a plain object with a
+ * `pgward` discriminator. Cancel keys travel as hex.
+ */
+import type { ReloadResult } from '../sidecar/app';
+import type { CancelRoute } from './cancel-key';
+
+export type WorkerToPrimary =
+  | { pgward: 'cancel'; route: CancelRoute; pid: number; key: string }
+  | { pgward: 'metrics'; id: number }
+  | { pgward: 'reload'; id: number }
+  | { pgward: 'reload-done'; id: number; result: ReloadResult }
+  | { pgward: 'revision'; revision: string | null }
+  | { pgward: 'listening'; listen: string; admin: string | null; revision: string | null };
+
+export type PrimaryToWorker =
+  | { pgward: 'deliver'; pid: number; key: string }
+  | { pgward: 'metrics-result'; id: number; text: string | null }
+  | { pgward: 'reload-run'; id: number }
+  | { pgward: 'reload-result'; id: number; result: ReloadResult }
+  | { pgward: 'revisions'; revisions: Array<string | null> };
+
+export function isPgwardMessage<T extends { pgward: string }>(m: unknown): m is T {
+  return typeof m === 'object' && m !== null && typeof (m as { pgward?: unknown }).pgward === 'string';
+}
+
+/** Environment a worker is forked with. */
+export const WORKER_INDEX_ENV = 'PGWARD_WORKER_INDEX';
+export const WORKERS_ENV = 'PGWARD_WORKERS';
+
+/** This instance's share of a whole-instance limit: the shares of all workers add up to `total`. */
+export function shareOf(total: number, workers: number, index: number): number {
+  return Math.floor(total / workers) + (index < total % workers ? 1 : 0);
+}

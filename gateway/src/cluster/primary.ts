@@ -1,0 +1,217 @@
+/**
+ * `pgward serve --workers N` (N > 1): the primary forks N workers that share the client listener
+ * (Node.js `cluster`; on Linux the primary accepts and hands each connection to a worker in turn).
+ * It serves no client itself. It routes what crosses workers:
+ *
+ * - cancels: a key names its worker (cancel-key.ts); a worker that receives another worker's key
+ *   sends it here and it is delivered there; a key naming another replica goes to the peers, and
+ *   forwards from peers (peer-channel.ts, listened to here) go to the worker the key names;
+ * - metrics: worker 0's sidecar asks for the sum over all workers (prom-client AggregatorRegistry);
+ * - reloads: a reload asked of worker 0's sidecar runs in every worker; readiness holds only while
+ *   every worker reports the same revision;
+ * - signals: SIGTERM/SIGINT drain every worker (each runs lifecycle/drain.ts), SIGHUP reloads each;
+ * - output: workers' stdout and stderr come here through pipes and are written whole line by whole
+ *   line, so audit, decision and statement records on stdout never interleave.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import fs from 'node:fs';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { AggregatorRegistry } from 'prom-client';
+import type { Config } from '../config';
+import { ErrorCodes } from '../errors';
+import type { ReloadResult } from '../sidecar/app';
+import { CancelKeyLayout } from './cancel-key';
+import {
+  isPgwardMessage,
+  WORKER_INDEX_ENV,
+  WORKERS_ENV,
+  type PrimaryToWorker,
+  type WorkerToPrimary,
+} from './messages';
+import { forwardToPeers, peerSecret, startPeerServer } from './peer-channel';
+
+export interface PrimaryHandle {
+  stop(signal: string): Promise<void>;
+  reload(): void;
+}
+
+/** Writes complete lines only; keeps a partial line until its end arrives. */
+function pipeLines(from: Readable, to: NodeJS.WriteStream): () => void {
+  let rest = '';
+  from.setEncoding('utf8');
+  from.on('data', (chunk: string) => {
+    const s = rest + chunk;
+    const end = s.lastIndexOf('\n');
+    if (end < 0) {
+      rest = s;
+      return;
+    }
+    rest = s.slice(end + 1);
+    if (!to.write(s.slice(0, end + 1))) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+  return () => {
+    if (rest !== '') to.write(rest + '\n');
+    rest = '';
+  };
+}
+
+export async function runPrimary(config: Config, workers: number, logger: Logger): Promise<PrimaryHandle> {
+  const c = config.cluster;
+  const layout = new CancelKeyLayout({ peerBits: c.peer_bits, peerId: c.peer_id, workers, workerIndex: 0 });
+  const secret = peerSecret(c, (f) => fs.readFileSync(f, 'utf8'));
+  const aggregator = new AggregatorRegistry();
+  const byIndex: Array<Worker | null> = new Array<Worker | null>(workers).fill(null);
+  const revisions: Array<string | null> = new Array<string | null>(workers).fill(null);
+  let stopping = false;
+  const listening = new Set<number>();
+  let admin: string | null = null;
+  let announced = false;
+
+  const send = (w: Worker | null | undefined, m: PrimaryToWorker): void => {
+    if (w?.isConnected()) w.send(m);
+  };
+  const publishRevisions = (): void => {
+    for (const w of byIndex) send(w, { pgward: 'revisions', revisions: [...revisions] });
+  };
+  const deliver = (pid: number, key: Buffer): void => {
+    const route = layout.route(key);
+    if (route === null || route.peer !== layout.self.peer) return;
+    send(byIndex[route.worker], { pgward: 'deliver', pid, key: key.toString('hex') });
+  };
+
+  // Reloads asked by a worker's sidecar: every worker reloads, the answer waits for all.
+  let reloadSeq = 1;
+  const reloads = new Map<
+    number,
+    { left: number; results: ReloadResult[]; done: (r: ReloadResult) => void }
+  >();
+  const reloadAll = (): Promise<ReloadResult> =>
+    new Promise((done) => {
+      const id = reloadSeq++;
+      const live = byIndex.filter((w): w is Worker => w !== null && w.isConnected());
+      reloads.set(id, { left: live.length, results: [], done });
+      for (const w of live) send(w, { pgward: 'reload-run', id });
+      if (live.length < workers)
+        done({ ok: false, error: 'not every worker is running', code: ErrorCodes.BUNDLE_LOAD });
+    });
+  const reloadDone = (id: number, result: ReloadResult): void => {
+    const r = reloads.get(id);
+    if (!r) return;
+    r.results.push(result);
+    if (--r.left > 0) return;
+    reloads.delete(id);
+    const failed = r.results.find((x) => !x.ok);
+    const revs = new Set(r.results.map((x) => (x.ok ? x.revision : '')));
+    if (failed) r.done(failed);
+    else if (revs.size !== 1)
+      r.done({ ok: false, error: 'workers loaded different revisions', code: ErrorCodes.BUNDLE_LOAD });
+    else r.done(r.results[0] as ReloadResult);
+  };
+
+  const onMessage = (index: number, w: Worker, m: WorkerToPrimary): void => {
+    switch (m.pgward) {
+      case 'cancel': {
+        const key = Buffer.from(m.key, 'hex');
+        if (m.route.peer === layout.self.peer) deliver(m.pid, key);
+        else if (secret !== null && c.peers.length > 0)
+          void forwardToPeers(
+            { peers: c.peers, secret, timeoutMs: c.peer_timeout_ms, logger },
+            { processId: m.pid, secretKey: key },
+          );
+        return;
+      }
+      case 'metrics':
+        aggregator.clusterMetrics().then(
+          (text) => send(w, { pgward: 'metrics-result', id: m.id, text }),
+          (err: Error) => {
+            logger.warn({ err: err.message }, 'metrics aggregation failed');
+            send(w, { pgward: 'metrics-result', id: m.id, text: null });
+          },
+        );
+        return;
+      case 'reload':
+        void reloadAll().then((result) => send(w, { pgward: 'reload-result', id: m.id, result }));
+        return;
+      case 'reload-done':
+        reloadDone(m.id, m.result);
+        return;
+      case 'revision':
+        revisions[index] = m.revision;
+        publishRevisions();
+        return;
+      case 'listening':
+        listening.add(index);
+        if (m.admin !== null) admin = m.admin;
+        if (listening.size === workers && !announced) {
+          announced = true;
+          // The one line that says the instance serves (what worker 0 logs alone without workers).
+          logger.info(
+            { listen: m.listen, admin, upstream: config.upstream.address, bundle: m.revision, workers },
+            'pgward listening',
+          );
+        }
+        return;
+    }
+  };
+
+  cluster.setupPrimary({ silent: true });
+  const fork = (index: number): void => {
+    const w = cluster.fork({ [WORKER_INDEX_ENV]: String(index), [WORKERS_ENV]: String(workers) });
+    byIndex[index] = w;
+    const flushOut = w.process.stdout ? pipeLines(w.process.stdout, process.stdout) : () => undefined;
+    const flushErr = w.process.stderr ? pipeLines(w.process.stderr, process.stderr) : () => undefined;
+    w.on('message', (m: unknown) => {
+      if (isPgwardMessage<WorkerToPrimary>(m)) onMessage(index, w, m);
+    });
+    w.on('exit', (code, signal) => {
+      flushOut();
+      flushErr();
+      byIndex[index] = null;
+      revisions[index] = null;
+      publishRevisions();
+      if (stopping) return;
+      logger.error({ worker: index, code, signal }, 'worker exited; starting it again');
+      setTimeout(() => fork(index), 500).unref();
+    });
+  };
+  for (let i = 0; i < workers; i++) fork(i);
+
+  const peerServer =
+    c.peer_listen !== undefined && secret !== null
+      ? await startPeerServer({
+          listen: c.peer_listen,
+          secret,
+          timeoutMs: c.peer_timeout_ms,
+          logger,
+          deliver: (f) => deliver(f.processId, f.secretKey),
+        })
+      : null;
+  logger.info({ workers, peer_listen: peerServer ? peerServer.port : null }, 'pgward primary started');
+
+  return {
+    async stop(signal: string): Promise<void> {
+      if (stopping) return;
+      stopping = true;
+      const exits = byIndex
+        .filter((w): w is Worker => w !== null)
+        .map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              if (w.isDead()) return resolve();
+              w.once('exit', () => resolve());
+              w.process.kill(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+            }),
+        );
+      await Promise.all(exits);
+      peerServer?.close();
+      logger.info('all workers stopped');
+    },
+    reload(): void {
+      for (const w of byIndex) if (w && !w.isDead()) w.process.kill('SIGHUP');
+    },
+  };
+}
