@@ -320,6 +320,7 @@ export async function startGateway(
   const limits = { maxClients: share(config.limits.max_clients) };
   const unauthenticated = { count: 0, max: share(config.limits.max_unauthenticated) };
   const cancel = createCancelRegistry(config, link, logger);
+  const broadcast = config.cluster.peer_bits === 0 && config.cluster.peers.length > 0;
   const upstreamOptions = {
     host: upstreamAddr.host,
     port: upstreamAddr.port,
@@ -407,7 +408,12 @@ export async function startGateway(
   await bundles.start();
   link?.reportRevision(bundles.status().info?.revision ?? null);
   link?.attach({
-    deliver: (pid, key) => void cancel.lookupLocal(pid, key)?.cancelUpstream(),
+    deliver: (pid, key, fromPeer) => {
+      const target = cancel.lookupLocal(pid, key);
+      if (target) void target.cancelUpstream();
+      // Peers without peer bits: a key another worker could not place may be another replica's.
+      else if (!fromPeer && broadcast) void link?.askPeers(pid, key);
+    },
     reload: () => bundles.reload(),
   });
   // One process with peers: forwards from other replicas arrive here (with workers, at the primary).
@@ -581,13 +587,20 @@ function createCancelRegistry(config: Config, link: WorkerLink | null, logger: L
     workers: link ? link.workers : 1,
     workerIndex: link ? link.index : 0,
   });
-  if (link) return new CancelRegistry(layout, (route, pid, key) => link.forwardCancel(route, pid, key));
+  // Without peer bits a key names no replica: one that no session here holds goes to every peer.
+  const broadcast = c.peer_bits === 0 && c.peers.length > 0;
+  if (link)
+    return new CancelRegistry(
+      layout,
+      (route, pid, key) => link.forwardCancel(route, pid, key),
+      broadcast ? (_route, pid, key) => link.askPeers(pid, key) : null,
+    );
   const secret = peerSecret(c, (f) => fs.readFileSync(f, 'utf8'));
   if (secret === null || c.peers.length === 0) return new CancelRegistry(layout);
   const peers = { peers: c.peers, secret, timeoutMs: c.peer_timeout_ms, logger };
-  return new CancelRegistry(layout, (_route, processId, secretKey) =>
-    forwardToPeers(peers, { processId, secretKey }),
-  );
+  const toPeers = (_route: unknown, processId: number, secretKey: Buffer): Promise<boolean> =>
+    forwardToPeers(peers, { processId, secretKey });
+  return new CancelRegistry(layout, toPeers, broadcast ? toPeers : null);
 }
 
 /** The bundle manager's options from the policy section (also on a SIGHUP reload). */

@@ -93,4 +93,17 @@ describe('cancel registry with routing', () => {
     a.r.release(7, target);
     expect(a.r.lookup(7, key)).toBeUndefined();
   });
+
+  test('without peer bits, a key of this process that no session holds goes to onMiss', async () => {
+    const layout = new CancelKeyLayout({ peerBits: 0, peerId: 0, workers: 1, workerIndex: 0 });
+    const missed: number[] = [];
+    const r = new CancelRegistry(layout, null, (_route, pid) => {
+      missed.push(pid);
+      return Promise.resolve(true);
+    });
+    const key = r.issue(target, 11, 4);
+    expect(r.lookup(11, key)).toBe(target);
+    await r.lookup(12, key)?.cancelUpstream();
+    expect(missed).toEqual([12]);
+  });
 });

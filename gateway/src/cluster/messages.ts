@@ -7,6 +7,8 @@ import type { CancelRoute } from './cancel-key';
 
 export type WorkerToPrimary =
   | { pgward: 'cancel'; route: CancelRoute; pid: number; key: string }
+  /** A key of this worker's route that no session here holds: ask the peers (no peer bits). */
+  | { pgward: 'cancel-peers'; pid: number; key: string }
   | { pgward: 'metrics'; id: number }
   | { pgward: 'reload'; id: number }
   | { pgward: 'reload-done'; id: number; result: ReloadResult }
@@ -14,7 +16,8 @@ export type WorkerToPrimary =
   | { pgward: 'listening'; listen: string; admin: string | null; revision: string | null };
 
 export type PrimaryToWorker =
-  | { pgward: 'deliver'; pid: number; key: string }
+  /** `fromPeer`: it came over the peer channel and is never sent on. */
+  | { pgward: 'deliver'; pid: number; key: string; fromPeer: boolean }
   | { pgward: 'metrics-result'; id: number; text: string | null }
   | { pgward: 'reload-run'; id: number }
   | { pgward: 'reload-result'; id: number; result: ReloadResult }

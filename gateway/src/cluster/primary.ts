@@ -77,10 +77,17 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
   const publishRevisions = (): void => {
     for (const w of byIndex) send(w, { pgward: 'revisions', revisions: [...revisions] });
   };
-  const deliver = (pid: number, key: Buffer): void => {
+  const deliver = (pid: number, key: Buffer, fromPeer: boolean): void => {
     const route = layout.route(key);
     if (route === null || route.peer !== layout.self.peer) return;
-    send(byIndex[route.worker], { pgward: 'deliver', pid, key: key.toString('hex') });
+    send(byIndex[route.worker], { pgward: 'deliver', pid, key: key.toString('hex'), fromPeer });
+  };
+  const toPeers = (pid: number, key: Buffer): void => {
+    if (secret !== null && c.peers.length > 0)
+      void forwardToPeers(
+        { peers: c.peers, secret, timeoutMs: c.peer_timeout_ms, logger },
+        { processId: pid, secretKey: key },
+      );
   };
 
   // Reloads asked by a worker's sidecar: every worker reloads, the answer waits for all.
@@ -116,14 +123,13 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
     switch (m.pgward) {
       case 'cancel': {
         const key = Buffer.from(m.key, 'hex');
-        if (m.route.peer === layout.self.peer) deliver(m.pid, key);
-        else if (secret !== null && c.peers.length > 0)
-          void forwardToPeers(
-            { peers: c.peers, secret, timeoutMs: c.peer_timeout_ms, logger },
-            { processId: m.pid, secretKey: key },
-          );
+        if (m.route.peer === layout.self.peer) deliver(m.pid, key, false);
+        else toPeers(m.pid, key);
         return;
       }
+      case 'cancel-peers':
+        if (c.peer_bits === 0) toPeers(m.pid, Buffer.from(m.key, 'hex'));
+        return;
       case 'metrics':
         aggregator.clusterMetrics().then(
           (text) => send(w, { pgward: 'metrics-result', id: m.id, text }),
@@ -187,7 +193,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
           secret,
           timeoutMs: c.peer_timeout_ms,
           logger,
-          deliver: (f) => deliver(f.processId, f.secretKey),
+          deliver: (f) => deliver(f.processId, f.secretKey, true),
         })
       : null;
   logger.info({ workers, peer_listen: peerServer ? peerServer.port : null }, 'pgward primary started');

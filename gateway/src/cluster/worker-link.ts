@@ -10,7 +10,7 @@ import type { CancelRoute } from './cancel-key';
 import { isPgwardMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
 
 export interface WorkerHandlers {
-  deliver(processId: number, secretKey: Buffer): void;
+  deliver(processId: number, secretKey: Buffer, fromPeer: boolean): void;
   reload(): Promise<ReloadResult>;
 }
 
@@ -41,7 +41,7 @@ export class WorkerLink {
   private onMessage(m: PrimaryToWorker): void {
     switch (m.pgward) {
       case 'deliver':
-        this.handlers?.deliver(m.pid, Buffer.from(m.key, 'hex'));
+        this.handlers?.deliver(m.pid, Buffer.from(m.key, 'hex'), m.fromPeer);
         return;
       case 'reload-run': {
         const run =
@@ -77,6 +77,12 @@ export class WorkerLink {
 
   forwardCancel(route: CancelRoute, processId: number, secretKey: Buffer): Promise<boolean> {
     this.send({ pgward: 'cancel', route, pid: processId, key: secretKey.toString('hex') });
+    return Promise.resolve(true);
+  }
+
+  /** Sends a key no session of this worker holds to the peers (through the primary). */
+  askPeers(processId: number, secretKey: Buffer): Promise<boolean> {
+    this.send({ pgward: 'cancel-peers', pid: processId, key: secretKey.toString('hex') });
     return Promise.resolve(true);
   }
 

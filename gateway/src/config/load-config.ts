@@ -325,10 +325,6 @@ function crossCheck(c: Parsed): { key: string; reason: string } | undefined {
         ? { key: 'cluster.peers', reason: 'peering requires cluster.peer_secret or cluster.peer_secret_file' }
         : undefined,
     () =>
-      c.cluster.peers.length > 0 && c.cluster.peer_bits === 0
-        ? { key: 'cluster.peers', reason: 'peering requires cluster.peer_bits of 1 or more' }
-        : undefined,
-    () =>
       c.policy.signing.verify && c.policy.signing.key === undefined && c.policy.signing.key_file === undefined
         ? { key: 'policy.signing.verify', reason: 'requires policy.signing.key or policy.signing.key_file' }
         : undefined,

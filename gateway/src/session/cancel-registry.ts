@@ -29,9 +29,14 @@ export class CancelRegistry {
   /** By process id: a list, since a pid may come back (another upstream, or reuse after exit). */
   private readonly byPid = new Map<number, Entry[]>();
 
+  /**
+   * `forward`: keys whose route names another process. `onMiss`: keys that name this process but no
+   * session here holds (peers without peer bits: it may be another replica's key).
+   */
   constructor(
     readonly layout: CancelKeyLayout = SINGLE_PROCESS_LAYOUT,
     private readonly forward: CancelForward | null = null,
+    private readonly onMiss: CancelForward | null = null,
   ) {}
 
   /** Issues a fresh secret of `keyBytes` bytes (4 for protocol 3.0, 32 or more for 3.2) for `processId`. */
@@ -58,7 +63,12 @@ export class CancelRegistry {
   lookup(processId: number, secretKey: Buffer): Cancellable | undefined {
     const route = this.layout.route(secretKey);
     if (route === null) return undefined;
-    if (this.layout.isSelf(route) || this.forward === null) return this.lookupLocal(processId, secretKey);
+    if (this.layout.isSelf(route) || this.forward === null) {
+      const found = this.lookupLocal(processId, secretKey);
+      const onMiss = this.onMiss;
+      if (found !== undefined || onMiss === null) return found;
+      return { cancelUpstream: () => onMiss(route, processId, secretKey) };
+    }
     const forward = this.forward;
     return { cancelUpstream: () => forward(route, processId, secretKey) };
   }
