@@ -3,6 +3,7 @@
  * (lifecycle/drain.ts): /readyz turns 503, an open transaction on each worker still commits, then
  * every worker and the primary exit 0.
  */
+import net from 'node:net';
 import { Client } from 'pg';
 import { LOCAL_PG } from '../helpers/cluster';
 import { startGateway, stopAllGateways } from '../helpers/gateway';
@@ -47,4 +48,18 @@ test('SIGTERM: not ready at once, open transactions on both workers commit, ever
   expect(await exited).toBe(0);
   expect(gw.logs.filter((l) => l.msg === 'shutdown complete')).toHaveLength(2);
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+});
+
+test('a worker that cannot start stops the whole instance with exit 1', async () => {
+  // Worker 0's admin listener cannot bind: the port is taken.
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    await expect(
+      startGateway({ args: ['--workers', '2'], config: { admin: { listen: `127.0.0.1:${port}` } } }),
+    ).rejects.toThrow(/exited with 1/);
+  } finally {
+    taken.close();
+  }
 });

@@ -180,6 +180,13 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
       revisions[index] = null;
       publishRevisions();
       if (stopping) return;
+      if (!announced) {
+        // A worker that cannot start (a bad bundle, a taken port) would fail again: stop as one process does.
+        logger.fatal({ worker: index, code, signal }, 'pgward failed to start');
+        stopping = true;
+        for (const o of byIndex) o?.process.kill('SIGKILL');
+        process.exit(1);
+      }
       logger.error({ worker: index, code, signal }, 'worker exited; starting it again');
       setTimeout(() => fork(index), 500).unref();
     });
