@@ -415,6 +415,7 @@ export async function startGateway(
       else if (!fromPeer && broadcast) void link?.askPeers(pid, key);
     },
     reload: () => bundles.reload(),
+    capture: (action) => capture[action](),
   });
   // One process with peers: forwards from other replicas arrive here (with workers, at the primary).
   const peerSecretBytes = peerSecret(config.cluster, (f) => fs.readFileSync(f, 'utf8'));
@@ -469,7 +470,10 @@ export async function startGateway(
       token,
       logger,
       server: sidecarServerOptions(tlsOpts),
-      capture,
+      // With workers, capture goes on and off in every one (each writes its own directory).
+      capture: link
+        ? { start: () => link.captureAll('start'), stop: () => link.captureAll('stop') }
+        : capture,
     });
     const aa = parseHostPort(config.admin.listen);
     await sidecar.listen({ host: aa.host, port: aa.port });

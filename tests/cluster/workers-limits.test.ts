@@ -72,3 +72,28 @@ test('file sinks: one audit file per worker, every line a whole record', async (
   }
   expect(records).toBe(6);
 });
+
+test('capture on and off through the sidecar reaches every worker, one directory each', async () => {
+  const captureDir = path.join(dir, 'capture');
+  const gw = await startGateway({
+    args: ['--workers', '2'],
+    config: { audit: { sink: 'none' }, capture: { dir: captureDir } },
+  });
+  try {
+    const start = await gw.admin('/v1/capture/start', { method: 'POST' });
+    expect(start.status).toBe(200);
+    const started = (await start.json()) as { workers: Array<{ active: boolean }> };
+    expect(started.workers.map((w) => w.active)).toEqual([true, true]);
+    const clients: Client[] = [];
+    for (let i = 0; i < 4; i++) clients.push(await connectThrough(gw.host, gw.port));
+    await Promise.all(clients.map((c) => c.query('SELECT 1')));
+    await Promise.all(clients.map((c) => c.end()));
+    const stop = await gw.admin('/v1/capture/stop', { method: 'POST' });
+    const stopped = (await stop.json()) as { workers: Array<{ active: boolean; frames_written: number }> };
+    expect(stopped.workers.map((w) => w.active)).toEqual([false, false]);
+    for (const w of stopped.workers) expect(w.frames_written).toBeGreaterThan(0);
+    expect(fs.readdirSync(captureDir).sort()).toEqual(['w0', 'w1']);
+  } finally {
+    await gw.stop();
+  }
+});

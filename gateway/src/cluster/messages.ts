@@ -2,7 +2,6 @@
  * IPC between the primary and its workers (Node.js `cluster`): every message is a plain object with a
  * `pgward` discriminator. Cancel keys travel as hex.
  */
-import type { ReloadResult } from '../sidecar/app';
 import type { CancelRoute } from './cancel-key';
 
 export type WorkerToPrimary =
@@ -10,8 +9,9 @@ export type WorkerToPrimary =
   /** A key of this worker's route that no session here holds: ask the peers (no peer bits). */
   | { pgward: 'cancel-peers'; pid: number; key: string }
   | { pgward: 'metrics'; id: number }
-  | { pgward: 'reload'; id: number }
-  | { pgward: 'reload-done'; id: number; result: ReloadResult }
+  /** Run `op` in every worker (asked by worker 0's sidecar); the answer lists each one's result. */
+  | { pgward: 'all'; id: number; op: WorkerOp }
+  | { pgward: 'all-done'; id: number; result: unknown }
   | { pgward: 'revision'; revision: string | null }
   | { pgward: 'listening'; listen: string; admin: string | null; revision: string | null };
 
@@ -19,9 +19,12 @@ export type PrimaryToWorker =
   /** `fromPeer`: it came over the peer channel and is never sent on. */
   | { pgward: 'deliver'; pid: number; key: string; fromPeer: boolean }
   | { pgward: 'metrics-result'; id: number; text: string | null }
-  | { pgward: 'reload-run'; id: number }
-  | { pgward: 'reload-result'; id: number; result: ReloadResult }
+  | { pgward: 'all-run'; id: number; op: WorkerOp }
+  /** Index order; null when not every worker was running. */
+  | { pgward: 'all-result'; id: number; results: unknown[] | null }
   | { pgward: 'revisions'; revisions: Array<string | null> };
+
+export type WorkerOp = 'reload' | 'capture-start' | 'capture-stop';
 
 export function isPgwardMessage<T extends { pgward: string }>(m: unknown): m is T {
   return typeof m === 'object' && m !== null && typeof (m as { pgward?: unknown }).pgward === 'string';

@@ -7,7 +7,7 @@
  *   sends it here and it is delivered there; a key naming another replica goes to the peers, and
  *   forwards from peers (peer-channel.ts, listened to here) go to the worker the key names;
  * - metrics: worker 0's sidecar asks for the sum over all workers (prom-client AggregatorRegistry);
- * - reloads: a reload asked of worker 0's sidecar runs in every worker; readiness holds only while
+ * - reloads and capture on/off: asked of worker 0's sidecar, run in every worker; readiness holds only while
  *   every worker reports the same revision;
  * - signals: SIGTERM/SIGINT drain every worker (each runs lifecycle/drain.ts), SIGHUP reloads each;
  * - output: workers' stdout and stderr come here through pipes and are written whole line by whole
@@ -19,14 +19,13 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config';
-import { ErrorCodes } from '../errors';
-import type { ReloadResult } from '../sidecar/app';
 import { CancelKeyLayout } from './cancel-key';
 import {
   isPgwardMessage,
   WORKER_INDEX_ENV,
   WORKERS_ENV,
   type PrimaryToWorker,
+  type WorkerOp,
   type WorkerToPrimary,
 } from './messages';
 import { forwardToPeers, peerSecret, startPeerServer } from './peer-channel';
@@ -90,33 +89,24 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
       );
   };
 
-  // Reloads asked by a worker's sidecar: every worker reloads, the answer waits for all.
-  let reloadSeq = 1;
-  const reloads = new Map<
-    number,
-    { left: number; results: ReloadResult[]; done: (r: ReloadResult) => void }
-  >();
-  const reloadAll = (): Promise<ReloadResult> =>
+  // Operations asked by worker 0's sidecar (reload, capture): every worker runs them, the answer
+  // waits for all.
+  let opSeq = 1;
+  const ops = new Map<number, { results: unknown[]; left: number; done: (r: unknown[] | null) => void }>();
+  const runAll = (op: WorkerOp): Promise<unknown[] | null> =>
     new Promise((done) => {
-      const id = reloadSeq++;
-      const live = byIndex.filter((w): w is Worker => w !== null && w.isConnected());
-      reloads.set(id, { left: live.length, results: [], done });
-      for (const w of live) send(w, { pgward: 'reload-run', id });
-      if (live.length < workers)
-        done({ ok: false, error: 'not every worker is running', code: ErrorCodes.BUNDLE_LOAD });
+      if (byIndex.some((w) => w === null || !w.isConnected())) return done(null);
+      const id = opSeq++;
+      ops.set(id, { results: new Array<unknown>(workers).fill(null), left: workers, done });
+      for (const w of byIndex) send(w, { pgward: 'all-run', id, op });
     });
-  const reloadDone = (id: number, result: ReloadResult): void => {
-    const r = reloads.get(id);
+  const opDone = (index: number, id: number, result: unknown): void => {
+    const r = ops.get(id);
     if (!r) return;
-    r.results.push(result);
+    r.results[index] = result;
     if (--r.left > 0) return;
-    reloads.delete(id);
-    const failed = r.results.find((x) => !x.ok);
-    const revs = new Set(r.results.map((x) => (x.ok ? x.revision : '')));
-    if (failed) r.done(failed);
-    else if (revs.size !== 1)
-      r.done({ ok: false, error: 'workers loaded different revisions', code: ErrorCodes.BUNDLE_LOAD });
-    else r.done(r.results[0] as ReloadResult);
+    ops.delete(id);
+    r.done(r.results);
   };
 
   const onMessage = (index: number, w: Worker, m: WorkerToPrimary): void => {
@@ -139,11 +129,11 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
           },
         );
         return;
-      case 'reload':
-        void reloadAll().then((result) => send(w, { pgward: 'reload-result', id: m.id, result }));
+      case 'all':
+        void runAll(m.op).then((results) => send(w, { pgward: 'all-result', id: m.id, results }));
         return;
-      case 'reload-done':
-        reloadDone(m.id, m.result);
+      case 'all-done':
+        opDone(index, m.id, m.result);
         return;
       case 'revision':
         revisions[index] = m.revision;

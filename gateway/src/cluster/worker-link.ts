@@ -7,11 +7,12 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import { ErrorCodes } from '../errors';
 import type { ReloadResult } from '../sidecar/app';
 import type { CancelRoute } from './cancel-key';
-import { isPgwardMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages';
+import { isPgwardMessage, type PrimaryToWorker, type WorkerOp, type WorkerToPrimary } from './messages';
 
 export interface WorkerHandlers {
   deliver(processId: number, secretKey: Buffer, fromPeer: boolean): void;
   reload(): Promise<ReloadResult>;
+  capture(action: 'start' | 'stop'): Promise<unknown>;
 }
 
 export class WorkerLink {
@@ -43,36 +44,45 @@ export class WorkerLink {
       case 'deliver':
         this.handlers?.deliver(m.pid, Buffer.from(m.key, 'hex'), m.fromPeer);
         return;
-      case 'reload-run': {
-        const run =
-          this.handlers?.reload() ??
-          Promise.resolve<ReloadResult>({ ok: false, error: 'starting', code: ErrorCodes.BUNDLE_LOAD });
+      case 'all-run': {
+        const h = this.handlers;
+        const run: Promise<unknown> = h
+          ? m.op === 'reload'
+            ? h.reload()
+            : h.capture(m.op === 'capture-start' ? 'start' : 'stop')
+          : Promise.reject(new Error('worker is starting'));
         void run
           .catch((err: Error): ReloadResult => ({
             ok: false,
             error: err.message,
             code: ErrorCodes.BUNDLE_LOAD,
           }))
-          .then((result) => this.send({ pgward: 'reload-done', id: m.id, result }));
+          .then((result) => this.send({ pgward: 'all-done', id: m.id, result }));
         return;
       }
       case 'revisions':
         this.revisions = m.revisions;
         return;
       case 'metrics-result':
-      case 'reload-result':
+      case 'all-result':
         this.pending.get(m.id)?.(m);
         this.pending.delete(m.id);
         return;
     }
   }
 
-  private request(kind: 'metrics' | 'reload'): Promise<PrimaryToWorker> {
+  private request(m: { pgward: 'metrics' } | { pgward: 'all'; op: WorkerOp }): Promise<PrimaryToWorker> {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.send({ pgward: kind, id });
+      this.send({ ...m, id });
     });
+  }
+
+  /** Runs `op` in every worker; null when not every worker is running. */
+  private async all(op: WorkerOp): Promise<unknown[] | null> {
+    const m = await this.request({ pgward: 'all', op });
+    return m.pgward === 'all-result' ? m.results : null;
   }
 
   forwardCancel(route: CancelRoute, processId: number, secretKey: Buffer): Promise<boolean> {
@@ -88,16 +98,31 @@ export class WorkerLink {
 
   /** Prometheus text of all workers (prom-client's AggregatorRegistry in the primary). */
   async metrics(): Promise<string> {
-    const m = await this.request('metrics');
+    const m = await this.request({ pgward: 'metrics' });
     if (m.pgward !== 'metrics-result' || m.text === null) throw new Error('metrics aggregation failed');
     return m.text;
   }
 
   /** Reloads the bundle in every worker; ok only when all of them run the same new revision. */
   async reloadAll(): Promise<ReloadResult> {
-    const m = await this.request('reload');
-    if (m.pgward !== 'reload-result') throw new Error('unexpected answer');
-    return m.result;
+    const results = (await this.all('reload')) as ReloadResult[] | null;
+    if (results === null)
+      return { ok: false, error: 'not every worker is running', code: ErrorCodes.BUNDLE_LOAD };
+    const failed = results.find((r) => !r.ok);
+    if (failed) return failed;
+    const revisions = new Set(results.map((r) => (r.ok ? r.revision : '')));
+    if (revisions.size !== 1)
+      return { ok: false, error: 'workers loaded different revisions', code: ErrorCodes.BUNDLE_LOAD };
+    return results[0] as ReloadResult;
+  }
+
+  /** Capture on or off in every worker: each one's stats, in worker order. */
+  async captureAll(action: 'start' | 'stop'): Promise<{ workers: unknown[] }> {
+    const results = await this.all(action === 'start' ? 'capture-start' : 'capture-stop');
+    if (results === null) throw new Error('not every worker is running');
+    const failed = results.find((r) => (r as { ok?: boolean }).ok === false);
+    if (failed) throw new Error((failed as { error: string }).error);
+    return { workers: results };
   }
 
   reportListening(listen: string, admin: string | null, revision: string | null): void {
