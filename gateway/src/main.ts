@@ -41,6 +41,7 @@ import { CancelKeyLayout } from './cluster/cancel-key';
 import { shareOf } from './cluster/messages';
 import { forwardToPeers, peerSecret, startPeerServer } from './cluster/peer-channel';
 import { configForWorker } from './cluster/worker-files';
+import { GatedEngine } from './cluster/gated-engine';
 import { answerMetricsRequests, type WorkerLink } from './cluster/worker-link';
 
 export const VERSION = '0.1.0';
@@ -208,12 +209,13 @@ export async function startGateway(
   const frameTimer = setInterval(flushFrameCounts, 1000);
   frameTimer.unref();
 
-  const engine = new ActiveEngine();
+  // With workers a new bundle goes live in all of them at the primary's commit (gated-engine.ts).
+  const engine = link ? new GatedEngine((revision) => link.reportPrepared(revision)) : new ActiveEngine();
   const bundles = new BundleManager(engine, bundleOptions(config), {
     logger,
     onActivated: (info) => {
       metrics.bundleActivated(info);
-      link?.reportRevision(info.revision);
+      link?.reportRevision(engine.bundle()?.revision ?? null);
     },
     onFailed: (code) => {
       metrics.bundleReloadFailed();
@@ -416,6 +418,11 @@ export async function startGateway(
     },
     reload: () => bundles.reload(),
     capture: (action) => capture[action](),
+    commit: (revision) => {
+      if (!(engine instanceof GatedEngine) || !engine.commit(revision)) return;
+      logger.info({ revision }, 'policy bundle live in every worker');
+      link?.reportRevision(revision);
+    },
   });
   // One process with peers: forwards from other replicas arrive here (with workers, at the primary).
   const peerSecretBytes = peerSecret(config.cluster, (f) => fs.readFileSync(f, 'utf8'));

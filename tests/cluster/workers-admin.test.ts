@@ -97,15 +97,18 @@ test('reloads under pgbench: every worker switches, readiness names the revision
   );
 });
 
-test('SIGHUP to the primary reloads every worker', async () => {
+test('SIGHUP to the primary reloads every worker; the new revision goes live in both at one commit', async () => {
   replaceFile(bundleB, active);
-  const before = gw.logs.filter((l) => l.msg === 'policy bundle activated').length;
+  const live = (): number => gw.logs.filter((l) => l.msg === 'policy bundle live in every worker').length;
+  const before = live();
   gw.proc.kill('SIGHUP');
   const until = Date.now() + 15_000;
-  while (gw.logs.filter((l) => l.msg === 'policy bundle activated').length < before + 2) {
-    if (Date.now() > until) throw new Error('not every worker reloaded');
+  while (live() < before + 2) {
+    if (Date.now() > until) throw new Error('not every worker switched');
     await sleep(100);
   }
+  const switched = gw.logs.filter((l) => l.msg === 'policy bundle live in every worker').slice(-2);
+  expect(switched.map((l) => l.revision)).toEqual([revB, revB]);
   const ready = await gw.admin('/readyz');
   expect(await ready.json()).toEqual({ status: 'ready', revision: revB });
 });

@@ -13,6 +13,8 @@ export type WorkerToPrimary =
   | { pgward: 'all'; id: number; op: WorkerOp }
   | { pgward: 'all-done'; id: number; result: unknown }
   | { pgward: 'revision'; revision: string | null }
+  /** Built and smoke-tested, waiting for `commit` (cluster/gated-engine.ts). */
+  | { pgward: 'prepared'; revision: string }
   | { pgward: 'listening'; listen: string; admin: string | null; revision: string | null };
 
 export type PrimaryToWorker =
@@ -22,7 +24,8 @@ export type PrimaryToWorker =
   | { pgward: 'all-run'; id: number; op: WorkerOp }
   /** Index order; null when not every worker was running. */
   | { pgward: 'all-result'; id: number; results: unknown[] | null }
-  | { pgward: 'revisions'; revisions: Array<string | null> };
+  | { pgward: 'revisions'; revisions: Array<string | null> }
+  | { pgward: 'commit'; revision: string };
 
 export type WorkerOp = 'reload' | 'capture-start' | 'capture-stop';
 

@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from '../config';
 import { CancelKeyLayout } from './cancel-key';
+import { readyToCommit } from './gated-engine';
 import {
   isPgwardMessage,
   WORKER_INDEX_ENV,
@@ -65,6 +66,11 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
   const aggregator = new AggregatorRegistry();
   const byIndex: Array<Worker | null> = new Array<Worker | null>(workers).fill(null);
   const revisions: Array<string | null> = new Array<string | null>(workers).fill(null);
+  const prepared: Array<string | null> = new Array<string | null>(workers).fill(null);
+  const commitIfReady = (revision: string): void => {
+    if (!readyToCommit(revision, revisions, prepared)) return;
+    for (const w of byIndex) send(w, { pgward: 'commit', revision });
+  };
   let stopping = false;
   const listening = new Set<number>();
   let admin: string | null = null;
@@ -137,7 +143,12 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
         return;
       case 'revision':
         revisions[index] = m.revision;
+        if (prepared[index] === m.revision) prepared[index] = null;
         publishRevisions();
+        return;
+      case 'prepared':
+        prepared[index] = m.revision;
+        commitIfReady(m.revision);
         return;
       case 'listening':
         listening.add(index);
@@ -168,6 +179,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
       flushErr();
       byIndex[index] = null;
       revisions[index] = null;
+      prepared[index] = null;
       publishRevisions();
       if (stopping) return;
       if (!announced) {

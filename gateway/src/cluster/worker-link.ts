@@ -11,6 +11,7 @@ import { isPgwardMessage, type PrimaryToWorker, type WorkerOp, type WorkerToPrim
 
 export interface WorkerHandlers {
   deliver(processId: number, secretKey: Buffer, fromPeer: boolean): void;
+  commit(revision: string): void;
   reload(): Promise<ReloadResult>;
   capture(action: 'start' | 'stop'): Promise<unknown>;
 }
@@ -19,6 +20,7 @@ export class WorkerLink {
   private nextId = 1;
   private readonly pending = new Map<number, (m: PrimaryToWorker) => void>();
   private handlers: WorkerHandlers | null = null;
+  private readonly revisionWaiters = new Set<() => void>();
   /** Revisions of every worker (index order), as the primary last reported them. */
   revisions: Array<string | null> = [];
 
@@ -62,6 +64,10 @@ export class WorkerLink {
       }
       case 'revisions':
         this.revisions = m.revisions;
+        for (const w of this.revisionWaiters) w();
+        return;
+      case 'commit':
+        this.handlers?.commit(m.revision);
         return;
       case 'metrics-result':
       case 'all-result':
@@ -113,7 +119,11 @@ export class WorkerLink {
     const revisions = new Set(results.map((r) => (r.ok ? r.revision : '')));
     if (revisions.size !== 1)
       return { ok: false, error: 'workers loaded different revisions', code: ErrorCodes.BUNDLE_LOAD };
-    return results[0] as ReloadResult;
+    const r = results[0] as ReloadResult;
+    // Answer once every worker serves it (the primary commits when all have prepared it).
+    if (r.ok && !(await this.untilAllRun(r.revision, 10_000)))
+      return { ok: false, error: `not every worker switched to ${r.revision}`, code: ErrorCodes.BUNDLE_LOAD };
+    return r;
   }
 
   /** Capture on or off in every worker: each one's stats, in worker order. */
@@ -127,6 +137,27 @@ export class WorkerLink {
 
   reportListening(listen: string, admin: string | null, revision: string | null): void {
     this.send({ pgward: 'listening', listen, admin, revision });
+  }
+
+  reportPrepared(revision: string): void {
+    this.send({ pgward: 'prepared', revision });
+  }
+
+  private untilAllRun(revision: string, timeoutMs: number): Promise<boolean> {
+    if (this.allRun(revision)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const check = (): void => {
+        if (!this.allRun(revision)) return;
+        done(true);
+      };
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        this.revisionWaiters.delete(check);
+        resolve(ok);
+      };
+      this.revisionWaiters.add(check);
+    });
   }
 
   reportRevision(revision: string | null): void {
