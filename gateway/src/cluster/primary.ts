@@ -181,6 +181,11 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
       revisions[index] = null;
       prepared[index] = null;
       publishRevisions();
+      // An operation waiting for this worker will not complete: answer it as failed.
+      for (const [id, r] of ops) {
+        ops.delete(id);
+        r.done(null);
+      }
       if (stopping) return;
       if (!announced) {
         // A worker that cannot start (a bad bundle, a taken port) would fail again: stop as one process does.
