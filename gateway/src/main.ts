@@ -493,6 +493,7 @@ export async function startGateway(
       listen: `${la.address}:${la.port}`,
       admin: adminAddr ? `${adminAddr.host}:${adminAddr.port}` : null,
       worker: link ? link.index : null,
+      pid: process.pid,
       peer_listen: peerServer ? peerServer.port : null,
       upstream: config.upstream.address,
       bundle: bundles.status().info?.revision ?? null,

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Client } from 'pg';
 import { LOCAL_PG } from '../helpers/cluster';
 import { startGateway, stopAllGateways } from '../helpers/gateway';
+import { connectThrough } from './support';
 
 jest.setTimeout(90_000);
 
@@ -61,5 +62,31 @@ test('a worker that cannot start stops the whole instance with exit 1', async ()
     ).rejects.toThrow(/exited with 1/);
   } finally {
     taken.close();
+  }
+});
+
+test('a worker killed while serving is started again and the instance is ready again', async () => {
+  const gw = await startGateway({ args: ['--workers', '2'], config: { audit: { sink: 'none' } } });
+  try {
+    // Worker 1: worker 0 would come back with its admin listener on a new port (port 0 here).
+    const w1 = await gw.waitForLog((l) => l.msg === 'pgward worker listening' && l.worker === 1);
+    process.kill(w1.pid as number, 'SIGKILL');
+    await gw.waitForLog((l) => l.msg === 'worker exited; starting it again');
+    const until = Date.now() + 20_000;
+    let listening = 0;
+    while (listening < 3) {
+      if (Date.now() > until) throw new Error('the worker was not started again');
+      listening = gw.logs.filter((l) => l.msg === 'pgward worker listening').length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    while ((await gw.admin('/readyz').catch(() => null))?.status !== 200) {
+      if (Date.now() > until) throw new Error('not ready again');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const c = await connectThrough(gw.host, gw.port);
+    expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await c.end();
+  } finally {
+    await gw.stop();
   }
 });
