@@ -15,6 +15,8 @@
 // BENCH_BASELINE=DIR: another built checkout of pgward (dist/ and wasm-build/out/bundle.tar.gz),
 // measured in the same run with its own shipped bundle ("baseline"), to compare two versions in
 // one machine state.
+// BENCH_WORKERS=N (default 1): this checkout's pgward runs with `--workers N`; its CPU and RSS are
+// those of the primary and every worker together (the process tree).
 'use strict';
 /* eslint-disable @typescript-eslint/no-require-imports */
 const { spawn, execFileSync } = require('node:child_process');
@@ -29,6 +31,7 @@ const CLIENTS = (process.env.BENCH_CLIENTS || '1,8,32').split(',').map(Number);
 const MODES = (process.env.BENCH_MODES || 'simple,extended,prepared').split(',');
 const IDLE = Number(process.env.BENCH_IDLE || 1000);
 const SKIP = new Set((process.env.BENCH_SKIP || '').split(',').filter(Boolean));
+const WORKERS = Number(process.env.BENCH_WORKERS || 1);
 const DB = 'pgward_bench';
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 
@@ -93,13 +96,21 @@ async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   fs.writeFileSync(path.join(dir, 'pgward.yaml'), JSON.stringify(cfg));
   const proc = spawn(
     process.execPath,
-    [path.join(root, 'dist/cli.js'), 'serve', '--config', path.join(dir, 'pgward.yaml')],
+    [
+      path.join(root, 'dist/cli.js'),
+      'serve',
+      '--config',
+      path.join(dir, 'pgward.yaml'),
+      // A baseline checkout may predate --workers; this one defaults to one worker per CPU.
+      ...(root === ROOT ? ['--workers', String(WORKERS)] : []),
+    ],
     {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
   await waitPort(port);
+  await waitReady(adminPort);
   const stop = () =>
     proc.exitCode !== null || proc.signalCode !== null
       ? Promise.resolve()
@@ -226,12 +237,56 @@ function pgbench(port, mode, clients) {
   return { tps, transactions, failed, p50: q(0.5), p99: q(0.99) };
 }
 
-/** User + system CPU seconds of a process so far, all threads (fields 14 and 15 of /proc/PID/stat). */
-function cpuSeconds(pid) {
+/** /proc/PID/stat fields after the command name (which may hold spaces): f[1] is the ppid. */
+function statFields(pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** `pid` and its descendants (a pgward primary and its workers). */
+function processTree(pid) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(d)) continue;
+    try {
+      parent.set(Number(d), Number(statFields(d)[1]));
+    } catch {
+      /* exited meanwhile */
+    }
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    for (const [child, p] of parent) if (p === out[i]) out.push(child);
+  }
+  return out;
+}
+
+/**
+ * User + system CPU seconds of a process and its descendants so far, all threads (fields 14 and 15
+ * of /proc/PID/stat); a descendant that has exited is counted in its parent's cutime/cstime only
+ * once waited for, so the tree is taken while it runs.
+ */
+function cpuSeconds(pid) {
+  let t = 0;
+  for (const p of processTree(pid)) {
+    const f = statFields(p);
+    t += (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  }
+  return t;
+}
+
+/** Until /readyz answers 200 (with workers: every worker runs the bundle). */
+async function waitReady(adminPort, ms = 30000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await fetch(`http://127.0.0.1:${adminPort}/readyz`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`pgward on admin port ${adminPort} not ready after ${ms} ms`);
 }
 
 const CLK_TCK = (() => {
@@ -242,9 +297,14 @@ const CLK_TCK = (() => {
   }
 })();
 
+/** VmRSS of a process and its descendants (a pgward primary and its workers), KiB. */
 function rssKiB(pid) {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
+  let kib = 0;
+  for (const p of processTree(pid)) {
+    const s = fs.readFileSync(`/proc/${p}/status`, 'utf8');
+    kib += Number(/VmRSS:\s+(\d+)/.exec(s)[1]);
+  }
+  return kib;
 }
 
 /** Opens `n` authenticated connections (50 at a time) to `port`; each runs one query. */
@@ -297,6 +357,8 @@ async function measureIdle(pid, port) {
     warm_before_kib: warm,
     warm_after_kib: warmAfter,
     warm_per_client_kib: (warmAfter - warm) / IDLE,
+    // Everything the instance holds (all workers and the primary, fixed costs included) per client.
+    warm_total_per_client_kib: warmAfter / IDLE,
   };
 }
 
@@ -361,7 +423,7 @@ async function main() {
     `Machine: ${machine()}.`,
     '',
     'Command: `make bench` (' +
-      `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}).`,
+      `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}, pgward workers ${WORKERS}).`,
     '',
   ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
@@ -500,19 +562,19 @@ async function main() {
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
     lines.push(
-      `${m.clients} idle authenticated connections (each ran one query), RSS growth per client. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`,
+      `${m.clients} idle authenticated connections (each ran one query), RSS growth per client; pgward with ${WORKERS} worker${WORKERS === 1 ? '' : 's'} (RSS of the primary and every worker). Last column: all the RSS with the clients connected, divided by the clients. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`,
       '',
     );
     lines.push(
-      '| process | cold: RSS KiB before → after | cold per client | warm: RSS KiB before → after | warm per client |',
+      '| process | cold: RSS KiB before → after | cold per client | warm: RSS KiB before → after | warm per client | warm: RSS / clients |',
     );
-    lines.push('|---|---|---|---|---|');
+    lines.push('|---|---|---|---|---|---|');
     for (const [name, r] of [
       ['pgward (bare policy)', m.pgward],
       ['minimal Node.js pipe proxy', m.floor],
     ]) {
       lines.push(
-        `| ${name} | ${f1(r.cold_before_kib)} → ${f1(r.cold_after_kib)} | ${f2(r.cold_per_client_kib)} KiB | ${f1(r.warm_before_kib)} → ${f1(r.warm_after_kib)} | **${f2(r.warm_per_client_kib)} KiB** |`,
+        `| ${name} | ${f1(r.cold_before_kib)} → ${f1(r.cold_after_kib)} | ${f2(r.cold_per_client_kib)} KiB | ${f1(r.warm_before_kib)} → ${f1(r.warm_after_kib)} | **${f2(r.warm_per_client_kib)} KiB** | ${f2(r.warm_total_per_client_kib)} KiB |`,
       );
     }
     lines.push('');

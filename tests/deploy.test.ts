@@ -129,6 +129,7 @@ describe.each(VARIANTS)('deploy/kubernetes/%s', (v) => {
       c.admin.token_file,
       c.policy.bearer_token_file,
       c.policy.signing.key_file,
+      c.cluster.peer_secret_file,
       c.policy.bundle.startsWith('/etc/') ? c.policy.bundle : undefined,
     ].filter((f): f is string => f !== undefined);
     expect(files.length).toBeGreaterThan(3);
@@ -138,7 +139,7 @@ describe.each(VARIANTS)('deploy/kubernetes/%s', (v) => {
   it('probes real sidecar routes on the admin port; ports and selectors line up', async () => {
     const ctr = container();
     const ports = Object.fromEntries((ctr.ports as Doc[]).map((p) => [p.name, p.containerPort]));
-    expect(ports).toEqual({ postgres: 6432, admin: 9432 });
+    expect(ports).toEqual({ postgres: 6432, admin: 9432, peer: 6433 });
     expect(ctr.args).toEqual(['serve', '--config', '/etc/pgward/config/pgward.yaml']);
     const app = buildSidecar({
       engine: new ActiveEngine(),
@@ -192,6 +193,13 @@ describe.each(VARIANTS)('deploy/kubernetes/%s', (v) => {
     }
     const clientRule = rules.find((r) => r.ports.some((p: Doc) => p.port === 'postgres'))!;
     expect(clientRule.ports.some((p: Doc) => p.port === 'admin')).toBe(false);
+    // Forwarded cancels only from pgward pods, which the headless peers Service names (ready or not).
+    const peerRule = rules.find((r) => r.ports.some((p: Doc) => p.port === 'peer'))!;
+    expect(peerRule.from).toEqual([{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'pgward' } } }]);
+    const peers = get(v, 'Service', 'pgward-peers');
+    expect(peers.spec).toMatchObject({ clusterIP: 'None', publishNotReadyAddresses: true });
+    expect(config().cluster.peers).toEqual([`pgward-peers:${peers.spec.ports[0].port}`]);
+    expect(config().cluster.peer_listen).toBe(`0.0.0.0:${peers.spec.ports[0].port}`);
   });
 
   it('the preStop, the shutdown delay, the drain and the cancel wait fit in the grace period', () => {

@@ -3,11 +3,16 @@
  * pgward command line: serve, check-config, explain, build, replay. A bad flag or config value exits 2
  * with one line naming it.
  */
+import cluster from 'node:cluster';
+import os from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { checkConfigFile, ConfigError, loadConfig, type Config, type LoadConfigOptions } from './config';
 import { ErrorCodes } from './errors';
 import { createLogger, startGateway, VERSION, type Gateway } from './main';
+import { MAX_WORKERS } from './cluster/cancel-key';
+import { runPrimary } from './cluster/primary';
+import { workerLinkFromEnv } from './cluster/worker-link';
 
 function die(message: string): never {
   process.stderr.write(`pgward: ${message}\n`);
@@ -20,6 +25,7 @@ type ServeOptions = {
   upstream?: string;
   bundle?: string;
   adminListen?: string;
+  workers?: string;
 };
 
 /** The same sources on start and on SIGHUP: the file, the environment, the flags. */
@@ -32,6 +38,7 @@ function configSources(opts: ServeOptions): LoadConfigOptions {
       upstream: opts.upstream,
       bundle: opts.bundle,
       adminListen: opts.adminListen,
+      workers: opts.workers,
     },
   };
 }
@@ -69,19 +76,31 @@ export async function reloadOnSighup(gw: Gateway, logger: Logger, load: () => Co
   }
 }
 
-function loadOrDie(opts: {
-  config?: string;
-  listen?: string;
-  upstream?: string;
-  bundle?: string;
-  adminListen?: string;
-}): Config {
+function loadOrDie(opts: ServeOptions): Config {
   try {
     return loadConfig(configSources(opts));
   } catch (err) {
     if (err instanceof ConfigError) die(err.message);
     throw err;
   }
+}
+
+/** The primary of `serve --workers N`: forks, routes, relays signals (cluster/primary.ts). */
+async function servePrimary(config: Config, workers: number, logger: Logger): Promise<void> {
+  const primary = await runPrimary(config, Math.min(workers, MAX_WORKERS), logger).catch((err: Error) => {
+    logger.fatal({ err: err.message }, 'pgward failed to start');
+    process.exit(1);
+  });
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'signal received');
+    void primary.stop(signal).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: every worker reloads the configuration and the policy bundle');
+    primary.reload();
+  });
 }
 
 export function buildCli(): Command {
@@ -99,32 +118,28 @@ export function buildCli(): Command {
     .option('--upstream <host:port>', 'PostgreSQL server (default 127.0.0.1:5432)')
     .option('--bundle <path-or-url>', 'OPA bundle (default wasm-build/out/bundle.tar.gz)')
     .option('--admin-listen <host:port>', 'sidecar listener (default 0.0.0.0:9432)')
-    .action(
-      async (opts: {
-        config?: string;
-        listen?: string;
-        upstream?: string;
-        bundle?: string;
-        adminListen?: string;
-      }) => {
-        const config = loadOrDie(opts);
-        const logger = createLogger(config.log.level);
-        const gw = await startGateway(config, logger).catch((err: Error) => {
-          logger.fatal({ err: err.message }, 'pgward failed to start');
-          process.exit(1);
-        });
-        const stop = (signal: string): void => {
-          logger.info({ signal }, 'signal received');
-          void gw.shutdown().then(() => process.exit(0));
-        };
-        process.on('SIGTERM', () => stop('SIGTERM'));
-        process.on('SIGINT', () => stop('SIGINT'));
-        process.on('SIGHUP', () => {
-          logger.info('SIGHUP: reloading the configuration and the policy bundle');
-          void reloadOnSighup(gw, logger, () => loadConfig(configSources(opts)));
-        });
-      },
-    );
+    .option('--workers <n>', 'worker processes (default cluster.workers; 0: the CPUs the process may use)')
+    .action(async (opts: ServeOptions) => {
+      const config = loadOrDie(opts);
+      const logger = createLogger(config.log.level);
+      const link = workerLinkFromEnv(process.env);
+      const workers = config.cluster.workers === 0 ? os.availableParallelism() : config.cluster.workers;
+      if (link === null && workers > 1 && cluster.isPrimary) return servePrimary(config, workers, logger);
+      const gw = await startGateway(config, logger, link).catch((err: Error) => {
+        logger.fatal({ err: err.message }, 'pgward failed to start');
+        process.exit(1);
+      });
+      const stop = (signal: string): void => {
+        logger.info({ signal }, 'signal received');
+        void gw.shutdown().then(() => process.exit(0));
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => {
+        logger.info('SIGHUP: reloading the configuration and the policy bundle');
+        void reloadOnSighup(gw, logger, () => loadConfig(configSources(opts)));
+      });
+    });
 
   program
     .command('check-config')

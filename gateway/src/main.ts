@@ -38,6 +38,12 @@ import { attachShadow } from './replay/shadow';
 import { buildEngineFromSource } from './policy/opa-engine';
 import { SessionDrain } from './lifecycle/drain';
 import { planConfigReload, type ConfigReloadResult } from './lifecycle/config-reload';
+import { CancelKeyLayout } from './cluster/cancel-key';
+import { shareOf } from './cluster/messages';
+import { forwardToPeers, peerSecret, startPeerServer } from './cluster/peer-channel';
+import { configForWorker } from './cluster/worker-files';
+import { GatedEngine } from './cluster/gated-engine';
+import { answerMetricsRequests, type WorkerLink } from './cluster/worker-link';
 
 export const VERSION = '0.1.0';
 
@@ -67,11 +73,24 @@ export function createLogger(level: string): Logger {
   });
 }
 
-export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+/**
+ * Starts the gateway in this process: the whole instance, or (with `link`) one worker of
+ * `pgward serve --workers N` (cluster/primary.ts), which serves its share of the limits, writes its
+ * own files, and runs the admin sidecar only as worker 0.
+ */
+export async function startGateway(
+  configIn: Config,
+  logger: Logger,
+  link: WorkerLink | null = null,
+): Promise<Gateway> {
   await initSqlParser();
+  const config = link ? configForWorker(configIn, link.index) : configIn;
   const metrics = createMetrics();
+  // The primary asks every worker for its registry and sums them (prom-client's AggregatorRegistry).
+  if (link) answerMetricsRequests(metrics.registry);
+  const share = (total: number): number => (link ? shareOf(total, link.workers, link.index) : total);
   const instanceId = randomUUID();
-  metrics.connectionsMax.set(config.limits.max_clients);
+  metrics.connectionsMax.set(share(config.limits.max_clients));
   let current = config;
 
   // One redaction object shared by the audit, decision and statement logs (they read it per
@@ -191,10 +210,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const frameTimer = setInterval(flushFrameCounts, 1000);
   frameTimer.unref();
 
-  const engine = new ActiveEngine();
+  // With workers a new bundle goes live in all of them at the primary's commit (gated-engine.ts).
+  const engine = link ? new GatedEngine((revision) => link.reportPrepared(revision)) : new ActiveEngine();
   const bundles = new BundleManager(engine, bundleOptions(config), {
     logger,
-    onActivated: (info) => metrics.bundleActivated(info),
+    onActivated: (info) => {
+      metrics.bundleActivated(info);
+      link?.reportRevision(engine.bundle()?.revision ?? null);
+    },
     onFailed: (code) => {
       metrics.bundleReloadFailed();
       metrics.countError(code as never);
@@ -302,19 +325,22 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     },
     logger,
   );
-  const limits = { maxClients: config.limits.max_clients };
-  const unauthenticated = { count: 0, max: config.limits.max_unauthenticated };
+  const limits = { maxClients: share(config.limits.max_clients) };
+  const unauthenticated = { count: 0, max: share(config.limits.max_unauthenticated) };
+  const cancel = createCancelRegistry(config, link, logger);
+  const broadcast = config.cluster.peer_bits === 0 && config.cluster.peers.length > 0;
+  const upstreamOptions = {
+    host: upstreamAddr.host,
+    port: upstreamAddr.port,
+    connectTimeoutMs: config.upstream.connect_timeout_ms,
+    tls: { ...config.upstream.tls },
+  };
   const deps: SessionDeps = {
     logger,
     engine,
     classify,
-    cancel: new CancelRegistry(),
-    upstream: {
-      host: upstreamAddr.host,
-      port: upstreamAddr.port,
-      connectTimeoutMs: config.upstream.connect_timeout_ms,
-      tls: { ...config.upstream.tls },
-    },
+    cancel,
+    upstream: upstreamOptions,
     clientTls: {
       context: clientTlsContext,
       require: config.tls.require,
@@ -388,6 +414,38 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   }
 
   await bundles.start();
+  link?.reportRevision(bundles.status().info?.revision ?? null);
+  link?.attach({
+    deliver: (pid, key, fromPeer) => {
+      const target = cancel.lookupLocal(pid, key);
+      if (target) void target.cancelUpstream();
+      // Peers without peer bits: a key another worker could not place may be another replica's.
+      else if (!fromPeer && broadcast) void link?.askPeers(pid, key);
+    },
+    reload: () => bundles.reload(),
+    capture: (action) => capture[action](),
+    commit: (revision) => {
+      if (!(engine instanceof GatedEngine) || !engine.commit(revision)) return;
+      logger.info({ revision }, 'policy bundle live in every worker');
+      link?.reportRevision(revision);
+    },
+  });
+  // One process with peers: forwards from other replicas arrive here (with workers, at the primary).
+  const peerSecretBytes = peerSecret(config.cluster, (f) => fs.readFileSync(f, 'utf8'));
+  const peerServer =
+    link === null && config.cluster.peer_listen !== undefined && peerSecretBytes !== null
+      ? await startPeerServer({
+          listen: config.cluster.peer_listen,
+          secret: peerSecretBytes,
+          timeoutMs: config.cluster.peer_timeout_ms,
+          logger,
+          deliver: (f) => {
+            const route = cancel.layout.route(f.secretKey);
+            if (route !== null && cancel.layout.isSelf(route))
+              void cancel.lookupLocal(f.processId, f.secretKey)?.cancelUpstream();
+          },
+        })
+      : null;
 
   const listenAddr = parseHostPort(config.listen);
   await new Promise<void>((resolve, reject) => {
@@ -401,7 +459,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
 
   let sidecar: FastifyInstance | null = null;
   let adminAddr: { host: string; port: number } | null = null;
-  if (config.admin.enabled) {
+  if (config.admin.enabled && (link === null || link.index === 0)) {
     const token =
       config.admin.token ??
       (config.admin.token_file ? fs.readFileSync(config.admin.token_file, 'utf8').trim() : null);
@@ -412,14 +470,23 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     sidecar = buildSidecar({
       engine,
       bundleStatus: () => bundles.status(),
-      reload: () => bundles.reload(),
+      reload: link ? () => link.reloadAll() : () => bundles.reload(),
       serving: () => ({ listener: server.listening, accepting: drain.accepting }),
+      ...(link
+        ? {
+            metricsText: () => link.metrics(),
+            workersReady: () => link.allRun(engine.bundle()?.revision ?? null),
+          }
+        : {}),
       upstreamReady: () => probeUpstream(upstreamAddr.host, upstreamAddr.port, 1000),
       registry: metrics.registry,
       token,
       logger,
       server: sidecarServerOptions(tlsOpts),
-      capture,
+      // With workers, capture goes on and off in every one (each writes its own directory).
+      capture: link
+        ? { start: () => link.captureAll('start'), stop: () => link.captureAll('stop') }
+        : capture,
     });
     const aa = parseHostPort(config.admin.listen);
     await sidecar.listen({ host: aa.host, port: aa.port });
@@ -431,11 +498,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     {
       listen: `${la.address}:${la.port}`,
       admin: adminAddr ? `${adminAddr.host}:${adminAddr.port}` : null,
+      worker: link ? link.index : null,
+      pid: process.pid,
+      peer_listen: peerServer ? peerServer.port : null,
       upstream: config.upstream.address,
       bundle: bundles.status().info?.revision ?? null,
       version: VERSION,
     },
-    'pgward listening',
+    link ? 'pgward worker listening' : 'pgward listening',
+  );
+  link?.reportListening(
+    `${la.address}:${la.port}`,
+    adminAddr ? `${adminAddr.host}:${adminAddr.port}` : null,
+    bundles.status().info?.revision ?? null,
   );
 
   let shuttingDown: Promise<void> | null = null;
@@ -448,6 +523,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       clearInterval(frameTimer);
       flushFrameCounts();
       if (sidecar) await sidecar.close();
+      peerServer?.close();
       await captureSink.close();
       await audit.close();
       if (decisionLog) await decisionLog.close();
@@ -461,7 +537,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     applied: [],
     restart_required: [],
   });
-  const reloadConfig = (next: Config): Promise<ConfigReloadResult> => {
+  const reloadConfig = (nextIn: Config): Promise<ConfigReloadResult> => {
+    const next = link ? configForWorker(nextIn, link.index) : nextIn;
     // One reload at a time; a failed one does not block the next.
     reloadingConfig = reloadingConfig
       .catch(() => undefined)
@@ -479,9 +556,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           deps.auditFailClosed = next.audit.fail_closed;
           void previous.close();
         }
-        limits.maxClients = next.limits.max_clients;
-        metrics.connectionsMax.set(next.limits.max_clients);
-        unauthenticated.max = next.limits.max_unauthenticated;
+        limits.maxClients = share(next.limits.max_clients);
+        metrics.connectionsMax.set(limits.maxClients);
+        unauthenticated.max = share(next.limits.max_unauthenticated);
         deps.limits.loginTimeoutMs = next.limits.login_timeout_ms;
         deps.limits.maxMessageBytes = next.limits.max_message_bytes;
         drain.retime({
@@ -513,6 +590,35 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     shutdown,
     reloadConfig,
   };
+}
+
+/**
+ * Cancel keys name this worker and replica (cluster/cancel-key.ts). A key naming another worker goes
+ * to the primary; one naming another replica goes to the peers (from the primary when there are
+ * workers). Either way the process that issued the key compares it.
+ */
+function createCancelRegistry(config: Config, link: WorkerLink | null, logger: Logger): CancelRegistry {
+  const c = config.cluster;
+  const layout = new CancelKeyLayout({
+    peerBits: c.peer_bits,
+    peerId: c.peer_id,
+    workers: link ? link.workers : 1,
+    workerIndex: link ? link.index : 0,
+  });
+  // Without peer bits a key names no replica: one that no session here holds goes to every peer.
+  const broadcast = c.peer_bits === 0 && c.peers.length > 0;
+  if (link)
+    return new CancelRegistry(
+      layout,
+      (route, pid, key) => link.forwardCancel(route, pid, key),
+      broadcast ? (_route, pid, key) => link.askPeers(pid, key) : null,
+    );
+  const secret = peerSecret(c, (f) => fs.readFileSync(f, 'utf8'));
+  if (secret === null || c.peers.length === 0) return new CancelRegistry(layout);
+  const peers = { peers: c.peers, secret, timeoutMs: c.peer_timeout_ms, logger };
+  const toPeers = (_route: unknown, processId: number, secretKey: Buffer): Promise<boolean> =>
+    forwardToPeers(peers, { processId, secretKey });
+  return new CancelRegistry(layout, toPeers, broadcast ? toPeers : null);
 }
 
 /** The bundle manager's options from the policy section (also on a SIGHUP reload). */

@@ -76,6 +76,8 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
     policy: { bundle: opts.bundle ?? SHIPPED_BUNDLE, watch: false },
     log: { level: 'info' },
     audit: { sink: 'stdout' },
+    // One process unless a test asks for workers (the default is one worker per CPU).
+    cluster: { workers: 1 },
   };
   const config = deepMerge(base, opts.config ?? {});
   const configFile = path.join(dir, 'pgward.yaml');

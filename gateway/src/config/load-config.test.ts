@@ -64,6 +64,7 @@ describe('defaults', () => {
         shutdown_cancel_wait_ms: 5000,
         max_pipeline_messages: 100000,
       },
+      cluster: { workers: 0, peer_bits: 0, peer_id: 0, peers: [], peer_timeout_ms: 2000 },
       log: { level: 'info' },
       audit: {
         sink: 'stdout',
@@ -527,6 +528,13 @@ describe('cross-field checks', () => {
       'set together with policy.signing.key',
     ],
     ['policy:\n  signing:\n    verify: true\n', 'policy.signing.verify', 'requires policy.signing.key or'],
+    ['cluster:\n  peer_bits: 2\n  peer_id: 4\n', 'cluster.peer_id', 'does not fit in cluster.peer_bits (2)'],
+    ['cluster:\n  peers: ["a:6433"]\n', 'cluster.peers', 'peering requires cluster.peer_secret or'],
+    [
+      'cluster:\n  peer_secret: x\n  peer_secret_file: /f\n',
+      'cluster.peer_secret_file',
+      'set together with cluster.peer_secret',
+    ],
     [
       'policy:\n  poll_min_delay_s: 60\n  poll_max_delay_s: 30\n',
       'policy.poll_min_delay_s',

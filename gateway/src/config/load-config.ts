@@ -12,6 +12,7 @@ export interface FlagOverrides {
   upstream?: string | undefined;
   bundle?: string | undefined;
   adminListen?: string | undefined;
+  workers?: string | undefined;
 }
 
 export interface LoadConfigOptions {
@@ -40,6 +41,7 @@ const FLAG_KEYS: Record<keyof FlagOverrides, { path: string[]; flag: string }> =
   upstream: { path: ['upstream', 'address'], flag: '--upstream' },
   bundle: { path: ['policy', 'bundle'], flag: '--bundle' },
   adminListen: { path: ['admin', 'listen'], flag: '--admin-listen' },
+  workers: { path: ['cluster', 'workers'], flag: '--workers' },
 };
 
 /** Named environment variables; taken verbatim (no YAML parsing). They override the generic form. */
@@ -107,7 +109,10 @@ function flagEntries(flags: Partial<FlagOverrides>): Entry[] {
   const out: Entry[] = [];
   for (const k of Object.keys(FLAG_KEYS) as (keyof FlagOverrides)[]) {
     const v = flags[k];
-    if (v !== undefined) out.push({ path: FLAG_KEYS[k].path, value: v, source: `flag ${FLAG_KEYS[k].flag}` });
+    // --workers is a number; the schema reports anything else with the flag's name.
+    const value = k === 'workers' && v !== undefined && /^[0-9]+$/.test(v) ? Number(v) : v;
+    if (value !== undefined)
+      out.push({ path: FLAG_KEYS[k].path, value, source: `flag ${FLAG_KEYS[k].flag}` });
   }
   return out;
 }
@@ -302,6 +307,23 @@ function crossCheck(c: Parsed): { key: string; reason: string } | undefined {
         'policy.signing.key_file',
         c.policy.signing.key_file !== undefined,
       ),
+    () =>
+      oneOfTwo(
+        'cluster.peer_secret',
+        c.cluster.peer_secret !== undefined,
+        'cluster.peer_secret_file',
+        c.cluster.peer_secret_file !== undefined,
+      ),
+    () =>
+      c.cluster.peer_id >= 2 ** c.cluster.peer_bits
+        ? { key: 'cluster.peer_id', reason: `does not fit in cluster.peer_bits (${c.cluster.peer_bits})` }
+        : undefined,
+    () =>
+      (c.cluster.peers.length > 0 || c.cluster.peer_listen !== undefined) &&
+      c.cluster.peer_secret === undefined &&
+      c.cluster.peer_secret_file === undefined
+        ? { key: 'cluster.peers', reason: 'peering requires cluster.peer_secret or cluster.peer_secret_file' }
+        : undefined,
     () =>
       c.policy.signing.verify && c.policy.signing.key === undefined && c.policy.signing.key_file === undefined
         ? { key: 'policy.signing.verify', reason: 'requires policy.signing.key or policy.signing.key_file' }

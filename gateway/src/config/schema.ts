@@ -209,6 +209,27 @@ export const configSchema = z.strictObject(
       shutdown_cancel_wait_ms: int(0, MAX_INT, 'ms').default(5000),
       max_pipeline_messages: int(1, MAX_INT).default(100_000),
     }),
+    // Worker processes and peered replicas (docs/operations.md, "Workers and peers").
+    cluster: section({
+      // 0: the CPUs the process may use (os.availableParallelism()); 1: one process, no primary.
+      workers: int(0, 256).default(0),
+      // The first peer_bits bits of every cancel key name the replica (cluster/cancel-key.ts); the
+      // same on every peer. 0: not peered.
+      peer_bits: int(0, 8).default(0),
+      peer_id: int(0, 255).default(0),
+      // Where this replica accepts cancels forwarded by its peers (HMAC-authenticated).
+      peer_listen: hostPort({ allowPortZero: true, requireHost: false }).optional(),
+      // host:port of every peer (this replica may be among them); names are resolved at each use,
+      // every address they resolve to gets the forward (a headless Service's DNS name).
+      peers: z
+        .array(hostPort({ allowPortZero: false, requireHost: true }), {
+          error: 'expected a list of host:port',
+        })
+        .default([]),
+      peer_secret: str().optional(),
+      peer_secret_file: str().optional(),
+      peer_timeout_ms: int(1, MAX_INT, 'ms').default(2000),
+    }),
     log: section({
       level: oneOf(LOG_LEVELS).default('info'),
     }),
@@ -311,6 +332,7 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'admin.token',
   'policy.bearer_token',
   'policy.signing.key',
+  'cluster.peer_secret',
 ]);
 
 /** Keys naming files that must exist and be readable when set. */
@@ -326,6 +348,7 @@ export const FILE_KEYS = [
   'admin.tls.key_file',
   'policy.bearer_token_file',
   'policy.signing.key_file',
+  'cluster.peer_secret_file',
 ] as const;
 
 /**

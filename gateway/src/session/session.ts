@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
 import { encodeCancelRequest, encodeTerminate } from '../protocol';
 import type { ConnectionInfo } from '../policy/types';
-import { connectUpstream } from './upstream';
+import { connectUpstream, sendCancelRequest } from './upstream';
 import { SessionCore } from './core';
 import type { Action, Refusal } from './actions';
 import type { SessionDeps } from './types';
@@ -75,24 +75,21 @@ export class Session {
     this.run();
   }
 
-  /** Forwards a CancelRequest to the upstream with the upstream's own key. */
   /**
-   * Sends a CancelRequest for this session's backend. Resolves true once the server has closed the
-   * cancel connection (it does so after acting on the request), false if it could not be delivered.
+   * Sends a CancelRequest for this session's backend with the upstream's own key, over TLS when the
+   * upstream connections use it (upstream.ts). Resolves true once the server has closed the cancel
+   * connection (it does so after acting on the request), false if it could not be delivered.
    */
   cancelUpstream(): Promise<boolean> {
     const key = this.core.requests.cancelKey;
     if (!key) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      let sent = false;
-      const s = net.connect({ host: this.deps.upstream.host, port: this.deps.upstream.port });
-      s.on('connect', () => s.end(encodeCancelRequest(key.processId, key.secretKey), () => (sent = true)));
-      s.on('error', (err) => this.log.warn({ err: err.message }, 'cancel connection failed'));
-      s.on('close', (hadError) => resolve(sent && !hadError));
-      s.resume();
-      s.setTimeout(this.deps.upstream.connectTimeoutMs, () => s.destroy());
-      this.log.info('cancel request forwarded');
-    });
+    this.log.info('cancel request forwarded');
+    return sendCancelRequest(this.deps.upstream, encodeCancelRequest(key.processId, key.secretKey)).then(
+      (ok) => {
+        if (!ok) this.log.warn('cancel connection failed');
+        return ok;
+      },
+    );
   }
 
   private attachClient(s: net.Socket | tls.TLSSocket): void {

@@ -156,3 +156,29 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
   const ts = await startTls(s, opts);
   return { socket: ts, tls: true };
 }
+
+/**
+ * Sends a CancelRequest for an upstream backend over a new connection, in the same TLS mode as the
+ * sessions' connections: PostgreSQL reads a CancelRequest after an SSLRequest as it reads a
+ * StartupMessage, so with TLS the upstream's secret never crosses the network in cleartext.
+ * Resolves true once the server has closed the connection (it does so after acting on the
+ * request), false if it could not be delivered.
+ * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
+ */
+export async function sendCancelRequest(opts: UpstreamOptions, request: Buffer): Promise<boolean> {
+  let conn: UpstreamConnection;
+  try {
+    conn = await connectUpstream(opts);
+  } catch {
+    return false;
+  }
+  const s = conn.socket;
+  return new Promise((resolve) => {
+    let sent = false;
+    s.on('error', () => undefined);
+    s.on('close', (hadError) => resolve(sent && !hadError));
+    s.setTimeout(opts.connectTimeoutMs, () => s.destroy());
+    s.resume();
+    s.end(request, () => (sent = true));
+  });
+}

@@ -73,6 +73,24 @@ function build(over: Partial<SidecarDeps> = {}): {
 }
 
 describe('sidecar', () => {
+  it('with workers: /readyz waits for every worker, /metrics serves the summed text', async () => {
+    let all = false;
+    const { app, bundles } = build({
+      workersReady: () => all,
+      metricsText: () => Promise.resolve('# summed\npgward_x 2\n'),
+    });
+    bundles.info = REV1;
+    let res = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toMatchObject({ status: 'not_ready', missing: ['workers'] });
+    all = true;
+    res = await app.inject({ method: 'GET', url: '/readyz' });
+    expect(res.statusCode).toBe(200);
+    res = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(res.body).toBe('# summed\npgward_x 2\n');
+    await app.close();
+  });
+
   it('GET /healthz', async () => {
     const { app } = build();
     const res = await app.inject({ method: 'GET', url: '/healthz' });

@@ -33,6 +33,13 @@ export interface SidecarDeps {
   /** The upstream accepts TCP connections: reported by /upstreamz and pgward_upstream_up, not /readyz. */
   upstreamReady(): Promise<boolean>;
   registry: Registry;
+  /**
+   * With workers (cluster/primary.ts): the Prometheus text of all of them, summed, in place of
+   * `registry`'s own (the gauges this sidecar sets live in `registry` and are part of the sum).
+   */
+  metricsText?: (() => Promise<string>) | undefined;
+  /** With workers: every worker runs the active revision; /readyz answers 503 ('workers') until then. */
+  workersReady?: (() => boolean) | undefined;
   /** When set, POST /v1/bundle/reload requires `Authorization: Bearer <token>`. */
   token?: string | null | undefined;
   logger?: Logger | undefined;
@@ -159,6 +166,7 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
     if (bundle === null) missing.push('bundle');
     if (!serving.listener) missing.push('listener');
     if (!serving.accepting) missing.push('accepting');
+    if (deps.workersReady && !deps.workersReady()) missing.push('workers');
     return { bundle, serving, missing };
   };
   const upstreamHealth = async (): Promise<boolean> => {
@@ -195,7 +203,7 @@ export function buildSidecar(deps: SidecarDeps): FastifyInstance {
   app.get('/metrics', async (_req, reply) => {
     readiness();
     if (upGauge) await upstreamHealth();
-    const text = await deps.registry.metrics();
+    const text = deps.metricsText ? await deps.metricsText() : await deps.registry.metrics();
     return reply.header('content-type', deps.registry.contentType).send(text);
   });
 
