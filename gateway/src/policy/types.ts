@@ -99,7 +99,7 @@ export interface InputDocument {
   parse_error: string | null;
   /**
    * The decision time (UTC), only in the document a bundle evaluates and only when its policy can
-   * read `input.time` (policy/input-project.ts). Added by H3 (issue 11).
+   * read `input.time` (policy/input-project.ts).
    */
   time?: { rfc3339: string; ns: number; weekday: number; hour: number; minute: number };
 }
