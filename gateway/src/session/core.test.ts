@@ -471,6 +471,26 @@ describe('statements as the server confirms them', () => {
     expect(h.core.isIdle).toBe(true);
   });
 
+  it('holds a simple Query that may EXECUTE a statement an unanswered earlier cycle changes', () => {
+    const h = ready();
+    h.engine.denyAll = false;
+    ok(h, [Q('PREPARE p AS SELECT 1')], [pg.complete('PREPARE'), pg.ready()]);
+    const judged = h.engine.inputs.length;
+    // Until DEALLOCATE/PREPARE are answered, p may be SELECT 1 or SELECT 2.
+    const r = h.client(Q('DEALLOCATE p; PREPARE p AS SELECT 2'), Q('execute p'));
+    expect(types(r.up)).toBe('Q');
+    expect(r.actions).toContainEqual({ kind: 'pauseClient' });
+    expect(h.engine.inputs.length).toBe(judged + 1);
+    const next = h.server(pg.complete('DEALLOCATE'), pg.complete('PREPARE'), pg.ready());
+    expect(types(next.up)).toBe('Q');
+    expect(next.actions).toContainEqual({ kind: 'resumeClient' });
+    expect(h.engine.inputs.at(-1)!.statements[0]!.prepared!.inner!.sql).toBe('SELECT 2');
+    // Text that cannot say EXECUTE is not held.
+    h.server(pg.rowDescription(), pg.dataRow('2'), pg.complete('SELECT 1'), pg.ready());
+    const plain = h.client(Q('DEALLOCATE p'), Q('SELECT 2'));
+    expect(types(plain.up)).toBe('QQ');
+  });
+
   it('judges a held Bind only when released, and a denial still goes in position', () => {
     const h = ready();
     ok(h, [P('s', 'SELECT 1'), S()], [pg.parseComplete(), pg.ready()]);

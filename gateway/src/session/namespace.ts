@@ -85,6 +85,11 @@ export class StatementNamespace {
     return this.pendingCount;
   }
 
+  /** Whether a change of a named statement (or a clear of all) is pending. */
+  get namedChangePending(): boolean {
+    return this.clears.length > 0 || this.pendingByName.size > (this.pendingByName.has('') ? 1 : 0);
+  }
+
   /** The confirmed meaning of `name` (for tests and diagnostics). */
   confirmedEntry(name: string): Entry | undefined {
     return this.confirmed.get(name);

@@ -84,6 +84,11 @@ const RUNS = typeTable([
   FrontendType.FunctionCall,
 ]);
 
+/** Whether SQL text may hold an EXECUTE (keywords are ASCII; case-insensitive, comments and all). */
+function mayExecute(sql: Buffer): boolean {
+  return sql.length >= 7 && /execute/i.test(sql.toString('latin1'));
+}
+
 /** Portals remembered for their SQL-level effects; beyond this the map starts again. */
 const MAX_PORTALS = 1000;
 
@@ -146,6 +151,10 @@ export class RequestPhase implements StatementView {
     const type = m.bytes[0] as number;
     if (this.judgedAtStartup.readOnly && RUNS[type]) return true;
     if (m.name === 'Bind') return this.resolve(m.statement) === 'ambiguous';
+    // A simple Query's EXECUTE names a statement too; pgward knows which only after classifying
+    // it, so while a statement change of an earlier cycle is unanswered, text that may say
+    // EXECUTE waits (rare: simple queries are seldom pipelined) rather than be judged ambiguous.
+    if (m.name === 'Query' && this.namespace.namedChangePending && mayExecute(m.sqlBytes)) return true;
     // SQL text with a backslash is the only text another standard_conforming_strings or
     // client_encoding reads differently (every other byte a client-only encoding can swallow into
     // a character is 0x40 or above, so never a quote, comment, dollar or separator); anything an
