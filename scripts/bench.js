@@ -433,9 +433,25 @@ async function main() {
   fs.mkdirSync(bareDir);
   fs.writeFileSync(
     path.join(bareDir, 'policy.rego'),
-    'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "reasons": [], "alerts": []}\n',
+    'package pgward\n\n# METADATA\n# entrypoint: true\ndecision := {"allow": true, "denials": [], "alerts": []}\n',
   );
   const bare = buildBundle(bareDir, path.join(tmp, 'bare.tar.gz'), 'bench-bare');
+  // Issue 11's two reference policies: one that reads only a connection field (its decisions are
+  // cached per session), and one that reads every Bind value (pgbench's are all distinct, so each
+  // Bind is a full evaluation).
+  const ruleBundle = (name, body) => {
+    const dir = path.join(tmp, name);
+    fs.mkdirSync(dir);
+    fs.writeFileSync(
+      path.join(dir, 'policy.rego'),
+      'package pgward\n\n# METADATA\n# entrypoint: true\n' +
+        'decision := {"allow": count(_denials) == 0, "denials": _denials, "alerts": []}\n\n' +
+        `_denials := [d | ${body}; d := {"rule": "${name}", "message": "${name}", "priority": 1}]\n`,
+    );
+    return buildBundle(dir, path.join(tmp, `${name}.tar.gz`), `bench-${name}`);
+  };
+  const connRule = ruleBundle('connection_rule', 'input.connection.user in {"mallory", "eve"}');
+  const bindRule = ruleBundle('bind_values', 'some p in input.message.parameters; p.value == "forbidden"');
   const shipped = path.join(ROOT, 'wasm-build/out/bundle.tar.gz');
 
   if (!SKIP.has('pgbench')) {
@@ -460,6 +476,8 @@ async function main() {
     const bouncer = await startPgbouncer();
     const gwBare = await startPgward(bare, 'bare');
     const gwShipped = await startPgward(shipped, 'shipped');
+    const gwConn = await startPgward(connRule, 'connection-rule');
+    const gwBind = await startPgward(bindRule, 'bind-values');
     const floor = await startNodeFloor(PG.port);
     const baselineRoot = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
     const gwBaseline = baselineRoot
@@ -476,6 +494,8 @@ async function main() {
       ['node floor', floor.port, floor.proc.pid],
       ['pgward (allow-all)', gwBare.port, gwBare.proc.pid],
       ['pgward (shipped policies)', gwShipped.port, gwShipped.proc.pid],
+      ['pgward (connection rule)', gwConn.port, gwConn.proc.pid],
+      ['pgward (every Bind value)', gwBind.port, gwBind.proc.pid],
       ...(gwBaseline ? [['baseline (shipped policies)', gwBaseline.port, gwBaseline.proc.pid]] : []),
     ];
     const cpuRows = [];
@@ -515,14 +535,14 @@ async function main() {
       lines.push('', '### CPU of the proxy process per transaction (µs, user + system, all threads)', '');
       const proxies = targets.filter(([, , pid]) => pid).map(([name]) => name);
       lines.push(
-        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''} |`,
+        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''} |`,
       );
-      lines.push(`|---|---|${proxies.map(() => '---|').join('')}---|---|${gwBaseline ? '---|' : ''}`);
+      lines.push(`|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}`);
       for (const { mode, c, r } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
         const s = cpu('pgward (shipped policies)');
         lines.push(
-          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''} |`,
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''} |`,
         );
       }
       if (gwBaseline) {
@@ -550,6 +570,8 @@ async function main() {
         bouncer.stop(),
         gwBare.stop(),
         gwShipped.stop(),
+        gwConn.stop(),
+        gwBind.stop(),
         floor.stop(),
         ...(gwBaseline ? [gwBaseline.stop()] : []),
       ]);
