@@ -9,13 +9,25 @@ import os from 'node:os';
 import path from 'node:path';
 import { explain } from '../../gateway/src/explain';
 import type { ExplainOptions } from '../../gateway/src/cli';
-import { CLI, SHIPPED_BUNDLE } from '../helpers/gateway';
+import { CLI, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-explain-input-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/**
+ * The shipped rules plus one rule that reads the whole input: its evaluated document is the full
+ * one the builders make (the shipped bundle alone reads only some fields, see the last test).
+ */
+const WHOLE = path.join(dir, 'whole.tar.gz');
+beforeAll(() => {
+  const src = path.join(dir, 'whole');
+  fs.cpSync(path.join(REPO, 'rego'), src, { recursive: true, filter: (f) => !f.endsWith('_test.rego') });
+  fs.writeFileSync(path.join(src, 'whole.rego'), 'package pgward.custom\n\nwhole_input := input\n');
+  execFileSync('node', [CLI, 'build', src, '-o', WHOLE], { stdio: 'pipe' });
+}, 60_000);
+
 const base: ExplainOptions = {
-  bundle: SHIPPED_BUNDLE,
+  bundle: WHOLE,
   entrypoint: 'pgward/decision',
   user: 'postgres',
   clientAddr: '127.0.0.1',

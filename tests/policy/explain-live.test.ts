@@ -45,8 +45,15 @@ const CASES: Case[] = [
     name: 'shipped: sensitive read alerts',
     user: 'postgres',
     app: 'h3-users',
-    sql: 'SELECT * FROM users',
+    sql: 'SELECT name FROM users',
     allow: true,
+  },
+  {
+    name: 'cookbook: users.ssn through a star',
+    user: 'postgres',
+    app: 'h3-users-star',
+    sql: 'SELECT * FROM users',
+    allow: false,
   },
   {
     name: 'cookbook: payroll denied',
