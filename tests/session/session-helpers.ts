@@ -232,7 +232,7 @@ function describe(st: JudgedStatement | null | undefined): string | null {
 /**
  * What pgward judged for each Bind whose decision was logged after `gw.logs[since]` (the gateway
  * must run with `decision_log.enabled`): the statement it believed the Bind named (SQL text, or
- * command tags under `input_options.sql_text: false`), or null when it had no record. Waits until
+ * its command tags when the log has no text), or null when it had no record. Waits until
  * `count` such entries were written.
  */
 export async function judgedBinds(

@@ -70,7 +70,7 @@ describe('a Close the server skipped', () => {
     ]);
     expect(await directSql('SELECT count(*) FROM t')).toEqual(['10']);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT 1']);
   });
 
   test('the statement stays a DELETE on the server: pgward judges the DELETE that runs, not the SELECT whose Parse failed', async () => {
@@ -88,7 +88,7 @@ describe('a Close the server skipped', () => {
       ['2', 'C DELETE 1', 'Z I'],
     ]);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['DELETE']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['DELETE FROM t WHERE id = 2']);
   });
 });
 
@@ -106,7 +106,7 @@ describe('a multi-statement Query that stops at an error', () => {
       ['2', 'D 2', 'C SELECT 1', 'Z I'],
     ]);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT']);
+    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT 2']);
   });
 
   test('its PREPARE never ran: the name does not exist (26000 as PostgreSQL words it), then a Parse under that name works', async () => {
@@ -124,8 +124,8 @@ describe('a multi-statement Query that stops at an error', () => {
     expect(proxied).toEqual(direct);
     // What pgward judged for the two Binds: nothing (no such statement), then the SELECT.
     const judged = await judgedBinds(suite.gw, since, 1);
-    expect(judged.at(-1)).toEqual('SELECT');
-    expect(judged).not.toContain('DELETE');
+    expect(judged.at(-1)).toEqual('SELECT 3');
+    expect(judged).not.toContain('DELETE FROM t WHERE id = 3');
   });
 
   test('the 26000 for a statement that never ran reads as PostgreSQL’s own', async () => {
