@@ -97,6 +97,23 @@ CASES.push({
   sql: 'CREATE TEMPORARY TABLE h3_window (a int)',
   allow: inWindow(new Date()),
 });
+// The walkthrough's rule (etl_only_table_copies); a table copy is DDL, so the window applies too.
+CASES.push(
+  {
+    name: 'cookbook walkthrough: table copy outside etl',
+    user: 'postgres',
+    app: 'h8-copy',
+    sql: 'CREATE TEMP TABLE h8_copy AS SELECT 1 AS n',
+    allow: false,
+  },
+  {
+    name: 'cookbook walkthrough: table copy by etl',
+    user: 'postgres',
+    app: 'etl',
+    sql: 'SELECT 1 AS n INTO TEMP h8_copy',
+    allow: inWindow(new Date()),
+  },
+);
 
 interface Outcome {
   allow: boolean;
@@ -122,7 +139,13 @@ beforeAll(async () => {
   const cookbook = fs.readFileSync(path.join(REPO, 'docs', 'policy-cookbook.md'), 'utf8');
   const blocks = [...cookbook.matchAll(/```rego\n([\s\S]*?)```/g)].map((m) => m[1]!);
   expect(blocks.length).toBeGreaterThanOrEqual(5);
-  blocks.forEach((b, i) => fs.writeFileSync(path.join(rego, `cookbook_${i}.rego`), b));
+  // A block of package pgward_test is an opa test file (the walkthrough's): never bundled.
+  blocks.forEach((b, i) =>
+    fs.writeFileSync(
+      path.join(rego, b.startsWith('package pgward_test') ? `cookbook_${i}_test.rego` : `cookbook_${i}.rego`),
+      b,
+    ),
+  );
   fs.writeFileSync(
     path.join(rego, 'bound_value.rego'),
     'package pgward.custom\n\ndeny contains "no bound secrets" if {\n\tsome p in input.message.parameters\n\tp.value == "s3cret"\n}\n',
