@@ -127,7 +127,7 @@ if ! (cd "$SRC" && "$OPA" build -b . -t wasm -e "$ENTRYPOINT" \
   -o "$TMP/bundle.tar.gz") >"$TMP/opa.log" 2>&1; then
   cat "$TMP/opa.log" >&2
   if grep -q 'undefined function' "$TMP/opa.log"; then
-    die "opa build failed for $REGO_DIR: a builtin it calls is not implemented by @open-policy-agent/opa-wasm, so the gateway could not evaluate it (see $SDK_CAPABILITIES)"
+    die "opa build failed for $REGO_DIR: a function it calls is undefined — either a builtin @open-policy-agent/opa-wasm does not implement (see $SDK_CAPABILITIES), or a function defined only in a test file (test files must end in _test.rego to be left out of the bundle)"
   fi
   die "opa build failed for $REGO_DIR"
 fi
