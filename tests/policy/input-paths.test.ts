@@ -12,7 +12,7 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { createClassifier, initSqlParser } from '../../gateway/src/sql';
 import { loadBundle } from '../../gateway/src/policy/bundle';
 import { inputPathsOfModules } from '../../gateway/src/policy/input-paths';
-import { evaluatedInput, pathTrie } from '../../gateway/src/policy/input-project';
+import { evaluatedInput, pathTrie, reaches } from '../../gateway/src/policy/input-project';
 import {
   buildBindInput,
   buildFunctionCallInput,
@@ -46,21 +46,57 @@ function derived(name: string): string[][] {
 
 const EXPECTED: Record<string, string[][]> = {
   annotated: [['connection', 'user']],
-  static: [['connection'], ['message', 'sql'], ['message', 'type']],
+  static: [
+    ['connection', 'user'],
+    ['message', 'sql'],
+    ['message', 'type'],
+  ],
   dynamic_key: [
     ['connection', '*'],
     ['message', '*'],
   ],
   walk_input: [[]],
-  function_arg: [[]],
+  function_arg: [
+    ['message', 'parameters', '*', 'value'],
+    ['message', 'sql'],
+  ],
   builtins: [[]],
   with_input: [[]],
-  iteration: [['connection', 'parameters', '*'], ['connection', 'user'], ['statements']],
+  iteration: [
+    ['connection', 'parameters', '*'],
+    ['connection', 'user'],
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'read_only'],
+    ['statements', '*', 'relations', '*', 'name'],
+  ],
   narrow: [
     ['statements', '*', 'command'],
     ['time', 'hour'],
   ],
   whole: [[]],
+  alias_two: [['statements', '*']],
+  fn_flow: [
+    ['connection', 'user'],
+    ['message', 'statement', 'statements', '*', 'relations', '*', 'name'],
+    ['statements', '*'],
+  ],
+  rule_set: [
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'relations', '*', 'name'],
+  ],
+  rule_value: [
+    ['message', 'statement', 'statements', '*'],
+    ['statements', '*'],
+  ],
+  shadow: [
+    ['connection', 'parameters', '*'],
+    ['message', 'sql'],
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'read_only'],
+  ],
 };
 
 describe('input paths derived from the Rego AST', () => {
@@ -161,28 +197,65 @@ function documents(): InputDocument[] {
   const out: InputDocument[] = [];
   for (const c of [conn('app'), conn('mallory'), conn('readonly_never')]) {
     out.push(buildStartupInput({ ...c, authenticated: false }));
-    for (const sql of ['SELECT 1 -- c', 'DELETE FROM secrets', 'SELECT * FROM t', 'UPDATE t SET a = 1']) {
+    for (const sql of [
+      'SELECT 1 -- c',
+      'DELETE FROM secrets',
+      'SELECT * FROM t',
+      'UPDATE t SET a = 1',
+      // Statements that differ only in their text: a cut without it makes them equal.
+      'SELECT 1; SELECT 2',
+      'DELETE FROM secrets -- c; DELETE FROM secrets',
+    ]) {
       out.push(buildQueryInput(c, sql, classifier.classify(sql), opts));
       out.push(
         buildParseInput(c, { statementName: 's', sql, paramTypes: [] }, classifier.classify(sql), opts),
       );
     }
-    const sql = 'SELECT $1';
-    out.push(
-      buildBindInput(
-        c,
-        {
-          portalName: '',
-          statement: { name: 's', sql, ...classifier.classify(sql) },
-          params: [{ typeOid: 0, format: 0, value: Buffer.from('42') }],
-        },
-        opts,
-      ),
-    );
+    for (const sql of ['SELECT $1', 'SELECT $1 -- x; SELECT $1', 'SELECT * FROM secrets WHERE a = $1']) {
+      out.push(
+        buildBindInput(
+          c,
+          {
+            portalName: '',
+            statement: { name: 's', sql, ...classifier.classify(sql) },
+            params: [{ typeOid: 0, format: 0, value: Buffer.from('42') }],
+          },
+          opts,
+        ),
+      );
+    }
     out.push(buildFunctionCallInput(c, { oid: 1598, args: [{ format: 0, value: Buffer.from('x') }] }));
   }
   return out;
 }
+
+describe('the shipped policies (rego/)', () => {
+  it('never read a statement SQL text or the message text, so they stay out of the cache key', () => {
+    const rego = path.join(REPO, 'rego');
+    const asts = fs
+      .readdirSync(rego)
+      .filter((f) => f.endsWith('.rego') && !f.endsWith('_test.rego'))
+      .map(
+        (f) =>
+          JSON.parse(
+            execFileSync(OPA, ['parse', '--format', 'json', path.join(rego, f)]).toString(),
+          ) as unknown,
+      );
+    const trie = pathTrie(inputPathsOfModules(asts));
+    for (const p of [
+      ['statements', '*', 'sql'],
+      ['message', 'sql'],
+      ['message', 'statement', 'sql'],
+      ['message', 'statement', 'statements', '*', 'sql'],
+      ['statements', '*', 'prepared', 'inner', 'sql'],
+    ]) {
+      expect([p, reaches(trie, p)]).toEqual([p, false]);
+    }
+    // What they do read of a statement: its classification.
+    expect(reaches(trie, ['statements', '*', 'command'])).toBe(true);
+    expect(reaches(trie, ['statements', '*', 'prepared', 'inner', 'relations', '*', 'name'])).toBe(true);
+  });
+});
 
 describe('pgward build', () => {
   const run = (args: string[]) =>
