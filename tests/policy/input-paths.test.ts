@@ -90,6 +90,23 @@ const EXPECTED: Record<string, string[][]> = {
     ['message', 'statement', 'statements', '*'],
     ['statements', '*'],
   ],
+  cookbook_columns: [
+    ['connection', 'user'],
+    ...['access', 'column', 'schema', 'star', 'table'].map((k) => ['statements', '*', 'columns', '*', k]),
+    ...['access', 'column', 'schema', 'star', 'table'].map((k) => [
+      'statements',
+      '*',
+      'prepared',
+      'inner',
+      'columns',
+      '*',
+      k,
+    ]),
+    ['statements', '*', 'prepared', 'inner', 'relations', '*', 'name'],
+    ['statements', '*', 'prepared', 'inner', 'relations', '*', 'schema'],
+    ['statements', '*', 'relations', '*', 'name'],
+    ['statements', '*', 'relations', '*', 'schema'],
+  ],
   shadow: [
     ['connection', 'parameters', '*'],
     ['message', 'sql'],
@@ -205,6 +222,8 @@ function documents(): InputDocument[] {
       // Statements that differ only in their text: a cut without it makes them equal.
       'SELECT 1; SELECT 2',
       'DELETE FROM secrets -- c; DELETE FROM secrets',
+      'SELECT * FROM users',
+      'SELECT name FROM users',
     ]) {
       out.push(buildQueryInput(c, sql, classifier.classify(sql), opts));
       out.push(
