@@ -86,6 +86,8 @@ const EXPECTED: Record<string, string[][]> = {
     ['statements', '*', 'has_where'],
     ['statements', '*', 'relations', '*', 'name'],
   ],
+  rule_first: [['statements', '*']],
+  rule_compared: [['statements', '*']],
   rule_value: [
     ['message', 'statement', 'statements', '*'],
     ['statements', '*'],
