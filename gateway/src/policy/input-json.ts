@@ -16,7 +16,7 @@
  *
  * `inputKey` is the decision cache's key: the same document structure, with a kept connection
  * text or list text replaced by a number given to that text (never given to another text), so
- * that the key is short and cheap to hash. Connection texts are numbered by content, so equal
+ * that the key is short and cheap to hash. Connection and list texts are numbered by content, so equal
  * connections of different sessions share a number. Two documents with the same key have the same JSON
  * text; the converse need not hold (then the cache misses, and the policy is asked).
  */
@@ -58,6 +58,24 @@ function internedRef(text: string): string {
     if (interned.size >= MAX_INTERNED) interned = new Map();
     ref = nextRef();
     interned.set(text, ref);
+  }
+  return ref;
+}
+
+/**
+ * List texts by content too: the cut of two classifications that differ only in what the bundle
+ * does not read (the SQL text of `SELECT … WHERE aid = 1` and `… = 2`) is the same text, so the
+ * same number and the same decision. Its own bound, so that churning lists never renumber
+ * connections.
+ */
+let internedLists = new Map<string, string>();
+
+function internedListRef(text: string): string {
+  let ref = internedLists.get(text);
+  if (ref === undefined) {
+    if (internedLists.size >= MAX_INTERNED) internedLists = new Map();
+    ref = nextRef();
+    internedLists.set(text, ref);
   }
   return ref;
 }
@@ -119,7 +137,8 @@ function keptList(list: readonly unknown[]): KeptText | null {
   let kept = listTexts.get(list);
   if (kept === undefined) {
     if (!deeplyFrozen(list)) return null;
-    kept = { text: JSON.stringify(list), ref: nextRef() };
+    const text = JSON.stringify(list);
+    kept = { text, ref: internedListRef(text) };
     listTexts.set(list, kept);
   }
   return kept;
