@@ -44,23 +44,30 @@ function nextRef(): string {
 }
 
 /**
- * Connection texts by content, so that two sessions whose connections read the same (the
- * bundle leaves out `id` and `client_port`: input_options.connection_identity) share one number,
- * hence their decisions. Bounded: when full it starts again (later texts get new numbers; keys
- * made with the old ones just stop matching).
+ * Numbers texts by content, bounded: when full it starts again (later texts get new numbers;
+ * keys made with the old ones just stop matching).
  */
 const MAX_INTERNED = 4096;
-let interned = new Map<string, string>();
 
-function internedRef(text: string): string {
-  let ref = interned.get(text);
-  if (ref === undefined) {
-    if (interned.size >= MAX_INTERNED) interned = new Map();
-    ref = nextRef();
-    interned.set(text, ref);
-  }
-  return ref;
+function interner(): (text: string) => string {
+  let interned = new Map<string, string>();
+  return (text) => {
+    let ref = interned.get(text);
+    if (ref === undefined) {
+      if (interned.size >= MAX_INTERNED) interned = new Map();
+      ref = nextRef();
+      interned.set(text, ref);
+    }
+    return ref;
+  };
 }
+
+/**
+ * Connection texts by content, so that two sessions whose connections read the same (the
+ * bundle leaves out `id` and `client_port`: input_options.connection_identity) share one number,
+ * hence their decisions.
+ */
+const internedRef = interner();
 
 /**
  * List texts by content too: the cut of two classifications that differ only in what the bundle
@@ -68,17 +75,8 @@ function internedRef(text: string): string {
  * same number and the same decision. Its own bound, so that churning lists never renumber
  * connections.
  */
-let internedLists = new Map<string, string>();
+const internedListRef = interner();
 
-function internedListRef(text: string): string {
-  let ref = internedLists.get(text);
-  if (ref === undefined) {
-    if (internedLists.size >= MAX_INTERNED) internedLists = new Map();
-    ref = nextRef();
-    internedLists.set(text, ref);
-  }
-  return ref;
-}
 const quotedKeys = new Map<string, string>();
 
 function quoted(key: string): string {
