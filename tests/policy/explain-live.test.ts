@@ -45,7 +45,8 @@ const CASES: Case[] = [
     name: 'shipped: sensitive read alerts',
     user: 'postgres',
     app: 'h3-users',
-    sql: 'SELECT name FROM users',
+    // Not `*`: the cookbook's column rule denies reading users.ssn through a star.
+    sql: 'SELECT id FROM users',
     allow: true,
   },
   {
@@ -246,7 +247,9 @@ describe('the live gateway', () => {
     const { loadBundle } = await import('../../gateway/src/policy/bundle');
     const recorded = ((await loadBundle(bundle)).manifest.metadata?.['pgward'] as { input_paths: string[][] })
       .input_paths;
-    expect(recorded).toContainEqual(['statements']);
+    // The statements' fields the rules read, never their SQL texts (a cookbook rule reads message.sql).
+    expect(recorded).toContainEqual(['statements', '*', 'command']);
+    expect(recorded.filter((p) => p[0] === 'statements' && (p.length < 3 || p[2] === 'sql'))).toEqual([]);
     const line = gw.logs.find((l) => l.msg === 'policy bundle activated');
     expect(line?.input_paths).toEqual(recorded);
   });

@@ -12,7 +12,8 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { createClassifier, initSqlParser } from '../../gateway/src/sql';
 import { loadBundle } from '../../gateway/src/policy/bundle';
 import { inputPathsOfModules } from '../../gateway/src/policy/input-paths';
-import { evaluatedInput, pathTrie } from '../../gateway/src/policy/input-project';
+import { evaluatedInput, pathTrie, reaches } from '../../gateway/src/policy/input-project';
+import { inputKey } from '../../gateway/src/policy/input-json';
 import {
   buildBindInput,
   buildFunctionCallInput,
@@ -46,21 +47,76 @@ function derived(name: string): string[][] {
 
 const EXPECTED: Record<string, string[][]> = {
   annotated: [['connection', 'user']],
-  static: [['connection'], ['message', 'sql'], ['message', 'type']],
+  static: [
+    ['connection', 'user'],
+    ['message', 'sql'],
+    ['message', 'type'],
+  ],
   dynamic_key: [
     ['connection', '*'],
     ['message', '*'],
   ],
   walk_input: [[]],
-  function_arg: [[]],
+  function_arg: [
+    ['message', 'parameters', '*', 'value'],
+    ['message', 'sql'],
+  ],
   builtins: [[]],
   with_input: [[]],
-  iteration: [['connection', 'parameters', '*'], ['connection', 'user'], ['statements']],
+  iteration: [
+    ['connection', 'parameters', '*'],
+    ['connection', 'user'],
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'read_only'],
+    ['statements', '*', 'relations', '*', 'name'],
+  ],
   narrow: [
     ['statements', '*', 'command'],
     ['time', 'hour'],
   ],
   whole: [[]],
+  alias_two: [['statements', '*']],
+  fn_flow: [
+    ['connection', 'user'],
+    ['message', 'statement', 'statements', '*', 'relations', '*', 'name'],
+    ['statements', '*'],
+  ],
+  rule_set: [
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'relations', '*', 'name'],
+  ],
+  rule_first: [['statements', '*']],
+  rule_compared: [['statements', '*']],
+  rule_value: [
+    ['message', 'statement', 'statements', '*'],
+    ['statements', '*'],
+  ],
+  cookbook_columns: [
+    ['connection', 'user'],
+    ...['access', 'column', 'schema', 'star', 'table'].map((k) => ['statements', '*', 'columns', '*', k]),
+    ...['access', 'column', 'schema', 'star', 'table'].map((k) => [
+      'statements',
+      '*',
+      'prepared',
+      'inner',
+      'columns',
+      '*',
+      k,
+    ]),
+    ['statements', '*', 'prepared', 'inner', 'relations', '*', 'name'],
+    ['statements', '*', 'prepared', 'inner', 'relations', '*', 'schema'],
+    ['statements', '*', 'relations', '*', 'name'],
+    ['statements', '*', 'relations', '*', 'schema'],
+  ],
+  shadow: [
+    ['connection', 'parameters', '*'],
+    ['message', 'sql'],
+    ['statements', '*', 'command'],
+    ['statements', '*', 'has_where'],
+    ['statements', '*', 'read_only'],
+  ],
 };
 
 describe('input paths derived from the Rego AST', () => {
@@ -141,48 +197,110 @@ describe('the cut document answers as the full one', () => {
   });
 });
 
+const conn = (user: string): ConnectionInfo => ({
+  id: 'c-1',
+  client_addr: '10.0.0.1',
+  client_port: 50000,
+  tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
+  user,
+  database: 'app',
+  application_name: 'evil',
+  parameters: { user, database: 'app', application_name: 'evil' },
+  options: {},
+  protocol_version: '3.0',
+  authenticated: true,
+  transaction_status: 'I',
+});
+
 function documents(): InputDocument[] {
   const classifier = createClassifier({ maxEntries: 64 });
-  const conn = (user: string): ConnectionInfo => ({
-    id: 'c-1',
-    client_addr: '10.0.0.1',
-    client_port: 50000,
-    tls: { enabled: false, version: null, cipher: null, client_cert_subject: null },
-    user,
-    database: 'app',
-    application_name: 'evil',
-    parameters: { user, database: 'app', application_name: 'evil' },
-    options: {},
-    protocol_version: '3.0',
-    authenticated: true,
-    transaction_status: 'I',
-  });
   const opts = { maxSqlBytes: 4096 };
   const out: InputDocument[] = [];
   for (const c of [conn('app'), conn('mallory'), conn('readonly_never')]) {
     out.push(buildStartupInput({ ...c, authenticated: false }));
-    for (const sql of ['SELECT 1 -- c', 'DELETE FROM secrets', 'SELECT * FROM t', 'UPDATE t SET a = 1']) {
+    for (const sql of [
+      'SELECT 1 -- c',
+      'DELETE FROM secrets',
+      'SELECT * FROM t',
+      'UPDATE t SET a = 1',
+      // Statements that differ only in their text: a cut without it makes them equal.
+      'SELECT 1; SELECT 2',
+      'DELETE FROM secrets -- c; DELETE FROM secrets',
+      'SELECT * FROM users',
+      'SELECT name FROM users',
+    ]) {
       out.push(buildQueryInput(c, sql, classifier.classify(sql), opts));
       out.push(
         buildParseInput(c, { statementName: 's', sql, paramTypes: [] }, classifier.classify(sql), opts),
       );
     }
-    const sql = 'SELECT $1';
-    out.push(
-      buildBindInput(
-        c,
-        {
-          portalName: '',
-          statement: { name: 's', sql, ...classifier.classify(sql) },
-          params: [{ typeOid: 0, format: 0, value: Buffer.from('42') }],
-        },
-        opts,
-      ),
-    );
+    for (const sql of ['SELECT $1', 'SELECT $1 -- x; SELECT $1', 'SELECT * FROM secrets WHERE a = $1']) {
+      out.push(
+        buildBindInput(
+          c,
+          {
+            portalName: '',
+            statement: { name: 's', sql, ...classifier.classify(sql) },
+            params: [{ typeOid: 0, format: 0, value: Buffer.from('42') }],
+          },
+          opts,
+        ),
+      );
+    }
     out.push(buildFunctionCallInput(c, { oid: 1598, args: [{ format: 0, value: Buffer.from('x') }] }));
   }
   return out;
 }
+
+describe('the shipped policies (rego/)', () => {
+  const shipped = () => {
+    const rego = path.join(REPO, 'rego');
+    const asts = fs
+      .readdirSync(rego)
+      .filter((f) => f.endsWith('.rego') && !f.endsWith('_test.rego'))
+      .map(
+        (f) =>
+          JSON.parse(
+            execFileSync(OPA, ['parse', '--format', 'json', path.join(rego, f)]).toString(),
+          ) as unknown,
+      );
+    return pathTrie(inputPathsOfModules(asts));
+  };
+
+  it('never read a statement SQL text or the message text, so they stay out of the cache key', () => {
+    const trie = shipped();
+    for (const p of [
+      ['statements', '*', 'sql'],
+      ['message', 'sql'],
+      ['message', 'statement', 'sql'],
+      ['message', 'statement', 'statements', '*', 'sql'],
+      ['statements', '*', 'prepared', 'inner', 'sql'],
+    ]) {
+      expect([p, reaches(trie, p)]).toEqual([p, false]);
+    }
+    // What they do read of a statement: its classification.
+    expect(reaches(trie, ['statements', '*', 'command'])).toBe(true);
+    expect(reaches(trie, ['statements', '*', 'prepared', 'inner', 'relations', '*', 'name'])).toBe(true);
+  });
+
+  it('answer queries that differ only in a constant (pgbench -S) from one decision cache key', async () => {
+    await initSqlParser();
+    const trie = shipped();
+    const classifier = createClassifier({ maxEntries: 64 });
+    const c = conn('app');
+    const key = (sql: string) =>
+      inputKey(
+        evaluatedInput(
+          buildQueryInput(c, sql, classifier.classify(sql), { maxSqlBytes: 4096 }),
+          trie,
+          () => 0,
+        ),
+      );
+    const q = 'SELECT abalance FROM pgbench_accounts WHERE aid = ';
+    expect(key(`${q}1;`)).toBe(key(`${q}2;`));
+    expect(key(`${q}1;`)).not.toBe(key('DELETE FROM pgbench_accounts WHERE aid = 1;'));
+  });
+});
 
 describe('pgward build', () => {
   const run = (args: string[]) =>

@@ -16,7 +16,7 @@
  *
  * `inputKey` is the decision cache's key: the same document structure, with a kept connection
  * text or list text replaced by a number given to that text (never given to another text), so
- * that the key is short and cheap to hash. Connection texts are numbered by content, so equal
+ * that the key is short and cheap to hash. Connection and list texts are numbered by content, so equal
  * connections of different sessions share a number. Two documents with the same key have the same JSON
  * text; the converse need not hold (then the cache misses, and the policy is asked).
  */
@@ -44,23 +44,39 @@ function nextRef(): string {
 }
 
 /**
- * Connection texts by content, so that two sessions whose connections read the same (the
- * bundle leaves out `id` and `client_port`: input_options.connection_identity) share one number,
- * hence their decisions. Bounded: when full it starts again (later texts get new numbers; keys
- * made with the old ones just stop matching).
+ * Numbers texts by content, bounded: when full it starts again (later texts get new numbers;
+ * keys made with the old ones just stop matching).
  */
 const MAX_INTERNED = 4096;
-let interned = new Map<string, string>();
 
-function internedRef(text: string): string {
-  let ref = interned.get(text);
-  if (ref === undefined) {
-    if (interned.size >= MAX_INTERNED) interned = new Map();
-    ref = nextRef();
-    interned.set(text, ref);
-  }
-  return ref;
+function interner(): (text: string) => string {
+  let interned = new Map<string, string>();
+  return (text) => {
+    let ref = interned.get(text);
+    if (ref === undefined) {
+      if (interned.size >= MAX_INTERNED) interned = new Map();
+      ref = nextRef();
+      interned.set(text, ref);
+    }
+    return ref;
+  };
 }
+
+/**
+ * Connection texts by content, so that two sessions whose connections read the same (the
+ * bundle leaves out `id` and `client_port`: input_options.connection_identity) share one number,
+ * hence their decisions.
+ */
+const internedRef = interner();
+
+/**
+ * List texts by content too: the cut of two classifications that differ only in what the bundle
+ * does not read (the SQL text of `SELECT … WHERE aid = 1` and `… = 2`) is the same text, so the
+ * same number and the same decision. Its own bound, so that churning lists never renumber
+ * connections.
+ */
+const internedListRef = interner();
+
 const quotedKeys = new Map<string, string>();
 
 function quoted(key: string): string {
@@ -119,7 +135,8 @@ function keptList(list: readonly unknown[]): KeptText | null {
   let kept = listTexts.get(list);
   if (kept === undefined) {
     if (!deeplyFrozen(list)) return null;
-    kept = { text: JSON.stringify(list), ref: nextRef() };
+    const text = JSON.stringify(list);
+    kept = { text, ref: internedListRef(text) };
     listTexts.set(list, kept);
   }
   return kept;
