@@ -1,6 +1,9 @@
 import { LeafCache, leafPlan, UNKEYABLE } from './leaf-cache';
 import { pathTrie } from './input-project';
 import type { InputDocument } from './types';
+import { ShapeCache } from '../sql/shape-cache';
+import { initSqlParser } from '../sql/classify';
+import type { StatementInfo } from '../sql/types';
 
 const doc = (o: Record<string, unknown>) => o as unknown as InputDocument;
 
@@ -92,5 +95,38 @@ describe('LeafCache', () => {
     expect(c.get(doc({ n: 2 }))).toBeUndefined();
     expect(c.get(doc({ n: 1 }))).toBe('v1');
     expect(c.size).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('LeafCache and the shape cache', () => {
+  const shapes = new ShapeCache(16);
+  const classify = (sql: string) => {
+    const key = shapes.key(sql);
+    return (key !== null ? shapes.get(key, sql) : undefined) ?? shapes.classify(key, sql);
+  };
+  let one: StatementInfo[], two: StatementInfo[], other: StatementInfo[];
+  beforeAll(async () => {
+    await initSqlParser();
+    one = classify('SELECT * FROM t WHERE id = 1').statements;
+    two = classify('SELECT * FROM t WHERE id = 2').statements;
+    other = classify('SELECT * FROM u WHERE id = 3').statements;
+  });
+
+  it('answers texts of one shape alike when no path reads their SQL text', () => {
+    expect(Object.isFrozen(two)).toBe(false); // a shape-cache hit: the template with its own sql
+    const c = cacheFor([['statements', '*', 'relations']]);
+    expect(c.get(doc({ statements: one }))).toBeUndefined();
+    c.set('t');
+    expect(c.get(doc({ statements: two }))).toBe('t');
+    expect(c.get(doc({ statements: other }))).toBeUndefined();
+  });
+
+  it('tells them apart when a path reads the text, or the whole statement', () => {
+    for (const paths of [[['statements', '*', 'sql']], [['statements', '*']], [['statements']]]) {
+      const c = cacheFor(paths);
+      expect(c.get(doc({ statements: one }))).toBeUndefined();
+      c.set('one');
+      expect(c.get(doc({ statements: two }))).toBe(UNKEYABLE);
+    }
   });
 });

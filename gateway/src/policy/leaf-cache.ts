@@ -22,7 +22,9 @@
  * Bounded like GenerationalCache (opa-engine.ts): two generations of at most half the entries.
  */
 import { ANY_KEY } from './input-paths';
-import { deeplyFrozen, type PathNode } from './input-project';
+import { deeplyFrozen, reaches, type PathNode } from './input-project';
+import { textFreeTemplate } from '../sql/frozen';
+import type { StatementInfo } from '../sql/types';
 import type { InputDocument } from './types';
 
 /** One key of an inner node of the walk (keys in a fixed order) and what is under it. */
@@ -30,6 +32,11 @@ interface Step {
   key: string;
   /** null: a leaf (the path ends there, or a `"*"` below makes the value a whole). */
   next: Step[] | null;
+  /**
+   * A leaf whose elements are read without their SQL texts: a shape-cache hit's statement list
+   * (textFreeTemplate) stands for its frozen template, which differs from it only in those texts.
+   */
+  textBlind: boolean;
 }
 
 const OBJECT = Object.freeze({ marker: 'object' });
@@ -54,9 +61,15 @@ function steps(node: ReadonlyMap<string, PathNode>): Step[] | null {
   for (const key of [...node.keys()].sort()) {
     if (key === ANY_KEY) return null;
     const child = node.get(key)!;
-    out.push({ key, next: child === true ? null : steps(child) });
+    const next = child === true ? null : steps(child);
+    out.push({ key, next, textBlind: child !== true && next === null && !readsStatementText(child) });
   }
   return out;
+}
+
+/** Whether the elements of a list read through `node` can show a statement's SQL text. */
+function readsStatementText(node: PathNode): boolean {
+  return reaches(node, [ANY_KEY, 'sql']) || reaches(node, [ANY_KEY, 'prepared', 'inner', 'sql']);
 }
 
 /** Appends the tuple of `v` walked by `plan` to `out`; false when it is unkeyable. */
@@ -64,7 +77,12 @@ function walk(v: Record<string, unknown>, plan: Step[], out: unknown[]): boolean
   for (const s of plan) {
     const x = v[s.key];
     if (s.next === null) {
-      if (x !== null && typeof x === 'object' && !deeplyFrozen(x)) return false;
+      if (x !== null && typeof x === 'object' && !deeplyFrozen(x)) {
+        const template = s.textBlind && Array.isArray(x) ? textFreeTemplate(x as StatementInfo[]) : undefined;
+        if (template === undefined || !deeplyFrozen(template)) return false;
+        out.push(template);
+        continue;
+      }
       // A long text (a big SQL text) is not kept as a key: the string path refuses it too.
       if (typeof x === 'string' && x.length > MAX_TEXT_KEY) return false;
       out.push(x);
