@@ -140,12 +140,15 @@ function cutList(
   return kept;
 }
 
-/** Frozen with everything inside it; a list once found so is remembered (frozen cannot thaw). */
-const frozenLists = new WeakSet<readonly unknown[]>();
-function deeplyFrozen(list: readonly unknown[]): boolean {
-  if (frozenLists.has(list)) return true;
-  if (!frozenAll(list)) return false;
-  frozenLists.add(list);
+/**
+ * Frozen with everything inside it; an object or list once found so is remembered (frozen cannot
+ * thaw). leaf-cache.ts keys such values by identity.
+ */
+const frozenObjects = new WeakSet<object>();
+export function deeplyFrozen(v: object): boolean {
+  if (frozenObjects.has(v)) return true;
+  if (!frozenAll(v)) return false;
+  frozenObjects.add(v);
   return true;
 }
 function frozenAll(v: object): boolean {

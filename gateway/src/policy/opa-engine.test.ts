@@ -13,6 +13,8 @@ import {
   GenerationalCache,
 } from './opa-engine';
 import type { ConnectionInfo, InputDocument } from './types';
+import type { StatementInfo } from '../sql/types';
+import { deepFreeze } from '../sql/frozen';
 
 const REPO = path.resolve(__dirname, '../../..');
 
@@ -32,6 +34,15 @@ const POLICIES: Record<string, string> = {
   throws: 'decision := {"allow": true} if input.version == 1\n\ndecision := {"allow": false} if input.phase',
   oom: 'big := [x | some x in numbers.range(1, object.get(input, "n", 1))]\n\ndecision := {"allow": count(big) > 0}',
   random: 'decision := {"allow": rand.intn("coin", 2) == 0}',
+  reads: `decision := {
+  "allow": true,
+  "reasons": [
+    input.connection.user,
+    input.connection.transaction_status,
+    json.marshal(input.statements),
+    json.marshal(object.get(input.message, "statement", "absent")),
+  ],
+}`,
   echo: `decision := {
   "allow": input.phase == "startup",
   "reasons": [input.message.type, input.connection.user],
@@ -284,6 +295,79 @@ describe('decision cache', () => {
     const d = e.evaluate(query);
     expect(d.allow).toBe(false);
     expect(d.error_code).toBe('PGWARD_ERR_POLICY_EVAL');
+  });
+});
+
+describe('the decision cache never answers for another input', () => {
+  const paths = [
+    ['connection', 'user'],
+    ['connection', 'transaction_status'],
+    ['statements'],
+    ['message', 'statement', 'statements', '*', 'command'],
+    ['message', 'type'],
+  ];
+  async function reads(): Promise<OpaWasmEngine> {
+    const bundle = await loadBundle(bundles['reads']!);
+    bundle.manifest.metadata = { pgward: { input_paths: paths } };
+    return OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+  }
+  const stmt = (command: string) =>
+    deepFreeze([{ command, sql: `${command} x`, relations: [] }]) as unknown as StatementInfo[];
+  const q = (c: ConnectionInfo, statements: StatementInfo[]) =>
+    buildQueryInput(c, 'SELECT 1', { statements, parse_error: null }, { maxSqlBytes: 100 });
+
+  it('follows a session connection changed in place (user, transaction status)', async () => {
+    const e = await reads();
+    const live: ConnectionInfo = { ...conn, tls: Object.freeze({ ...conn.tls }) };
+    const list = stmt('SELECT');
+    expect(e.evaluate(q(live, list)).reasons.slice(0, 2)).toEqual(['alice', 'I']);
+    expect(e.evaluate(q(live, list)).reasons.slice(0, 2)).toEqual(['alice', 'I']);
+    expect(e.cacheStats()).toEqual({ hits: 1, misses: 1 });
+    live.transaction_status = 'T';
+    expect(e.evaluate(q(live, list)).reasons.slice(0, 2)).toEqual(['alice', 'T']);
+    live.user = 'bob';
+    expect(e.evaluate(q(live, list)).reasons.slice(0, 2)).toEqual(['bob', 'T']);
+    live.user = 'alice';
+    live.transaction_status = 'I';
+    expect(e.evaluate(q(live, list)).reasons.slice(0, 2)).toEqual(['alice', 'I']);
+    expect(e.cacheStats()).toEqual({ hits: 2, misses: 3 });
+  });
+
+  it('tells statement lists apart, frozen (by identity) or not (by content)', async () => {
+    const e = await reads();
+    const select = stmt('SELECT');
+    const del = stmt('DELETE');
+    expect(e.evaluate(q(conn, select)).reasons[2]).toContain('"SELECT"');
+    expect(e.evaluate(q(conn, del)).reasons[2]).toContain('"DELETE"');
+    expect(e.evaluate(q(conn, select)).reasons[2]).toContain('"SELECT"');
+    // A list that can still change is never keyed by identity.
+    const mutable = [{ command: 'SELECT', sql: 'SELECT x', relations: [] }] as unknown as StatementInfo[];
+    expect(e.evaluate(q(conn, mutable)).reasons[2]).toContain('"SELECT"');
+    (mutable[0] as { command: string }).command = 'DROP';
+    expect(e.evaluate(q(conn, mutable)).reasons[2]).toContain('"DROP"');
+  });
+
+  it('tells a Bind of an unknown statement from a known one, and known ones apart', async () => {
+    const e = await reads();
+    const bind = (statements: StatementInfo[] | null) =>
+      buildBindInput(
+        conn,
+        {
+          portalName: '',
+          statement: statements === null ? null : { name: 's', sql: 'x', statements, parse_error: null },
+          params: [],
+        },
+        { maxSqlBytes: 100, bindParameterValues: false },
+      );
+    const insert = stmt('INSERT');
+    const update = stmt('UPDATE');
+    expect(e.evaluate(bind(null)).reasons[3]).toBe('null');
+    expect(e.evaluate(bind(insert)).reasons[3]).toBe('{"statements":[{"command":"INSERT"}]}');
+    expect(e.evaluate(bind(update)).reasons[3]).toBe('{"statements":[{"command":"UPDATE"}]}');
+    expect(e.evaluate(bind(insert)).reasons[3]).toBe('{"statements":[{"command":"INSERT"}]}');
+    expect(e.evaluate(bind(null)).reasons[3]).toBe('null');
+    expect(e.evaluate(q(conn, insert)).reasons[3]).toBe('"absent"');
+    expect(e.cacheStats()).toEqual({ hits: 2, misses: 4 });
   });
 });
 

@@ -13,6 +13,7 @@ import { inputJson, inputKey } from './input-json';
 import { parseInputPaths } from './input-paths';
 import { evaluatedInput, pathTrie, readsBindValues, type PathNode } from './input-project';
 import { deepFreeze } from '../sql/frozen';
+import { LeafCache, leafPlan, UNKEYABLE } from './leaf-cache';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
 /** A Decision plus the detail of a fail-closed error, for logs only (never sent to a client). */
@@ -182,6 +183,11 @@ export class OpaWasmEngine implements PolicyEngine {
    * this pays. A bundle without input paths (whole document, time included) has no cache.
    */
   private readonly cache: GenerationalCache<ReturnType<typeof parseDecision>> | null;
+  /**
+   * The same decisions found without cutting the document nor building a key (leaf-cache.ts), for
+   * bundles whose input paths allow it; documents it cannot key take `cache`.
+   */
+  private readonly leaves: LeafCache<ReturnType<typeof parseDecision>> | null;
 
   private constructor(
     private readonly module: CompiledModule,
@@ -200,6 +206,8 @@ export class OpaWasmEngine implements PolicyEngine {
     const uncacheable = info.input_paths === null || info.input_paths === undefined;
     this.cache =
       uncacheable || loaded.wasm.includes('rand.intn') ? null : new GenerationalCache(DECISION_CACHE_ENTRIES);
+    const plan = this.cache === null ? null : leafPlan(this.paths);
+    this.leaves = plan === null ? null : new LeafCache(plan, DECISION_CACHE_ENTRIES);
   }
 
   static async create(bundle: LoadedBundle, opts: EngineOptions): Promise<OpaWasmEngine> {
@@ -288,9 +296,19 @@ export class OpaWasmEngine implements PolicyEngine {
       );
       return stamp(d.body, d.error, revision, start);
     }
+    const leaves = this.leaves;
+    let leafKeyed = false;
+    if (leaves !== null) {
+      const hit = leaves.get(input);
+      if (hit !== undefined && hit !== UNKEYABLE) {
+        this.hits++;
+        return stamp(hit.body, hit.error, revision, start);
+      }
+      leafKeyed = hit !== UNKEYABLE;
+    }
     try {
       const doc = evaluatedInput(input, this.paths, this.now);
-      if (cache !== null) {
+      if (cache !== null && !leafKeyed) {
         key = inputKey(doc);
         if (key.length > DECISION_CACHE_MAX_KEY) key = null;
         else {
@@ -321,10 +339,11 @@ export class OpaWasmEngine implements PolicyEngine {
       return stamp(d.body, d.error, revision, start);
     }
     const parsed = parseDecision(raw);
-    if (cache !== null && key !== null) {
+    if (leafKeyed || (cache !== null && key !== null)) {
       // Every decision made from a cached body shares its lists: nobody may change them.
       deepFreeze(parsed.body);
-      cache.set(key, parsed);
+      if (leafKeyed) leaves!.set(parsed);
+      else cache!.set(key!, parsed);
     }
     return stamp(parsed.body, parsed.error, revision, start);
   }

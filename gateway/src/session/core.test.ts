@@ -286,6 +286,23 @@ describe('forwarding', () => {
     const w = writes[0]!;
     expect(w.kind === 'writeUpstream' && Buffer.concat(w.data).equals(chunk)).toBe(true);
     expect(w.kind === 'writeUpstream' && w.data).toHaveLength(1);
+    // Written as it came: the read's own buffer, not a copy nor a new view of it.
+    expect(w.kind === 'writeUpstream' && w.data[0]).toBe(chunk);
+  });
+
+  it('writes the allowed frames around a denied one as views of the read, in order, in one write', () => {
+    const h = ready();
+    const frames = [P('a', 'SELECT 1'), P('x', 'DELETE FROM t'), P('c', 'SELECT 3'), S()];
+    const chunk = Buffer.concat(frames);
+    h.core.clientData(chunk);
+    const writes = h.take().filter((a) => a.kind === 'writeUpstream');
+    expect(writes).toHaveLength(1);
+    const data = writes[0]!.kind === 'writeUpstream' ? writes[0]!.data : [];
+    expect(data).toHaveLength(3);
+    expect(data[0]!.equals(frames[0]!)).toBe(true);
+    expect(data[1]!.toString()).toContain('pgward_denied_');
+    expect(data[2]!.equals(Buffer.concat([frames[2]!, frames[3]!]))).toBe(true);
+    expect(data[2]!.buffer).toBe(chunk.buffer);
   });
 
   it('passes DataRow through as the chunk it came in, unread', () => {

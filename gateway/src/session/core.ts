@@ -93,8 +93,7 @@ export class SessionCore {
   closeOutcome = 'closed';
   private readonly scanner: BackendScanner;
   private actions: Action[] = [];
-  private out: Buffer[] = [];
-  private outBytes = 0;
+  private readonly out = new UpstreamRuns();
   private draining = false;
   private finished = false;
   /**
@@ -156,7 +155,9 @@ export class SessionCore {
     if (this.phase === 'closed') return;
     this.framer.push(chunk);
     if (this.held !== null) this.emit({ kind: 'pauseClient' });
+    this.out.chunk = chunk;
     this.pump();
+    this.out.chunk = null;
   }
 
   serverData(chunk: Buffer): void {
@@ -246,7 +247,6 @@ export class SessionCore {
 
   toUpstream(bytes: Buffer): void {
     this.out.push(bytes);
-    this.outBytes += bytes.length;
   }
 
   toClient(bytes: Buffer): void {
@@ -258,8 +258,7 @@ export class SessionCore {
   fatal(sqlstate: string, message: string, code: ErrorCode | null, detail?: string): void {
     if (this.phase === 'closed') return;
     if (code && this.closeOutcome === 'closed') this.closeOutcome = 'error';
-    this.out = [];
-    this.outBytes = 0;
+    this.out.clear();
     this.toClient(encodeFatal(sqlstate, message, detail));
     this.endClient();
   }
@@ -340,11 +339,9 @@ export class SessionCore {
   }
 
   private flushUpstream(): void {
-    if (this.out.length === 0) return;
-    const data = this.out.length === 1 ? this.out : coalesce(this.out);
-    this.emit({ kind: 'writeUpstream', data, bytes: this.outBytes });
-    this.out = [];
-    this.outBytes = 0;
+    const bytes = this.out.bytes;
+    const data = this.out.take();
+    if (data !== null) this.emit({ kind: 'writeUpstream', data, bytes });
   }
 
   private onClientFailure(err: unknown): void {
@@ -403,27 +400,62 @@ export class SessionCore {
 }
 
 /**
- * Frames forwarded unchanged are views into the chunk they arrived in; adjacent views of the same
- * chunk become one buffer again, so a pipeline read in one chunk goes upstream in one write.
+ * What goes upstream from one client read. Frames forwarded unchanged are views into the chunk
+ * they arrived in; adjacent views of one buffer are merged as they come (no list of frames to
+ * merge later), and a run that covers the whole chunk read is written as that chunk: a read whose
+ * frames are all allowed goes upstream as it came, in one write.
  */
-export function coalesce(bufs: Buffer[]): Buffer[] {
-  const out: Buffer[] = [];
-  let start = bufs[0] as Buffer;
-  let end = start.byteOffset + start.length;
-  const flush = (): void => {
-    const len = end - start.byteOffset;
-    out.push(len === start.length ? start : Buffer.from(start.buffer, start.byteOffset, len));
-  };
-  for (let i = 1; i < bufs.length; i++) {
-    const b = bufs[i] as Buffer;
-    if (b.buffer === start.buffer && b.byteOffset === end) {
-      end += b.length;
-    } else {
-      flush();
-      start = b;
-      end = b.byteOffset + b.length;
+export class UpstreamRuns {
+  private done: Buffer[] = [];
+  /** The first view of the run being extended, and where the run ends in its buffer. */
+  private first: Buffer | null = null;
+  private end = 0;
+  bytes = 0;
+  /** The client read being processed (null: none). */
+  chunk: Buffer | null = null;
+
+  push(b: Buffer): void {
+    this.bytes += b.length;
+    const f = this.first;
+    if (f !== null) {
+      if (b.buffer === f.buffer && b.byteOffset === this.end) {
+        this.end += b.length;
+        return;
+      }
+      this.done.push(this.close(f));
     }
+    this.first = b;
+    this.end = b.byteOffset + b.length;
   }
-  flush();
-  return out;
+
+  /** The buffers to write, in order (null: nothing), and a fresh start. */
+  take(): Buffer[] | null {
+    const f = this.first;
+    if (f === null) return null;
+    const out = this.done;
+    out.push(this.close(f));
+    this.clear();
+    return out;
+  }
+
+  clear(): void {
+    this.done = [];
+    this.first = null;
+    this.bytes = 0;
+  }
+
+  private close(f: Buffer): Buffer {
+    const len = this.end - f.byteOffset;
+    if (len === f.length) return f;
+    const c = this.chunk;
+    if (c !== null && c.buffer === f.buffer && c.byteOffset === f.byteOffset && c.length === len) return c;
+    return Buffer.from(f.buffer, f.byteOffset, len);
+  }
+}
+
+/** `bufs` with adjacent views of one buffer merged (UpstreamRuns). */
+export function coalesce(bufs: Buffer[]): Buffer[] {
+  const runs = new UpstreamRuns();
+  for (const b of bufs) runs.push(b);
+  return runs.take() ?? [];
 }

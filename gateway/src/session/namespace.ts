@@ -41,6 +41,8 @@ export interface Op {
   tag: string | null;
   /** Applies even when its own message fails (an unnamed Parse drops the old unnamed statement first). */
   always: boolean;
+  /** Set by StatementNamespace.add: the order sent (a field, not a WeakMap entry per message). */
+  seq?: number;
 }
 
 export interface NamespaceLimits {
@@ -71,7 +73,6 @@ export class StatementNamespace {
   private clears: Op[] = [];
   private pendingCount = 0;
   private seq = 0;
-  private readonly order = new WeakMap<Op, number>();
   private sqlChars = 0;
 
   constructor(private readonly limits: NamespaceLimits = DEFAULT_LIMITS) {}
@@ -96,7 +97,7 @@ export class StatementNamespace {
   }
 
   add(op: Op): void {
-    this.order.set(op, this.seq++);
+    op.seq = this.seq++;
     this.pendingCount++;
     if (op.kind === 'clear') this.clears.push(op);
     else {
@@ -168,7 +169,7 @@ export class StatementNamespace {
     while (i < own.length || k < this.clears.length) {
       const a = own[i];
       const b = this.clears[k];
-      if (b === undefined || (a !== undefined && (this.order.get(a) ?? 0) < (this.order.get(b) ?? 0))) {
+      if (b === undefined || (a !== undefined && (a.seq ?? 0) < (b.seq ?? 0))) {
         out.push(a as Op);
         i++;
       } else {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { coalesce } from './session';
+import { UpstreamRuns } from './core';
 
 describe('coalesce', () => {
   it('merges adjacent views of one chunk, keeps everything else, and loses no byte', () => {
@@ -33,5 +34,42 @@ describe('coalesce', () => {
   it('returns a lone buffer itself', () => {
     const b = Buffer.from('abc');
     expect(coalesce([b])[0]).toBe(b);
+  });
+});
+
+describe('UpstreamRuns', () => {
+  const chunk = Buffer.from('PxxxxBxxxxxExxxS'); // four "frames" of one client read
+  const frames = [chunk.subarray(0, 5), chunk.subarray(5, 11), chunk.subarray(11, 15), chunk.subarray(15)];
+
+  it('writes a read whose frames all go on as the chunk itself, in one write', () => {
+    const r = new UpstreamRuns();
+    r.chunk = chunk;
+    for (const f of frames) r.push(f);
+    expect(r.bytes).toBe(chunk.length);
+    const out = r.take();
+    expect(out).toHaveLength(1);
+    expect(out![0]).toBe(chunk);
+    expect(r.take()).toBeNull();
+    expect(r.bytes).toBe(0);
+  });
+
+  it('keeps the order and every byte when a frame is replaced or left out', () => {
+    const r = new UpstreamRuns();
+    r.chunk = chunk;
+    const other = Buffer.from('ZZ');
+    r.push(frames[0]!);
+    r.push(other);
+    r.push(frames[2]!);
+    r.push(frames[3]!);
+    const out = r.take()!;
+    expect(out.map((b) => b.toString())).toEqual(['Pxxxx', 'ZZ', 'ExxxS']);
+    expect(out[0]).toBe(frames[0]);
+  });
+
+  it('forgets what was queued when cleared (a FATAL)', () => {
+    const r = new UpstreamRuns();
+    r.push(frames[0]!);
+    r.clear();
+    expect(r.take()).toBeNull();
   });
 });

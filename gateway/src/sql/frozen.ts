@@ -52,3 +52,11 @@ export function shareTextFree(derived: StatementInfo[], template: readonly State
   if (Object.isFrozen(template) && !Object.isFrozen(derived))
     Object.defineProperty(derived, TEMPLATE, { value: template, enumerable: false });
 }
+
+/**
+ * The frozen template a shape-cache hit's list was registered with (`shareTextFree`): the same
+ * statements but for their `sql`; undefined for any other list.
+ */
+export function textFreeTemplate(statements: readonly StatementInfo[]): readonly StatementInfo[] | undefined {
+  return (statements as { [TEMPLATE]?: readonly StatementInfo[] })[TEMPLATE];
+}
