@@ -560,11 +560,21 @@ async function main() {
           ),
         );
       }
-      const h = await evalHistogram(gwShipped.adminPort);
+      // One retry: the keep-alive connection of the readiness check may have been closed by the
+      // sidecar minutes ago (a stale pooled socket answers EPIPE once).
+      const h = await evalHistogram(gwShipped.adminPort)
+        .catch(() => evalHistogram(gwShipped.adminPort))
+        .catch((err) => {
+          log(
+            `the shipped gateway's /metrics did not answer: ${err.cause?.message ?? err.message} (exit ${gwShipped.proc.exitCode}, signal ${gwShipped.proc.signalCode})`,
+          );
+          return null;
+        });
       lines.push('');
-      lines.push(
-        `Policy evaluations inside the gateway with the shipped policies over all the runs above (its own pgward_policy_eval_seconds histogram, the decision cache included): ${h.evaluations} evaluations, median ≤ ${f2(h.median_at_most_us)} µs (bucket bound), mean ${f2(h.mean_us)} µs, ${(100 * h.share_le_5us).toFixed(2)} % ≤ 5 µs, ${(100 * h.share_le_10us).toFixed(2)} % ≤ 10 µs.`,
-      );
+      if (h)
+        lines.push(
+          `Policy evaluations inside the gateway with the shipped policies over all the runs above (its own pgward_policy_eval_seconds histogram, the decision cache included): ${h.evaluations} evaluations, median ≤ ${f2(h.median_at_most_us)} µs (bucket bound), mean ${f2(h.mean_us)} µs, ${(100 * h.share_le_5us).toFixed(2)} % ≤ 5 µs, ${(100 * h.share_le_10us).toFixed(2)} % ≤ 10 µs.`,
+        );
     } finally {
       await Promise.all([
         bouncer.stop(),
