@@ -126,6 +126,19 @@ describe('startup', () => {
     expect(reg.lookup(55, Buffer.from(k.body.subarray(4)))).toBeUndefined();
   });
 
+  it('keeps the key of a client that left with a query running until the upstream is gone (pgx: cancel, then Terminate)', () => {
+    const reg = new CancelRegistry();
+    const h = new Harness({}, reg);
+    const k = h.login('app', 56).find((m) => m.type === 'K')!;
+    const secret = Buffer.from(k.body.subarray(4));
+    h.client(Q('SELECT pg_sleep(30)'), encodeTerminate());
+    h.core.clientClosed('client_terminated');
+    // The backend still runs the query: a cancel sent just before the client left must reach it.
+    expect(reg.lookup(56, secret)).toBe(h.cancelTarget);
+    h.core.upstreamClosed();
+    expect(reg.lookup(56, secret)).toBeUndefined();
+  });
+
   it('judges user and database names cut to 63 bytes, and forwards them as sent', () => {
     const h = new Harness();
     const long = 'u'.repeat(70);

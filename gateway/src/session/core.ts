@@ -229,6 +229,10 @@ export class SessionCore {
   }
 
   upstreamClosed(): void {
+    if (this.keyOutlivesClient) {
+      this.keyOutlivesClient = false;
+      this.requests.releaseKey();
+    }
     if (this.phase === 'closed') return;
     const fatal = this.requests.sawFatal;
     if (!fatal && this.phase === 'ready') {
@@ -375,12 +379,19 @@ export class SessionCore {
     this.endClient();
   }
 
+  /** The cancel key is kept past the client's departure (see finish). */
+  private keyOutlivesClient = false;
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
     this.emit({ kind: 'stopLoginTimer' });
     this.startup.uncount();
-    this.requests.releaseKey();
+    // A client that leaves with a query still running (pgx: CancelRequest, then Terminate and
+    // close, at once) may have its cancel arrive after it left: directly, PostgreSQL would still
+    // honour it. The key stays valid until the upstream connection is gone.
+    if (this.startup.upstream !== null && this.requests.outstanding > 0) this.keyOutlivesClient = true;
+    else this.requests.releaseKey();
     if (this.startup.upstream !== null) {
       // What was judged and allowed before the client left still goes (e.g. Query + Terminate).
       this.flushUpstream();
