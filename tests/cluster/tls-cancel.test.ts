@@ -61,8 +61,24 @@ test('the cancel connection negotiates TLS first and the query ends', async () =
       () => null,
       (err: { code?: string }) => err.code ?? 'error',
     );
-    // Wait until the server runs it (a direct TLS connection is not needed: the session is busy).
-    await new Promise((r) => setTimeout(r, 500));
+    // Wait until the server runs it (asked through the gateway: a second session sees it active).
+    const probe = new Client({ host: gw.host, port: gw.port, user: 'trust_user', database: CLUSTER_DB });
+    await probe.connect();
+    try {
+      const until = Date.now() + 15_000;
+      const active = async (): Promise<boolean> =>
+        (
+          await probe.query(
+            "SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' AND state = 'active'",
+          )
+        ).rowCount === 1;
+      while (!(await active())) {
+        if (Date.now() > until) throw new Error('the query never ran');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    } finally {
+      await probe.end();
+    }
     const before = firstBytes.length;
     const t0 = Date.now();
     await sendCancelRequest(gw.host, gw.port, k.processID, k.secretKey);

@@ -10,7 +10,7 @@ import { LOCAL_PG } from '../helpers/cluster';
 import { buildBundleWithData, startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
 import { dropDatabase, recreateDatabase } from '../proxy/proxy-helpers';
 import { reloadViaSidecar, replaceFile, revisionOf, sleep, tempDir } from '../bundles/support';
-import { pgbench } from './support';
+import { connectThrough, pgbench } from './support';
 
 const DB = `pgward_workers_it_${process.pid}`;
 const RELOADS = 10;
@@ -76,7 +76,26 @@ test('/metrics sums both workers and passes promtool check metrics', async () =>
 
 test('reloads under pgbench: every worker switches, readiness names the revision, no transaction lost', async () => {
   const bench = pgbench(gw.host, gw.port, DB, ['-S', '-n', '-c', '4', '-j', '2', '-T', '10']);
-  await sleep(1000);
+  // The reloads start once all four pgbench sessions are connected (seen by the server).
+  const probe = await connectThrough(LOCAL_PG.host, LOCAL_PG.port);
+  try {
+    const until = Date.now() + 15_000;
+    const connected = async (): Promise<number> =>
+      Number(
+        (
+          await probe.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'pgbench'`,
+            [DB],
+          )
+        ).rows[0]?.n,
+      );
+    while ((await connected()) < 4) {
+      if (Date.now() > until) throw new Error('pgbench did not connect');
+      await sleep(20);
+    }
+  } finally {
+    await probe.end();
+  }
   for (let i = 0; i < RELOADS; i++) {
     const [file, rev] = i % 2 === 0 ? [bundleB, revB] : [bundleA, revA];
     replaceFile(file, active);
