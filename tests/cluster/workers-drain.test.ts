@@ -40,8 +40,10 @@ test('SIGTERM: not ready at once, open transactions on both workers commit, ever
   while ((await gw.admin('/readyz')).status !== 503) {
     if (Date.now() > until) throw new Error('/readyz stayed 200 after SIGTERM');
   }
-  // Both workers wait for their open transaction.
-  await new Promise((r) => setTimeout(r, 1500));
+  // Both workers closed their listener and wait for their open transaction.
+  const drainingLogs = (): number =>
+    gw.logs.filter((l) => l.msg === 'shutting down: listener closed, draining sessions').length;
+  await gw.waitForLog(() => drainingLogs() >= 2, 10_000);
   for (const c of clients) {
     const r = await c.query('COMMIT');
     expect(r.command).toBe('COMMIT');
