@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
 .PHONY: help deps system-deps build policy policy-test policy-ci lint typecheck unit integration drivers test run bench fuzz clean \
-	manifests-tool manifests-test rules-test image-test
+	manifests-tool manifests-test rules-test image-test test-results-clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -37,10 +37,10 @@ lint: deps ## eslint + prettier --check
 	npm run lint --silent
 
 unit: deps build ## unit tests beside the code (one measures the built classifier in a fresh process)
-	npx jest --selectProjects unit
+	npx jest --selectProjects unit --json --outputFile=.tmp/test-results/unit.json
 
 integration: build policy system-deps manifests-tool ## tests with real PostgreSQL, real clients, the real gateway
-	npx jest --selectProjects integration --runInBand
+	npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/test-results/integration.json
 
 drivers: build system-deps ## real drivers' own test suites (lib/pq), directly and through pgward: same results required
 	@scripts/driver-suite.sh
@@ -48,7 +48,11 @@ drivers: build system-deps ## real drivers' own test suites (lib/pq), directly a
 policy-ci: build ## run the CI pipeline documented in docs/policy-ci.md, step by step, on the shipped captures
 	node tests/policy-ci/run-pipeline.mjs
 
-test: deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration policy-ci drivers ## everything CI runs
+test: test-results-clean deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration policy-ci drivers ## everything CI runs, closing on one line of counts
+	@node scripts/test-summary.js
+
+test-results-clean:
+	@rm -rf .tmp/test-results && mkdir -p .tmp/test-results
 
 # ---- deployment artefacts (deploy/, Dockerfile): validated offline ----
 MANIFESTS_TOOL := .tmp/bin/pgward-validate-manifests

@@ -97,11 +97,12 @@ function tail(lines, n) {
 }
 
 function parseArgs(argv) {
-  const a = { name: 'suite', differingOut: null, rerun: null, files: [] };
+  const a = { name: 'suite', differingOut: null, rerun: null, results: null, files: [] };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--name') a.name = argv[++i];
     else if (argv[i] === '--differing-out') a.differingOut = argv[++i];
     else if (argv[i] === '--rerun') a.rerun = [argv[++i], argv[++i]];
+    else if (argv[i] === '--results') a.results = argv[++i];
     else a.files.push(argv[i]);
   }
   return a;
@@ -118,7 +119,7 @@ function main(argv) {
   const name = args.name;
   if (args.files.length !== 2) {
     console.error(
-      'usage: driver-suite-compare.js [--name LABEL] [--differing-out FILE] [--rerun D2 P2] DIRECT.json PGWARD.json',
+      'usage: driver-suite-compare.js [--name LABEL] [--differing-out FILE] [--rerun D2 P2] [--results FILE] DIRECT.json PGWARD.json',
     );
     return 2;
   }
@@ -185,6 +186,21 @@ function main(argv) {
     }
   }
 
+  if (args.results) {
+    // For make test's closing line (scripts/test-summary.js): the tests that ran through pgward,
+    // less those failing directly too (the environment's, not pgward's), and the real differences.
+    const bothFail = failDirect.filter((k) => gw.tests.get(k) === 'fail').length;
+    fs.writeFileSync(
+      args.results,
+      JSON.stringify({
+        suite: name,
+        passed: gc.pass,
+        failed: keys.length,
+        skipped: gc.skip,
+        failingDirectlyToo: bothFail,
+      }) + '\n',
+    );
+  }
   if (keys.length === 0) {
     console.log(`  same results directly and through pgward`);
     return 0;

@@ -225,8 +225,9 @@ run_both_and_compare() {
     again=(--rerun "$OUT/$file.direct.rerun.json" "$OUT/$file.pgward.rerun.json")
   fi
   stop_gateway
+  mkdir -p "$ROOT/.tmp/test-results"
   node "$ROOT/scripts/driver-suite-compare.js" --name "$label" "${again[@]}" \
-    "$OUT/$file.direct.json" "$OUT/$file.pgward.json" | tee "$OUT/$file.comparison.txt"
+    --results "$ROOT/.tmp/test-results/driver-$file.json" "$OUT/$file.direct.json" "$OUT/$file.pgward.json" | tee "$OUT/$file.comparison.txt"
   return "${PIPESTATUS[0]}"
 }
 

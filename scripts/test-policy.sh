@@ -53,7 +53,13 @@ grep -q 'undefined input field input.connection.usr (custom.rego:[0-9]*; no fiel
 step "opa check --strict, type check against the input contract: ok (a typo'd field fails, named)"
 
 # 3. tests and coverage
-"$OPA" test --timeout 120s "$REGO" || fail "opa test rego/"
+"$OPA" test --timeout 120s "$REGO" | tee "$TMP/opa-test.txt"
+[[ ${PIPESTATUS[0]} -eq 0 ]] || fail "opa test rego/"
+# The count for make test's closing line (scripts/test-summary.js).
+mkdir -p "$ROOT/.tmp/test-results"
+sed -n 's|^PASS: \([0-9]*\)/\([0-9]*\)$|{"suite":"opa test rego/","passed":\1,"failed":0,"total":\2}|p' "$TMP/opa-test.txt" \
+  >"$ROOT/.tmp/test-results/opa.json"
+[[ -s "$ROOT/.tmp/test-results/opa.json" ]] || fail "opa test printed no PASS: N/N line"
 "$OPA" test --timeout 120s --coverage --format json "$REGO" >"$TMP/coverage.json" || fail "opa test --coverage rego/"
 node - "$TMP/coverage.json" "$COVERAGE_MIN" <<'EOF' || fail "policy coverage is below ${COVERAGE_MIN}%"
 const fs = require('fs');

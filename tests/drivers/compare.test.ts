@@ -149,3 +149,30 @@ test('a stream without test results (a build failure) is refused: exit 2', async
   expect(r.code).toBe(2);
   expect(r.out).toContain('no test results');
 });
+
+test("--results: make test's closing line counts passes through pgward, differences as failures, both-way failures apart", async () => {
+  const out = path.join(dir, 'results.json');
+  const direct = [
+    ...goTest(P, 'TestA', 'pass'),
+    ...goTest(P, 'TestB', 'skip'),
+    ...goTest(P, 'TestC', 'fail', 'boom'),
+    ...goTest(P, 'TestD', 'pass'),
+  ];
+  const same = await compare(direct, direct, ['--results', out]);
+  expect(same.code).toBe(0);
+  expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toEqual({
+    suite: 'suite',
+    passed: 2,
+    failed: 0,
+    skipped: 1,
+    failingDirectlyToo: 1,
+  });
+  const worse = [
+    ...direct.slice(0, -2),
+    { Action: 'run', Package: P, Test: 'TestD' },
+    { Action: 'fail', Package: P, Test: 'TestD' },
+  ];
+  const differs = await compare(direct, worse, ['--results', out]);
+  expect(differs.code).toBe(1);
+  expect(JSON.parse(fs.readFileSync(out, 'utf8'))).toMatchObject({ passed: 1, failed: 1 });
+});
