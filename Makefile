@@ -37,9 +37,11 @@ lint: deps ## eslint + prettier --check
 	npm run lint --silent
 
 unit: deps build ## unit tests beside the code (one measures the built classifier in a fresh process)
+	@mkdir -p .tmp/test-results
 	npx jest --selectProjects unit --json --outputFile=.tmp/test-results/unit.json
 
 integration: build policy system-deps manifests-tool ## tests with real PostgreSQL, real clients, the real gateway
+	@mkdir -p .tmp/test-results
 	npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/test-results/integration.json
 
 drivers: build system-deps ## real drivers' own test suites (lib/pq), directly and through pgward: same results required
