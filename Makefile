@@ -73,7 +73,7 @@ rules-test: ## promtool check rules + promtool test rules (one case per alert)
 	promtool test rules deploy/prometheus-rules.test.yaml
 
 image-test: deps ## the Dockerfile's shape, .dockerignore, and its RUN steps run as a script on a copy of the build context (no container engine; also part of integration)
-	npx jest --selectProjects integration tests/ops/dockerfile.test.ts
+	npx jest tests/ops/dockerfile.test.ts --selectProjects integration
 
 run: build policy ## the gateway with the shipped policies in front of the local PostgreSQL
 	node dist/cli.js serve --listen 127.0.0.1:6432 --upstream 127.0.0.1:5432 --admin-listen 127.0.0.1:9432 --bundle $(BUNDLE)
