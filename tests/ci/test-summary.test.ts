@@ -17,7 +17,7 @@ function run(files: Record<string, unknown>): { code: number; out: string; last:
     for (const [f, v] of Object.entries(files)) fs.writeFileSync(path.join(dir, f), JSON.stringify(v));
     const r = spawnSync(process.execPath, [SCRIPT, dir], { encoding: 'utf8' });
     const lines = r.stdout.trim().split('\n');
-    return { code: r.status ?? -1, out: r.stdout + r.stderr, last: lines[lines.length - 1] };
+    return { code: r.status ?? -1, out: r.stdout + r.stderr, last: lines[lines.length - 1] ?? '' };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

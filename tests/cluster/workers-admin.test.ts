@@ -3,7 +3,7 @@
  * (promtool-clean), a reload runs in every worker and answers only when all run the new revision,
  * readiness follows, SIGHUP reaches every worker, and reloads under pgbench lose no transaction.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { LOCAL_PG } from '../helpers/cluster';
@@ -130,4 +130,28 @@ test('SIGHUP to the primary reloads every worker; the new revision goes live in 
   expect(switched.map((l) => l.revision)).toEqual([revB, revB]);
   const ready = await gw.admin('/readyz');
   expect(await ready.json()).toEqual({ status: 'ready', revision: revB });
+});
+
+test('a worker that crashes and starts on a newer bundle brings every worker to it: ready again (readiness means every worker runs it)', async () => {
+  // The file changes without a reload (watch is off); then worker 1 dies and starts again on it.
+  const running = ((await (await gw.admin('/readyz')).json()) as { revision: string }).revision;
+  const [next, nextRev] = running === revA ? [bundleB, revB] : [bundleA, revA];
+  replaceFile(next, active);
+  const workerPids = execFileSync('pgrep', ['-P', String(gw.proc.pid)], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map(Number);
+  expect(workerPids).toHaveLength(2);
+  process.kill(workerPids[1]!, 'SIGKILL');
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const r = await gw.admin('/readyz').catch(() => null);
+    const body = r ? ((await r.json()) as { status: string; revision?: string }) : null;
+    if (body?.status === 'ready' && body.revision === nextRev) break;
+    if (Date.now() > until) throw new Error(`not ready on ${nextRev}: ${JSON.stringify(body)}`);
+    await sleep(100);
+  }
+  expect(
+    gw.logs.some((l) => l.msg === 'a restarted worker loaded another revision: reloading every worker'),
+  ).toBe(true);
 });

@@ -115,6 +115,32 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
     r.done(r.results);
   };
 
+  /**
+   * A worker started again after a crash loads the bundle its source holds now. When that is not
+   * what the others run (the file was replaced, the bundle server moved on, without a reload), the
+   * instance would serve two policies and never be ready again: every worker reloads, so all
+   * converge on the source's bundle through the usual prepare-and-commit.
+   */
+  const converge = (index: number, revision: string | null): void => {
+    const others = revisions.filter((r, i) => i !== index && r !== null);
+    if (revision === null || others.every((r) => r === revision)) return;
+    logger.warn(
+      { worker: index, revision, others: [...new Set(others)] },
+      'a restarted worker loaded another revision: reloading every worker',
+    );
+    void runAll('reload').then((results) => {
+      const failed =
+        results === null
+          ? 'not every worker is running'
+          : results.find((r) => (r as { ok?: boolean }).ok === false);
+      if (failed !== undefined)
+        logger.error(
+          { worker: index, result: failed },
+          'reload after a worker restart failed: the instance stays unready',
+        );
+    });
+  };
+
   const onMessage = (index: number, w: Worker, m: WorkerToPrimary): void => {
     switch (m.pgward) {
       case 'cancel': {
@@ -151,6 +177,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
         commitIfReady(m.revision);
         return;
       case 'listening':
+        if (announced) converge(index, m.revision);
         listening.add(index);
         if (m.admin !== null) admin = m.admin;
         if (listening.size === workers && !announced) {
