@@ -54,6 +54,11 @@ export class BodyReader {
 
   /** A NUL-terminated string (PostgreSQL "String"), decoded as UTF-8. */
   cstring(): string {
+    // The unnamed statement and portal (most Bind, Describe and Execute names): no native call.
+    if (this.pos < this.end && this.buf[this.pos] === 0) {
+      this.pos += 1;
+      return '';
+    }
     const nul = this.buf.indexOf(0, this.pos);
     if (nul < 0 || nul >= this.end) throw malformed('string not terminated');
     const s = this.buf.toString('utf8', this.pos, nul);
