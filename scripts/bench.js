@@ -17,6 +17,8 @@
 // one machine state.
 // BENCH_WORKERS=N (default 1): this checkout's pgward runs with `--workers N`; its CPU and RSS are
 // those of the primary and every worker together (the process tree).
+// The idle-memory phase also measures this checkout's pgward with `--workers 2` (key
+// pgward_workers2; the same figures as pgward when BENCH_WORKERS=2).
 'use strict';
 /* eslint-disable @typescript-eslint/no-require-imports */
 const { spawn, execFileSync } = require('node:child_process');
@@ -80,6 +82,7 @@ function buildBundle(dir, out, revision) {
   return out;
 }
 
+/** extra: { upstream: 'host:port', workers: N (this checkout only; default BENCH_WORKERS) }. */
 async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   const port = await freePort();
   const adminPort = await freePort();
@@ -102,7 +105,7 @@ async function startPgward(bundle, tag, extra = {}, root = ROOT) {
       '--config',
       path.join(dir, 'pgward.yaml'),
       // A baseline checkout may predate --workers; this one defaults to one worker per CPU.
-      ...(root === ROOT ? ['--workers', String(WORKERS)] : []),
+      ...(root === ROOT ? ['--workers', String(extra.workers ?? WORKERS)] : []),
     ],
     {
       cwd: root,
@@ -335,9 +338,10 @@ const closeAll = (clients) => Promise.all(clients.map((c) => c.end().catch(() =>
  * and warm (after the same number of connections came and went: V8's young generation grows
  * with a burst of allocation and keeps that size, a fixed cost that is not per client).
  */
-async function measureIdle(pid, port) {
-  // One connection first: code loaded and compiled on first use is not per client.
-  await closeAll(await openIdle(port, 1));
+async function measureIdle(pid, port, workers = 1) {
+  // One connection per worker first (the primary hands connections to the workers in turn): code
+  // loaded and compiled on first use is not per client.
+  await closeAll(await openIdle(port, workers));
   await new Promise((r) => setTimeout(r, 1000));
   const cold = rssKiB(pid);
   let clients = await openIdle(port, IDLE);
@@ -364,22 +368,37 @@ async function measureIdle(pid, port) {
 
 async function idleMemory(bundle) {
   // The local server allows ~100 connections: a throwaway cluster takes the 1,000 idle backends.
-  const out = execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['start'], {
-    encoding: 'utf8',
-    env: { ...process.env, PGWARD_CLUSTER_MAX_CONNECTIONS: String(IDLE + 50) },
-  });
+  // --owner-pid: if this run is killed, the next cluster start reaps the cluster.
+  const out = execFileSync(
+    path.join(ROOT, 'scripts/pg-cluster.sh'),
+    ['start', '--owner-pid', String(process.pid)],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, PGWARD_CLUSTER_MAX_CONNECTIONS: String(IDLE + 50) },
+    },
+  );
   const cluster = JSON.parse(out.trim().split('\n').pop());
-  const gw = await startPgward(bundle, 'idle', { upstream: `127.0.0.1:${cluster.port}` });
+  const upstream = `127.0.0.1:${cluster.port}`;
+  let running = null;
   try {
-    const pgward = await measureIdle(gw.proc.pid, gw.port);
-    await gw.stop();
+    const measure = async (start, workers = 1) => {
+      running = await start();
+      const r = await measureIdle(running.proc.pid, running.port, workers);
+      await running.stop();
+      running = null;
+      return r;
+    };
+    const pgward = await measure(() => startPgward(bundle, 'idle', { upstream }), WORKERS);
+    // The same gateway with two workers (RSS of the primary and both workers).
+    const pgwardWorkers2 =
+      WORKERS === 2
+        ? pgward
+        : await measure(() => startPgward(bundle, 'idle-w2', { upstream, workers: 2 }), 2);
     // The floor for comparison: a minimal Node.js proxy (socket.pipe both ways) on the same test.
-    const floor = await startNodeFloor(cluster.port);
-    const nodeFloor = await measureIdle(floor.proc.pid, floor.port);
-    await floor.stop();
-    return { clients: IDLE, pgward, floor: nodeFloor };
+    const nodeFloor = await measure(() => startNodeFloor(cluster.port));
+    return { clients: IDLE, workers: WORKERS, pgward, pgward_workers2: pgwardWorkers2, floor: nodeFloor };
   } finally {
-    await gw.stop();
+    if (running) await running.stop();
     execFileSync(path.join(ROOT, 'scripts/pg-cluster.sh'), ['stop', cluster.dir]);
   }
 }
@@ -594,7 +613,7 @@ async function main() {
     const m = await idleMemory(bare);
     lines.push('### Gateway memory per idle client', '');
     lines.push(
-      `${m.clients} idle authenticated connections (each ran one query), RSS growth per client; pgward with ${WORKERS} worker${WORKERS === 1 ? '' : 's'} (RSS of the primary and every worker). Last column: all the RSS with the clients connected, divided by the clients. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`,
+      `${m.clients} idle authenticated connections (each ran one query), RSS growth per client; pgward with ${WORKERS} worker${WORKERS === 1 ? '' : 's'}${WORKERS === 2 ? '' : ', and with 2 workers'} (RSS of the primary and every worker). Last column: all the RSS with the clients connected, divided by the clients. Cold: a process that has served one connection. Warm: after the same number of connections came and went (V8's young generation has grown to its working size, a fixed cost).${process.env.NODE_OPTIONS ? ` NODE_OPTIONS=${process.env.NODE_OPTIONS}.` : ''}`,
       '',
     );
     lines.push(
@@ -603,6 +622,7 @@ async function main() {
     lines.push('|---|---|---|---|---|---|');
     for (const [name, r] of [
       ['pgward (bare policy)', m.pgward],
+      ...(WORKERS === 2 ? [] : [['pgward (bare policy), 2 workers', m.pgward_workers2]]),
       ['minimal Node.js pipe proxy', m.floor],
     ]) {
       lines.push(
