@@ -13,6 +13,7 @@ import { FrontendFramer } from '../protocol/framing';
 import { BackendType, StartupCode } from '../protocol/message-types';
 import { readBackendMessage } from '../protocol/backend/backend-message';
 import { PgwardError, ErrorCodes } from '../errors';
+import { LEXICAL_SETTINGS } from '../sql/lexical';
 import { makeHeader, type CaptureHeader, type CaptureRecord } from './format';
 import { connectionFromStartup } from './startup-context';
 
@@ -510,6 +511,11 @@ class PgConnection {
       this.out.push({ t: this.t, conn: this.id, dir: 'B', frame: msg.toString('base64') });
     } else if (type === BackendType.ErrorResponse) {
       this.out.push({ t: this.t, conn: this.id, dir: 'B', frame: msg.toString('base64') });
+    } else if (type === BackendType.ParameterStatus) {
+      // As the live capture: the lexical settings only, which replay reads SQL text under.
+      const p = readBackendMessage(msg);
+      if (p.name === 'ParameterStatus' && LEXICAL_SETTINGS.has(p.parameter))
+        this.out.push({ t: this.t, conn: this.id, dir: 'B', frame: msg.toString('base64') });
     }
   }
 }

@@ -10,6 +10,7 @@ import {
   encodeSync,
   PROTOCOL_3_0,
 } from '../protocol';
+import { encodeParameterStatus } from '../protocol/backend/parameter-status';
 import { createClassifier, initSqlParser } from '../sql';
 import type { Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { CaptureRecord } from '../capture/format';
@@ -279,4 +280,54 @@ test('keys and the expectations file do not change when the same workload is cap
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe('SQL text is read under the lexical state the server reported, as the live session read it', () => {
+  const backslash = "SELECT 'a\\' || 'b'";
+  function withStatus(statuses: Array<[string, string]>): CaptureRecord[] {
+    const base = capture().slice(0, 4);
+    return [
+      ...base,
+      ...statuses.map(([n, v], i): CaptureRecord => ({
+        t: 4.1 + i / 100,
+        conn: 'c1',
+        dir: 'B',
+        frame: b64(encodeParameterStatus(n, v)),
+      })),
+      { t: 5, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeQuery(backslash)) },
+      { t: 6, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeQuery('SELECT 1')) },
+    ];
+  }
+
+  test('standard_conforming_strings=off: text with a backslash is refused like live, the rest judged', () => {
+    const [off] = replay([engine(false)], withStatus([['standard_conforming_strings', 'off']]));
+    const q = off!.filter((d) => d.type === 'Query');
+    expect(q.map((d) => [d.allow, d.error_code])).toEqual([
+      [false, 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX'],
+      [true, null],
+    ]);
+    // Back on: the same text is ordinary again.
+    const [on] = replay(
+      [engine(false)],
+      withStatus([
+        ['standard_conforming_strings', 'off'],
+        ['standard_conforming_strings', 'on'],
+      ]),
+    );
+    expect(on!.filter((d) => d.type === 'Query').map((d) => d.allow)).toEqual([true, true]);
+  });
+
+  test('a state the live session cannot read ended it: nothing after it is judged, with a warning', () => {
+    const judged: string[] = [];
+    const r2 = new Replayer([engine(false)], {
+      classify: createClassifier({ maxEntries: 100 }).classify,
+      onDecision: (_l, d) => judged.push(d.type),
+    });
+    r2.beginFile('cap.jsonl', makeHeader({ source: 'pgward' }));
+    for (const rec of withStatus([['client_encoding', 'NOT_AN_ENCODING']])) r2.record(rec);
+    expect(judged).toEqual(['StartupMessage']);
+    expect(r2.stats.warnings.join('\n')).toMatch(
+      /client_encoding NOT_AN_ENCODING.*later messages not judged/,
+    );
+  });
 });

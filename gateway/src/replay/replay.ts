@@ -5,7 +5,8 @@
  * registries, because what a Bind means depends on which earlier Parse each policy allowed.
  */
 import { createHash } from 'node:crypto';
-import { FrameJudge, type JudgedType } from '../policy/frame-judge';
+import { FrameJudge, type JudgedType, type SqlTextDecoder } from '../policy/frame-judge';
+import { applyParameterStatus, DEFAULT_LEXICAL_STATE, readSqlText, type LexicalState } from '../sql/lexical';
 import { ReplayStatements } from '../session/judged-ops';
 import type { Alert, ConnectionInfo, Denial, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
@@ -62,6 +63,11 @@ interface Conn {
   phase: 'startup' | 'ready' | 'truncated';
   judged: number;
   lastStatus: 'I' | 'T' | 'E';
+  /**
+   * What the server reported of client_encoding and standard_conforming_strings (the captured
+   * ParameterStatus messages), so SQL text is read as the live session read it.
+   */
+  lexical: LexicalState;
   lanes: LaneConn[];
 }
 
@@ -116,17 +122,23 @@ export class Replayer {
           transaction_status: 'I',
         };
         const opts = { maxSqlBytes: this.maxSqlBytes };
-        this.conns.set(rec.conn, {
+        const conn: Conn = {
           info,
           phase: 'startup',
           judged: 0,
           lastStatus: 'I',
-          lanes: this.engines.map((e) => ({
-            judge: new FrameJudge(e, this.opts.classify, opts),
+          lexical: { ...DEFAULT_LEXICAL_STATE },
+          lanes: [],
+        };
+        const readSql: SqlTextDecoder = (bytes) => readSqlText(bytes, conn.lexical);
+        this.conns.set(rec.conn, conn);
+        conn.lanes.push(
+          ...this.engines.map((e) => ({
+            judge: new FrameJudge(e, this.opts.classify, opts, readSql),
             statements: new ReplayStatements(),
             closed: false,
           })),
-        });
+        );
         this.stats.connections++;
         return;
       }
@@ -167,6 +179,8 @@ export class Replayer {
       if (frame[0] === BackendType.ReadyForQuery && frame.length === 6) {
         const b = readBackendMessage(frame);
         if (b.name === 'ReadyForQuery') c.lastStatus = b.status;
+      } else if (frame[0] === BackendType.ParameterStatus) {
+        this.parameterStatus(id, c, frame);
       }
       return;
     }
@@ -210,6 +224,31 @@ export class Replayer {
       this.emit(i, c, key, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;
+  }
+
+  /**
+   * A captured ParameterStatus of a lexical setting (capture keeps only those): later SQL text is
+   * read under it. A state the live session cannot read ended that session (a tripwire); replay
+   * judges nothing more of the connection either.
+   */
+  private parameterStatus(id: string, c: Conn, frame: Buffer): void {
+    let why: string;
+    try {
+      const b = readBackendMessage(frame);
+      if (b.name !== 'ParameterStatus') return;
+      const next = applyParameterStatus(c.lexical, b.parameter, b.value);
+      if (next.ok) {
+        c.lexical = next.state;
+        return;
+      }
+      why = next.reason;
+    } catch (err) {
+      why = `undecodable ParameterStatus (${(err as Error).message})`;
+    }
+    c.phase = 'truncated';
+    this.stats.warnings.push(
+      `connection ${id}: ${why}; the live session ended here, later messages not judged`,
+    );
   }
 
   /** A captured client frame decoded once for every lane, as the live session decodes it once. */

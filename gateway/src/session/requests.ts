@@ -413,6 +413,9 @@ export class RequestPhase implements StatementView {
         return null;
       case 'ParameterStatus':
         this.serverParameters.set(m.parameter, m.value);
+        // Capture keeps the lexical ones: replay reads later SQL text under them, as done here.
+        if (core.deps.observer.onFrame && LEXICAL_SETTINGS.has(m.parameter))
+          core.deps.observer.onFrame('backend', msg, core.conn);
         return this.onParameterStatus(m.parameter, m.value);
       case 'BackendKeyData':
         return this.onBackendKeyData(m);

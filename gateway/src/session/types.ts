@@ -66,7 +66,8 @@ export interface SessionObserver {
   /**
    * For capture: the StartupMessage packet (type 0) once the connection info is filled in, every
    * client frame after authentication (a judged one once judged, before it is forwarded), and the
-   * backend's ReadyForQuery and ErrorResponse messages. Never authentication messages ('p'
+   * backend's ReadyForQuery and ErrorResponse messages and its ParameterStatus of a lexical
+   * setting (client_encoding, standard_conforming_strings). Never authentication messages ('p'
    * frames, Authentication*). Client frames come with `message`, the frame as the session decoded
    * it once, and a Query or Parse with `sql`, its text as the session decoded it.
    */

@@ -1,0 +1,65 @@
+/**
+ * Replay reads captured SQL text under the lexical state the server reported, as the live session
+ * did: a session that turned standard_conforming_strings off has its backslash text refused live
+ * (PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX) and on replay alike; before this, replay read every text
+ * as UTF-8 with standard strings and allowed what the live gateway had refused.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { LOCAL_PG } from '../helpers/cluster';
+import { SHIPPED_BUNDLE, startGateway, stopAllGateways } from '../helpers/gateway';
+import { runReplay } from '../../gateway/src/replay/cli';
+import { captureFiles, liveDecisions } from './helpers';
+
+jest.setTimeout(60_000);
+
+let tmp = '';
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-replay-lexical-'));
+});
+afterAll(async () => {
+  await stopAllGateways();
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test('standard_conforming_strings=off: live and replay refuse the same backslash text, allow the rest', async () => {
+  const dir = path.join(tmp, 'cap');
+  const gw = await startGateway({
+    config: {
+      capture: { enabled: true, dir, redact: { literals: false, parameters: false } },
+      decision_log: { enabled: true },
+      audit: { sink: 'none', redact: { literals: false, parameters: false } },
+    },
+  });
+  const c = new Client({ host: gw.host, port: gw.port, user: LOCAL_PG.user, database: 'postgres' });
+  await c.connect();
+  await c.query('SET standard_conforming_strings = off');
+  const refused = await c.query("SELECT 'a\\' || 'b' AS v").then(
+    () => null,
+    (e: Error) => e.message,
+  );
+  expect(refused).toMatch(/backslash|standard_conforming_strings/i);
+  expect((await c.query("SELECT 'plain' AS v")).rows[0].v).toBe('plain');
+  await c.query('SET standard_conforming_strings = on');
+  expect((await c.query("SELECT 'a\\' || 'b' AS v")).rows[0].v).toBe('a\\b');
+  await c.end();
+  expect(await gw.stop()).toBe(0);
+
+  const files = captureFiles(dir);
+  expect(files).toHaveLength(1);
+  const run = await runReplay({ captures: files, bundle: SHIPPED_BUNDLE });
+  const queries = run.decisions.filter((d) => d.type === 'Query').map((d) => [d.sql, d.allow, d.error_code]);
+  expect(queries).toEqual([
+    ['SET standard_conforming_strings = off', true, null],
+    // Refused before it became text: no SQL in the input, as live.
+    ['', false, 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX'],
+    ["SELECT 'plain' AS v", true, null],
+    ['SET standard_conforming_strings = on', true, null],
+    ["SELECT 'a\\' || 'b' AS v", true, null],
+  ]);
+  // And exactly what the live gateway decided, message by message.
+  const live = [...liveDecisions(gw).values()].flat().map((o) => [o.type, o.allow]);
+  expect(run.decisions.map((d) => [d.type, d.allow])).toEqual(live);
+});
