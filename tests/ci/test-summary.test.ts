@@ -42,7 +42,7 @@ const all = {
 test('every stage counted: the sum, as the last line, exit 0', () => {
   const r = run(all);
   expect(r.code).toBe(0);
-  expect(r.last).toBe('make test: 42 passed, 0 failed, 3 skipped');
+  expect(r.last).toBe('42 passed, 0 failed, 3 skipped');
 });
 
 test('a stage without counts fails and is named', () => {
@@ -58,5 +58,5 @@ test('a stage without counts fails and is named', () => {
 test('a failure counted anywhere fails the step', () => {
   const r = run({ ...all, 'integration.json': jestRun(5, 1) });
   expect(r.code).toBe(1);
-  expect(r.last).toBe('make test: 42 passed, 1 failed, 2 skipped');
+  expect(r.last).toBe('42 passed, 1 failed, 2 skipped');
 });
