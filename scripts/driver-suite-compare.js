@@ -137,8 +137,8 @@ function main(argv) {
   const dc = count(direct.tests);
   const gc = count(gw.tests);
   console.log(`${name}: ${direct.tests.size} tests directly, ${gw.tests.size} through pgward`);
-  console.log(`  direct: ${dc.pass} passed, ${dc.fail} failed, ${dc.skip} skipped`);
-  console.log(`  pgward: ${gc.pass} passed, ${gc.fail} failed, ${gc.skip} skipped`);
+  console.log(`  direct: ${dc.pass} pass, ${dc.fail} fail, ${dc.skip} skip`);
+  console.log(`  pgward: ${gc.pass} pass, ${gc.fail} fail, ${gc.skip} skip`);
 
   const failDirect = [...direct.tests].filter(([, a]) => a === 'fail').map(([k]) => k);
   if (failDirect.length) {
