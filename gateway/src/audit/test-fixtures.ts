@@ -1,6 +1,7 @@
 /** Builders for audit and decision log tests. */
 import type { ConnectionInfo, Decision, InputDocument } from '../policy/types';
 import type { StatementInfo } from '../sql/types';
+import { stmt } from '../sql/test-fixtures';
 
 export function sampleConnection(): ConnectionInfo {
   return {
@@ -20,24 +21,12 @@ export function sampleConnection(): ConnectionInfo {
 }
 
 export function sampleStatement(over: Partial<StatementInfo> = {}): StatementInfo {
-  return {
-    command: 'DELETE',
-    node: 'DeleteStmt',
-    sql: "DELETE FROM orders WHERE note = 'secret' AND id = 42",
+  return stmt('DELETE', "DELETE FROM orders WHERE note = 'secret' AND id = 42", {
     fingerprint: 'a1b2c3',
     relations: [{ schema: 'public', name: 'orders', access: 'write' }],
-    functions: [],
     has_where: true,
-    read_only: false,
-    ddl: false,
-    role_change: false,
-    utility: null,
-    copy: null,
-    transaction: null,
-    prepared: null,
-    settings: [],
     ...over,
-  };
+  });
 }
 
 export function sampleInput(over: Partial<InputDocument> = {}): InputDocument {

@@ -1,4 +1,3 @@
-import type { Classification, StatementInfo } from '../sql/types';
 import {
   buildBindInput,
   buildFunctionCallInput,
@@ -11,6 +10,7 @@ import {
   UNKNOWN_STATEMENT_ERROR,
 } from './input';
 import type { BindParameter, ConnectionInfo } from './types';
+import { del, ok, sel } from '../sql/test-fixtures';
 
 const conn: ConnectionInfo = {
   id: 'c1',
@@ -27,33 +27,6 @@ const conn: ConnectionInfo = {
   transaction_status: 'I',
 };
 
-function stmt(command: string, sql: string, extra: Partial<StatementInfo> = {}): StatementInfo {
-  return {
-    command,
-    node: command === 'SELECT' ? 'SelectStmt' : `${command[0]}${command.slice(1).toLowerCase()}Stmt`,
-    sql,
-    fingerprint: '0123456789abcdef',
-    relations: [],
-    functions: [],
-    has_where: null,
-    read_only: command === 'SELECT',
-    ddl: false,
-    role_change: false,
-    utility: null,
-    copy: null,
-    transaction: null,
-    prepared: null,
-    settings: [],
-    ...extra,
-  };
-}
-
-const ok = (...statements: StatementInfo[]): Classification => ({ statements, parse_error: null });
-const del = stmt('DELETE', 'DELETE FROM t', {
-  relations: [{ schema: null, name: 't', access: 'write' }],
-  has_where: false,
-});
-const sel = stmt('SELECT', 'SELECT 1');
 describe('input builders', () => {
   it('startup', () => {
     expect(buildStartupInput(conn)).toEqual({

@@ -6,34 +6,8 @@
 import type { Classification, StatementInfo } from '../sql/types';
 import { StatementNamespace, type Op } from './namespace';
 import { ReplayStatements } from './judged-ops';
+import { del, ok, sel, stmt } from '../sql/test-fixtures';
 
-function stmt(command: string, sql: string, extra: Partial<StatementInfo> = {}): StatementInfo {
-  return {
-    command,
-    node: command === 'SELECT' ? 'SelectStmt' : `${command[0]}${command.slice(1).toLowerCase()}Stmt`,
-    sql,
-    fingerprint: '0123456789abcdef',
-    relations: [],
-    functions: [],
-    has_where: null,
-    read_only: command === 'SELECT',
-    ddl: false,
-    role_change: false,
-    utility: null,
-    copy: null,
-    transaction: null,
-    prepared: null,
-    settings: [],
-    ...extra,
-  };
-}
-
-const ok = (...statements: StatementInfo[]): Classification => ({ statements, parse_error: null });
-const del = stmt('DELETE', 'DELETE FROM t', {
-  relations: [{ schema: null, name: 't', access: 'write' }],
-  has_where: false,
-});
-const sel = stmt('SELECT', 'SELECT 1');
 const prepare = (name: string, inner?: StatementInfo) =>
   stmt('PREPARE', `PREPARE ${name} AS ${inner?.sql ?? '?'}`, {
     node: 'PrepareStmt',
