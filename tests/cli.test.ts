@@ -6,13 +6,13 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLI, REPO, SHIPPED_BUNDLE } from './helpers/gateway';
+import { CLI, gatewayRuntime, REPO, SHIPPED_BUNDLE } from './helpers/gateway';
 
 function run(
   args: string[],
   env: NodeJS.ProcessEnv = {},
 ): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], {
+  const r = spawnSync(gatewayRuntime(), [CLI, ...args], {
     cwd: REPO,
     env: { PATH: process.env.PATH, ...env },
     encoding: 'utf8',

@@ -14,7 +14,7 @@ import { loadConfig } from '../gateway/src/config';
 import { buildSidecar } from '../gateway/src/sidecar/app';
 import { createMetrics } from '../gateway/src/metrics/metrics';
 import { ActiveEngine } from '../gateway/src/policy/opa-engine';
-import { CLI } from './helpers/gateway';
+import { CLI, gatewayRuntime } from './helpers/gateway';
 
 const REPO = path.resolve(__dirname, '..');
 const VALIDATOR = path.join(REPO, '.tmp', 'bin', 'pgward-validate-manifests');
@@ -105,7 +105,7 @@ describe.each(VARIANTS)('deploy/kubernetes/%s', (v) => {
       .find((d) => d.kind === 'ConfigMap' && d.metadata.name.startsWith('pgward-config'))!;
     const file = path.join(out, `${v.replace('/', '-')}.pgward.yaml`);
     fs.writeFileSync(file, String(cm.data['pgward.yaml']));
-    const r = spawnSync(process.execPath, [CLI, 'check-config', '--offline', file], { encoding: 'utf8' });
+    const r = spawnSync(gatewayRuntime(), [CLI, 'check-config', '--offline', file], { encoding: 'utf8' });
     expect({ code: r.status, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     const c = loadConfig({ file, env: {}, offline: true });
     expect(c.listen).toBe('0.0.0.0:6432');

@@ -64,6 +64,18 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   return out;
 }
 
+/**
+ * The executable that runs dist/cli.js in tests: env PGWARD_TEST_RUNTIME unset or `node` is this
+ * Node (process.execPath); `bun` is the binary named by PGWARD_BUN, else `bun` on PATH. Only the
+ * gateway/CLI processes the tests start switch; jest itself stays on Node.
+ */
+export function gatewayRuntime(): string {
+  const rt = (process.env.PGWARD_TEST_RUNTIME ?? '').trim().toLowerCase();
+  if (rt === '' || rt === 'node') return process.execPath;
+  if (rt === 'bun') return process.env.PGWARD_BUN || 'bun';
+  throw new Error(`PGWARD_TEST_RUNTIME=${rt}: expected node or bun`);
+}
+
 const running = new Set<RunningGateway>();
 
 export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGateway> {
@@ -83,7 +95,7 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
   const configFile = path.join(dir, 'pgward.yaml');
   fs.writeFileSync(configFile, YAML.stringify(config));
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env };
-  const proc = spawn(process.execPath, [CLI, 'serve', '--config', configFile, ...(opts.args ?? [])], {
+  const proc = spawn(gatewayRuntime(), [CLI, 'serve', '--config', configFile, ...(opts.args ?? [])], {
     cwd: REPO,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { explain } from '../../gateway/src/explain';
 import type { ExplainOptions } from '../../gateway/src/cli';
-import { CLI, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
+import { CLI, gatewayRuntime, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-explain-input-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -23,7 +23,7 @@ beforeAll(() => {
   const src = path.join(dir, 'whole');
   fs.cpSync(path.join(REPO, 'rego'), src, { recursive: true, filter: (f) => !f.endsWith('_test.rego') });
   fs.writeFileSync(path.join(src, 'whole.rego'), 'package pgward.custom\n\nwhole_input := input\n');
-  execFileSync('node', [CLI, 'build', src, '-o', WHOLE], { stdio: 'pipe' });
+  execFileSync(gatewayRuntime(), [CLI, 'build', src, '-o', WHOLE], { stdio: 'pipe' });
 }, 60_000);
 
 const base: ExplainOptions = {
@@ -153,7 +153,7 @@ describe('the evaluated document of a narrow bundle', () => {
       'package pgward\n\ndecision := {"allow": input.time.hour < 22, "reasons": [input.connection.user], "alerts": []}\n',
     );
     const out = path.join(dir, 'narrow.tar.gz');
-    execFileSync('node', [CLI, 'build', src, '-o', out], { stdio: 'pipe' });
+    execFileSync(gatewayRuntime(), [CLI, 'build', src, '-o', out], { stdio: 'pipe' });
     const r = await explain('SELECT 1 -- secret', { ...base, bundle: out, time: '2026-12-05T23:00:00Z' });
     expect(r.input).toEqual({ connection: { user: 'postgres' }, time: { hour: 23 } });
     expect(r.decision).toMatchObject({ allow: false, reasons: ['postgres'] });

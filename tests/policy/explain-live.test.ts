@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
+import { CLI, gatewayRuntime, REPO, startGateway, type RunningGateway } from '../helpers/gateway';
 import { pgClient } from '../helpers/pg-clients';
 import { ensureRoles } from './policy-helpers';
 
@@ -152,7 +152,7 @@ beforeAll(async () => {
     'package pgward.custom\n\ndeny contains "no bound secrets" if {\n\tsome p in input.message.parameters\n\tp.value == "s3cret"\n}\n',
   );
   bundle = path.join(dir, 'bundle.tar.gz');
-  await execFileP('node', [CLI, 'build', rego, '-o', bundle], { cwd: os.tmpdir() });
+  await execFileP(gatewayRuntime(), [CLI, 'build', rego, '-o', bundle], { cwd: os.tmpdir() });
   gw = await startGateway({
     bundle,
     config: {
@@ -182,7 +182,7 @@ async function viaExplain(c: Case): Promise<Outcome> {
     args.push('--input', file);
   } else args.push(c.sql!);
   // From another directory: explain must not depend on the working directory.
-  const r = await execFileP('node', args, { cwd: os.tmpdir() }).catch(
+  const r = await execFileP(gatewayRuntime(), args, { cwd: os.tmpdir() }).catch(
     (err: { stdout: string; code: number }) => err,
   );
   return outcome((JSON.parse(r.stdout) as { decision: Parameters<typeof outcome>[0] }).decision);
@@ -222,7 +222,7 @@ describe('explain and the live gateway decide alike', () => {
 describe("the cookbook's maintenance window, at a given time", () => {
   const at = async (time: string) => {
     const args = [CLI, 'explain', '--bundle', bundle, '--time', time, 'CREATE TABLE h3_w (a int)'];
-    const r = await execFileP('node', args).catch((err: { stdout: string }) => err);
+    const r = await execFileP(gatewayRuntime(), args).catch((err: { stdout: string }) => err);
     return JSON.parse(r.stdout) as {
       input: { time?: unknown };
       decision: { allow: boolean; reasons: string[] };

@@ -22,7 +22,7 @@ import {
   buildStartupInput,
 } from '../../gateway/src/policy/input';
 import type { ConnectionInfo, InputDocument } from '../../gateway/src/policy/types';
-import { CLI, REPO } from '../helpers/gateway';
+import { CLI, gatewayRuntime, REPO } from '../helpers/gateway';
 
 const FIXTURES = path.join(REPO, 'tests', 'fixtures', 'input-paths');
 const OPA = execFileSync('go', ['tool', '-n', 'opa'], {
@@ -304,7 +304,7 @@ describe('the shipped policies (rego/)', () => {
 
 describe('pgward build', () => {
   const run = (args: string[]) =>
-    spawnSync('node', [CLI, 'build', ...args], { cwd: os.tmpdir(), encoding: 'utf8' });
+    spawnSync(gatewayRuntime(), [CLI, 'build', ...args], { cwd: os.tmpdir(), encoding: 'utf8' });
 
   it('records the derived paths in the manifest, from any working directory', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-build-'));

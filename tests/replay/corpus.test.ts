@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CLI, SHIPPED_BUNDLE } from '../helpers/gateway';
+import { CLI, gatewayRuntime, SHIPPED_BUNDLE } from '../helpers/gateway';
 import { runProcess } from '../helpers/psql';
 import { PassThrough } from 'node:stream';
 import { runReplay } from '../../gateway/src/replay/cli';
@@ -35,7 +35,7 @@ test('the corpus replays to its expected decisions under the shipped policies', 
   ]);
   const total = files.reduce((n, f) => n + fs.statSync(f).size, 0) + fs.statSync(CORPUS_EXPECT).size;
   expect(total).toBeLessThan(1024 * 1024);
-  const r = await runProcess(process.execPath, [
+  const r = await runProcess(gatewayRuntime(), [
     CLI,
     'replay',
     ...files,
@@ -61,7 +61,7 @@ test('the corpus replays to its expected decisions under the shipped policies', 
 
 test('--show-decisions lists the candidate decisions, grouped, without a baseline', async () => {
   const files = corpusFiles();
-  const r = await runProcess(process.execPath, [
+  const r = await runProcess(gatewayRuntime(), [
     CLI,
     'replay',
     ...files,
@@ -83,7 +83,7 @@ test('--show-decisions lists the candidate decisions, grouped, without a baselin
   const deniedBy = new Set(report.decisions.filter((g) => !g.allow).flatMap((g) => g.rule_ids));
   for (const id of ['admin_only', 'unbounded_write', 'parse_error', 'blocked_user'])
     expect(deniedBy).toContain(id);
-  const text = await runProcess(process.execPath, [
+  const text = await runProcess(gatewayRuntime(), [
     CLI,
     'replay',
     ...files,

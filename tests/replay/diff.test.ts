@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildBundleWithData, CLI, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
+import { buildBundleWithData, CLI, gatewayRuntime, REPO, SHIPPED_BUNDLE } from '../helpers/gateway';
 import { runProcess } from '../helpers/psql';
 import { CORPUS_DIR, CORPUS_EXPECT } from './helpers';
 import type { ChangeGroup } from '../../gateway/src/replay/diff';
@@ -31,7 +31,7 @@ beforeAll(async () => {
   });
 });
 
-const replay = (...args: string[]) => runProcess(process.execPath, [CLI, 'replay', ...args]);
+const replay = (...args: string[]) => runProcess(gatewayRuntime(), [CLI, 'replay', ...args]);
 
 /** A minimal XML well-formedness check (elements nest and close) returning the elements seen. */
 function parseXml(xml: string): Array<{ name: string; attrs: Record<string, string>; text: string }> {
