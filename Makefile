@@ -7,7 +7,7 @@ NODE_STAMP := node_modules/.package-lock.json
 BUNDLE := wasm-build/out/bundle.tar.gz
 
 .PHONY: help deps system-deps build policy policy-test policy-ci lint typecheck unit integration drivers test run bench fuzz clean \
-	manifests-tool manifests-test rules-test image-test test-results-clean
+	manifests-tool manifests-test rules-test image-test test-results-clean integration-bun
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'
@@ -44,13 +44,27 @@ integration: build policy system-deps manifests-tool ## tests with real PostgreS
 	@mkdir -p .tmp/test-results
 	npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/test-results/integration.json
 
+# Bun, the second supported runtime: pinned, installed from the npm registry into .tmp/bun (not a
+# project dependency: the image and `make run` use Node.js).
+BUN_VERSION := 1.4.5
+BUN := .tmp/bun/node_modules/.bin/bun
+
+$(BUN):
+	@mkdir -p .tmp/bun && echo '{"private": true}' >.tmp/bun/package.json
+	npm install --no-save --no-audit --no-fund --prefix .tmp/bun bun@$(BUN_VERSION)
+	@$(BUN) --version | grep -qx '$(BUN_VERSION)' || { echo "bun $(BUN_VERSION) did not install"; exit 1; }
+
+integration-bun: build policy system-deps manifests-tool $(BUN) ## the integration suite again, every gateway and CLI process it starts running under Bun
+	@mkdir -p .tmp/test-results
+	PGWARD_TEST_RUNTIME=bun PGWARD_BUN=$(CURDIR)/$(BUN) npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/test-results/integration-bun.json
+
 drivers: build system-deps ## real drivers' own test suites (lib/pq), directly and through pgward: same results required
 	@scripts/driver-suite.sh
 
 policy-ci: build ## run the CI pipeline documented in docs/policy-ci.md, step by step, on the shipped captures
 	node tests/policy-ci/run-pipeline.mjs
 
-test: test-results-clean deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration policy-ci drivers ## everything CI runs, closing on one line of counts
+test: test-results-clean deps system-deps build policy typecheck lint policy-test manifests-test rules-test unit integration integration-bun policy-ci drivers ## everything CI runs, closing on one line of counts
 	@node scripts/test-summary.js
 
 test-results-clean:

@@ -2,7 +2,7 @@
 /**
  * make test's closing line: what every test stage counted, summed, as the one line a CI reader
  * looks for ("N passed, N failed, N skipped", alone on the last line). Each stage leaves its counts in
- * .tmp/test-results/ (jest --json for unit and integration, scripts/test-policy.sh for opa test,
+ * .tmp/test-results/ (jest --json for unit and integration, the latter under Node and under Bun, scripts/test-policy.sh for opa test,
  * scripts/driver-suite-compare.js for each driver suite); make test empties that folder first.
  * A stage whose counts are missing, or any failure counted, fails this step: the line never claims
  * more than ran.
@@ -12,7 +12,7 @@ const fs = require('fs');
 const path = require('path');
 
 const dir = process.argv[2] ?? path.join(__dirname, '..', '.tmp', 'test-results');
-const required = ['unit.json', 'integration.json', 'opa.json'];
+const required = ['unit.json', 'integration.json', 'integration-bun.json', 'opa.json'];
 
 function main() {
   const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : [];

@@ -35,6 +35,7 @@ const jestRun = (passed: number, failed = 0, pending = 0) => ({
 const all = {
   'unit.json': jestRun(10),
   'integration.json': jestRun(5, 0, 1),
+  'integration-bun.json': jestRun(0),
   'opa.json': { suite: 'opa test rego/', passed: 7, failed: 0, total: 7 },
   'driver-pgx.json': { suite: 'pgx', passed: 20, failed: 0, skipped: 2, failingDirectlyToo: 0 },
 };
