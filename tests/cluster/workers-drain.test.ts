@@ -48,7 +48,11 @@ test('SIGTERM: not ready at once, open transactions on both workers commit, ever
     const r = await c.query('COMMIT');
     expect(r.command).toBe('COMMIT');
   }
-  expect(await exited).toBe(0);
+  const code = await exited;
+  // On a failure, what the primary said (an uncaught error shows on stderr).
+  if (code !== 0)
+    console.error(`primary exited ${code}; stderr:\n${gw.stderr}\nlast logs:`, gw.logs.slice(-10));
+  expect(code).toBe(0);
   expect(gw.logs.filter((l) => l.msg === 'shutdown complete')).toHaveLength(2);
   await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
 });

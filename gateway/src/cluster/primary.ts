@@ -201,6 +201,10 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
     w.on('message', (m: unknown) => {
       if (isPgwardMessage<WorkerToPrimary>(m)) onMessage(index, w, m);
     });
+    // A send to a worker whose channel is closing (it is exiting: a drain, a crash) fails after
+    // isConnected() said yes; Node reports it as the worker's 'error' event, which without a
+    // listener would end the primary with exit 1 in the middle of a clean drain.
+    w.on('error', (err: Error) => logger.debug({ worker: index, err: err.message }, 'worker channel error'));
     w.on('exit', (code, signal) => {
       flushOut();
       flushErr();
@@ -250,7 +254,11 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
             new Promise<void>((resolve) => {
               if (w.isDead()) return resolve();
               w.once('exit', () => resolve());
-              w.process.kill(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+              try {
+                w.process.kill(signal === 'SIGINT' ? 'SIGINT' : 'SIGTERM');
+              } catch {
+                // It exited in between: its 'exit' resolves.
+              }
             }),
         );
       await Promise.all(exits);
