@@ -239,12 +239,16 @@ export async function judgedBinds(
   gw: { logs: LogLine[]; waitForLog(p: (l: LogLine) => boolean, t?: number): Promise<LogLine> },
   since: number,
   count: number,
+  statementName?: string,
 ): Promise<Array<string | null>> {
+  // With `statementName`, only Binds of that statement count: a decision of the previous test can
+  // reach the log after `since` was taken (the gateway's stdout is read asynchronously).
   const binds = (): BindInput[] =>
     gw.logs
       .slice(since)
       .map(bindInputOf)
-      .filter((b): b is BindInput => b !== null);
+      .filter((b): b is BindInput => b !== null)
+      .filter((b) => statementName === undefined || b.message?.statement?.name === statementName);
   if (binds().length < count) await gw.waitForLog(() => binds().length >= count, 10_000);
   return binds().map((b) => describe(b.message?.statement));
 }

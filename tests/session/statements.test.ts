@@ -152,7 +152,7 @@ describe('a Bind pipelined behind an unanswered cycle that changes its statement
       ['3', 'Z I', '1', 'Z I', '2', 'D 2', 'C SELECT 1', 'Z I'],
     ]);
     expect(proxied).toEqual(direct);
-    expect(await judgedBinds(suite.gw, since, 1)).toEqual(['SELECT 2']);
+    expect(await judgedBinds(suite.gw, since, 1, 's_swap')).toEqual(['SELECT 2']);
   });
 
   test('the new Parse fails: the Bind meets the server’s own 26000, as directly', async () => {
