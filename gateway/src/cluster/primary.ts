@@ -204,7 +204,7 @@ export async function runPrimary(config: Config, workers: number, logger: Logger
     // A send to a worker whose channel is closing (it is exiting: a drain, a crash) fails after
     // isConnected() said yes; Node reports it as the worker's 'error' event, which without a
     // listener would end the primary with exit 1 in the middle of a clean drain.
-    w.on('error', (err: Error) => logger.debug({ worker: index, err: err.message }, 'worker channel error'));
+    w.on('error', (err: Error) => logger.warn({ worker: index, err: err.message }, 'worker channel error'));
     w.on('exit', (code, signal) => {
       flushOut();
       flushErr();
