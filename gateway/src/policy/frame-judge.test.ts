@@ -239,3 +239,86 @@ describe('FrameJudge SQL text seam', () => {
     expect(may('ROLLBACK TO SAVEPOINT a', true)).toBe(true);
   });
 });
+
+describe('FrameJudge: a repeated Query or Parse reuses its text, classification and input', () => {
+  /** A judge whose decoder and classifier count their calls, and a context with a decoder state. */
+  function counting() {
+    const engine = new RecordingEngine({});
+    const calls = { decode: 0, classify: 0 };
+    const judge = new FrameJudge(
+      engine,
+      (sql) => (calls.classify++, classify(sql)),
+      { maxSqlBytes: 1024 },
+      (bytes) => (calls.decode++, { ok: true, sql: bytes.toString('utf8') }),
+    );
+    let state: object | null = { encoding: 'UTF8' };
+    const c: JudgeContext = { ...ctx(), decoderState: () => state };
+    return { engine, calls, judge, c, setState: (s: object | null) => void (state = s) };
+  }
+
+  it('decodes and classifies identical frames once, and evaluates every one of them', () => {
+    const { engine, calls, judge, c } = counting();
+    const conn = session();
+    for (const frame of [encodeParse('', 'SELECT $1'), encodeQuery('SELECT 1')]) {
+      calls.decode = calls.classify = 0;
+      const n = engine.inputs.length;
+      const a = judge.judge(msg(frame), conn, c);
+      const b = judge.judge(msg(Buffer.from(frame)), conn, c);
+      expect(calls).toEqual({ decode: 1, classify: 1 });
+      expect(engine.inputs.length - n).toBe(2);
+      expect(b.input).toBe(a.input);
+      expect(b.original).toEqual(a.original);
+      expect(b.message).not.toBe(a.message);
+    }
+  });
+
+  it('gives each Parse its own statement, with the same meaning', () => {
+    const { judge, c } = counting();
+    const a = judge.judge(msg(encodeParse('', 'SELECT $1', [23])), session(), c);
+    const b = judge.judge(msg(encodeParse('', 'SELECT $1', [23])), session(), c);
+    expect(b.statement).not.toBe(a.statement);
+    expect(b.statement).toEqual(a.statement);
+  });
+
+  it('reads the text again after a change of how text is read, and never reuses while one is in flight', () => {
+    const { calls, judge, c, setState } = counting();
+    const conn = session();
+    const q = encodeQuery('SELECT 1');
+    judge.judge(msg(q), conn, c);
+    setState({ encoding: 'LATIN1' });
+    judge.judge(msg(q), conn, c);
+    expect(calls.decode).toBe(2);
+    setState(null);
+    judge.judge(msg(q), conn, c);
+    judge.judge(msg(q), conn, c);
+    expect(calls.decode).toBe(4);
+  });
+
+  it('does not reuse another text, a text with a backslash, PREPARE/EXECUTE, a refused text, or without a decoder state', () => {
+    const { calls, judge, c } = counting();
+    const conn = session();
+    const twice = (frame: Buffer, cx: JudgeContext = c): number => {
+      calls.decode = 0;
+      judge.judge(msg(frame), conn, cx);
+      judge.judge(msg(frame), conn, cx);
+      return calls.decode;
+    };
+    expect(twice(encodeQuery('SELECT 1'))).toBe(1);
+    calls.decode = 0;
+    judge.judge(msg(encodeQuery('SELECT 2')), conn, c);
+    expect(calls.decode).toBe(1);
+    expect(twice(encodeQuery("SELECT E'\\\\'"))).toBe(2);
+    expect(twice(encodeQuery('EXECUTE p'))).toBe(2);
+    expect(twice(encodeQuery('PREPARE p AS SELECT 1'))).toBe(2);
+    expect(twice(encodeParse('', 'SELECT 1'), ctx())).toBe(2);
+    const refusing = new FrameJudge(new RecordingEngine({}), classify, { maxSqlBytes: 1024 }, () => {
+      calls.decode++;
+      return { ok: false, code: 'PGWARD_ERR_SQL_LEXICAL', sqlstate: '22021', reason: 'no' } as never;
+    });
+    calls.decode = 0;
+    refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
+    const again = refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
+    expect(calls.decode).toBe(2);
+    expect(again.decision.allow).toBe(false);
+  });
+});

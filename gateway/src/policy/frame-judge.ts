@@ -70,7 +70,36 @@ export const decodeSqlText: SqlTextDecoder = (sql) => ({ ok: true, sql: sql.toSt
 export interface JudgeContext {
   view: StatementView;
   serverParameters: ReadonlyMap<string, string>;
+  /**
+   * What the SQL decoder's result depends on besides the bytes: an object whose identity changes
+   * whenever the way SQL text is read changes (the live session: its lexical state), or null while
+   * no result may be reused (a change in flight). Absent: texts are never reused.
+   */
+  decoderState?: () => object | null;
 }
+
+/**
+ * The last Query or Parse whose work up to the input document can be reused by the next message
+ * with the same bytes (a driver re-parsing its unnamed statement, a client repeating a query): the
+ * text, its classification and the input document. Only for text without a backslash (the
+ * decoder may refuse those depending on the pipeline), decoded without refusal, whose
+ * classification the statement view leaves as it is (no PREPARE / EXECUTE / DEALLOCATE /
+ * DISCARD), under the same decoder state and input options. The decision is always evaluated
+ * again: the connection the document refers to may have changed since.
+ */
+interface TextMemo {
+  frame: Buffer;
+  decoderState: object;
+  opts: InputOptions;
+  sql: string;
+  classification: Classification;
+  input: InputDocument;
+  ref: Statement['ref'] | null;
+}
+
+/** Frames longer than this are not kept for reuse (their bytes would be held per session). */
+const MAX_MEMO_FRAME = 4096;
+const BACKSLASH = 0x5c;
 
 export class FrameJudge {
   constructor(
@@ -103,11 +132,63 @@ export class FrameJudge {
     }
   }
 
+  private lastQuery: TextMemo | null = null;
+  private lastParse: TextMemo | null = null;
+
+  /** The memo of the previous message of this kind when `m` can reuse it. */
+  private reusable(
+    memo: TextMemo | null,
+    frame: Buffer,
+    conn: ConnectionInfo,
+    opts: InputOptions,
+    ctx: JudgeContext,
+  ): TextMemo | null {
+    if (memo === null || memo.opts !== opts || memo.input.connection !== conn) return null;
+    if (ctx.decoderState === undefined) return null;
+    if (memo.decoderState !== ctx.decoderState() || !memo.frame.equals(frame)) return null;
+    return memo;
+  }
+
+  /** A memo of this message's work, or null when the next one may not reuse it. */
+  private memo(
+    frame: Buffer,
+    sqlBytes: Buffer,
+    text: SqlTextResult,
+    c: Classification,
+    opts: InputOptions,
+    ctx: JudgeContext,
+    input: InputDocument,
+    ref: Statement['ref'] | null,
+  ): TextMemo | null {
+    if (!text.ok || ctx.decoderState === undefined || frame.length > MAX_MEMO_FRAME) return null;
+    if (sqlBytes.includes(BACKSLASH) || c.statements.some((s) => s.prepared !== null)) return null;
+    const decoderState = ctx.decoderState();
+    if (decoderState === null) return null;
+    // A copy: the frame is a view of the read it came in.
+    return { frame: Buffer.from(frame), decoderState, opts, sql: text.sql, classification: c, input, ref };
+  }
+
+  /** The judgement of `m`, whose frame repeats the memo's: the decision evaluated again. */
+  private judgeAgain(memo: TextMemo, m: Query | Parse): Judgement {
+    const c = memo.classification;
+    return {
+      type: m.name,
+      message: m,
+      input: memo.input,
+      decision: this.engine.evaluate(memo.input),
+      classification: c,
+      original: { sql: memo.sql, statements: c.statements },
+    };
+  }
+
   private query(m: Query, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const again = this.reusable(this.lastQuery, m.bytes, conn, opts, ctx);
+    if (again !== null) return this.judgeAgain(again, m);
     const text = this.decodeSql(m.sqlBytes, ctx.serverParameters);
     const sql = text.ok ? text.sql : '';
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildQueryInput(conn, sql, c, opts);
+    this.lastQuery = this.memo(m.bytes, m.sqlBytes, text, c, opts, ctx, input, null);
     return {
       type: 'Query',
       message: m,
@@ -119,6 +200,13 @@ export class FrameJudge {
   }
 
   private parse(p: Parse, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
+    const again = this.reusable(this.lastParse, p.bytes, conn, opts, ctx);
+    if (again !== null && again.ref !== null) {
+      const j = this.judgeAgain(again, p);
+      j.statementName = p.statement;
+      j.statement = { ref: again.ref, paramTypes: p.paramTypes };
+      return j;
+    }
     const text = this.decodeSql(p.sqlBytes, ctx.serverParameters);
     const sql = text.ok ? text.sql : '';
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
@@ -128,16 +216,15 @@ export class FrameJudge {
       c,
       opts,
     );
+    const ref = { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error };
+    this.lastParse = this.memo(p.bytes, p.sqlBytes, text, c, opts, ctx, input, ref);
     return {
       type: 'Parse',
       message: p,
       input,
       decision: refused(this.engine.evaluate(input), text),
       statementName: p.statement,
-      statement: {
-        ref: { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error },
-        paramTypes: p.paramTypes,
-      },
+      statement: { ref, paramTypes: p.paramTypes },
       classification: c,
       original: { sql, statements: c.statements },
     };

@@ -287,6 +287,10 @@ describe('BackendScanner', () => {
     const out = scanner.push(rows, () => null);
     expect(out).toHaveLength(1);
     expect((out[0] as Buffer).buffer).toBe(rows.buffer);
+    // A chunk forwarded whole is the chunk itself, inspected messages kept in place included.
+    expect(out[0]).toBe(rows);
+    const answer = Buffer.concat([Buffer.from([0x31, 0, 0, 0, 4]), rows]);
+    expect(new BackendScanner(INSPECT).push(answer, () => null)[0]).toBe(answer);
   });
 
   test('a huge uninspected message streams through without being held', () => {

@@ -284,7 +284,8 @@ export class BackendScanner {
         passStart = n;
       }
     }
-    if (pos > passStart) out.push(chunk.subarray(passStart, pos));
+    // A chunk forwarded whole (the common case) goes as it came, without a view of it.
+    if (pos > passStart) out.push(passStart === 0 && pos === n ? chunk : chunk.subarray(passStart, pos));
     return out;
   }
 

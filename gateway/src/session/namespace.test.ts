@@ -139,6 +139,41 @@ describe('StatementNamespace', () => {
     expect(big.resolve('x', 1)).toBe('untracked');
   });
 
+  it('keeps the unnamed statement beside the named ones: replaced in place, counted in size and limits', () => {
+    const ns = new StatementNamespace({ maxEntries: 2, maxSqlChars: 1000 });
+    const confirm = (name: string, sql: string): void => {
+      const op = define(name, sql, 0);
+      ns.add(op);
+      ns.confirm(op);
+    };
+    for (let i = 0; i < 5; i++) confirm('', `SELECT ${i}`);
+    expect(ns.size).toBe(1);
+    expect(sqlOf(ns.resolve('', 1))).toBe('SELECT 4');
+    expect(ns.pendingOps).toBe(0);
+    expect(ns.namedChangePending).toBe(false);
+    confirm('a', 'SELECT a');
+    expect(ns.size).toBe(2);
+    // Replacing the unnamed statement does not count it twice against maxEntries.
+    confirm('', 'SELECT 5');
+    expect(sqlOf(ns.resolve('', 1))).toBe('SELECT 5');
+    confirm('b', 'SELECT b');
+    expect(ns.resolve('b', 1)).toBe('untracked');
+    const drop = { kind: 'drop' as const, name: '', entry: null, cycle: 1, tag: null, always: true };
+    ns.add(drop);
+    expect(ns.namedChangePending).toBe(false);
+    ns.confirm(drop);
+    expect(ns.resolve('', 2)).toBe('absent');
+    expect(ns.size).toBe(2); // a, and b untracked
+    const chars = new StatementNamespace({ maxEntries: 10, maxSqlChars: 10 });
+    for (let i = 0; i < 3; i++) {
+      const op = define('', 'SELECT 12', 0);
+      chars.add(op);
+      chars.confirm(op);
+    }
+    // Its text is counted once, not once per replacement.
+    expect(sqlOf(chars.resolve('', 1))).toBe('SELECT 12');
+  });
+
   it('a pending define is certain for its own cycle, and harmless for a later one when the name was free', () => {
     const ns = new StatementNamespace();
     ns.add(define('s', 'SELECT 1', 0));

@@ -67,7 +67,9 @@ function fromEntry(e: Entry | undefined): Resolution {
 }
 
 export class StatementNamespace {
+  /** Confirmed named statements; the unnamed one is `unnamed` (changed by nearly every cycle). */
   private readonly confirmed = new Map<string, Entry>();
+  private unnamed: Entry | undefined = undefined;
   /** Pending ops by the name they change (clears in `clears`), each list in the order sent. */
   private readonly pendingByName = new Map<string, Op[]>();
   private clears: Op[] = [];
@@ -79,7 +81,7 @@ export class StatementNamespace {
 
   /** Confirmed statements (the unnamed one included). */
   get size(): number {
-    return this.confirmed.size;
+    return this.confirmed.size + (this.unnamed === undefined ? 0 : 1);
   }
 
   get pendingOps(): number {
@@ -93,7 +95,7 @@ export class StatementNamespace {
 
   /** The confirmed meaning of `name` (for tests and diagnostics). */
   confirmedEntry(name: string): Entry | undefined {
-    return this.confirmed.get(name);
+    return this.get(name);
   }
 
   add(op: Op): void {
@@ -130,7 +132,7 @@ export class StatementNamespace {
 
   /** What `name` means to a message of cycle `cycle`. */
   resolve(name: string, cycle: number): Resolution {
-    const start = this.confirmed.get(name);
+    const start = this.get(name);
     const ops = this.pendingFor(name);
     if (ops.length === 0) return fromEntry(start);
     const last = ops[ops.length - 1] as Op;
@@ -250,29 +252,35 @@ export class StatementNamespace {
     if (i < 0) return false;
     if (i === 0) list.shift();
     else list.splice(i, 1);
-    if (list.length === 0 && op.kind !== 'clear') this.pendingByName.delete(op.name);
+    // The unnamed statement's list stays, empty: it is changed by nearly every extended-protocol
+    // cycle, and a Map entry deleted and added again per cycle shrinks and regrows the table.
+    if (list.length === 0 && op.kind !== 'clear' && op.name !== '') this.pendingByName.delete(op.name);
     this.pendingCount--;
     return true;
   }
 
+  /** Replaces the entry in place (no delete and add: see remove). */
+  private get(name: string): Entry | undefined {
+    return name === '' ? this.unnamed : this.confirmed.get(name);
+  }
+
+  /** Replaces the entry (the unnamed one in its field: no Map entry deleted and added per cycle). */
   private set(name: string, entry: Entry): void {
     this.delete(name);
     const chars = entry === UNTRACKED ? 0 : entry.ref.sql.length;
-    const full =
-      this.confirmed.size >= this.limits.maxEntries || this.sqlChars + chars > this.limits.maxSqlChars;
-    if (full && entry !== UNTRACKED) {
-      this.confirmed.set(name, UNTRACKED);
-      return;
-    }
-    this.confirmed.set(name, entry);
-    this.sqlChars += chars;
+    const full = this.size >= this.limits.maxEntries || this.sqlChars + chars > this.limits.maxSqlChars;
+    const e = full && entry !== UNTRACKED ? UNTRACKED : entry;
+    if (name === '') this.unnamed = e;
+    else this.confirmed.set(name, e);
+    if (e !== UNTRACKED) this.sqlChars += chars;
   }
 
   private delete(name: string): void {
-    const old = this.confirmed.get(name);
+    const old = this.get(name);
     if (old === undefined) return;
     if (old !== UNTRACKED) this.sqlChars -= old.ref.sql.length;
-    this.confirmed.delete(name);
+    if (name === '') this.unnamed = undefined;
+    else this.confirmed.delete(name);
   }
 }
 

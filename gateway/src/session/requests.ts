@@ -27,6 +27,7 @@ import {
   FrameJudge,
   denyWith,
   mayChangeLexicalState,
+  type JudgeContext,
   type Judgement,
   type SqlTextDecoder,
   type StatementView,
@@ -100,7 +101,13 @@ export class RequestPhase implements StatementView {
   readonly serverParameters = new Map<string, string>();
   /** The statement each portal was bound to (its SQL-level PREPARE/DEALLOCATE run at Execute). */
   private readonly portals = new Map<string, Statement>();
-  private readonly ctx = { view: this as StatementView, serverParameters: this.serverParameters };
+  private readonly ctx: JudgeContext = {
+    view: this as StatementView,
+    serverParameters: this.serverParameters,
+    // How SQL text is read (readSql): the lexical state, replaced on every change; none while a
+    // change is in flight.
+    decoderState: () => (this.lexicalInFlight ? null : this.lexical),
+  };
   private upstreamKey: { processId: number; secretKey: Buffer } | null = null;
   sawFatal = false;
   /**

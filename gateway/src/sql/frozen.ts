@@ -49,8 +49,10 @@ export function statementsWithoutText(statements: readonly StatementInfo[]): Sta
  * has the same text-free form as the frozen `template`.
  */
 export function shareTextFree(derived: StatementInfo[], template: readonly StatementInfo[]): void {
+  // A symbol-keyed property set by assignment (an inline-cached store; Object.defineProperty is a
+  // runtime call on every query): JSON, Object.keys and spreads of the list never see it.
   if (Object.isFrozen(template) && !Object.isFrozen(derived))
-    Object.defineProperty(derived, TEMPLATE, { value: template, enumerable: false });
+    (derived as { [TEMPLATE]?: readonly StatementInfo[] })[TEMPLATE] = template;
 }
 
 /**

@@ -31,6 +31,34 @@ export function shapeIndependent(c: Classification): boolean {
   );
 }
 
+/**
+ * `s` with another `sql`, every other field shared: a literal, because spreading a frozen object
+ * takes V8's slow clone path on every query. The key order is analyze.ts's. Every field of
+ * StatementInfo must be here (shape.test.ts checks it against a list the compiler keeps complete).
+ */
+export function withSql(s: StatementInfo, sql: string): StatementInfo {
+  const o: StatementInfo = {
+    command: s.command,
+    node: s.node,
+    sql,
+    fingerprint: s.fingerprint,
+    relations: s.relations,
+    functions: s.functions,
+    has_where: s.has_where,
+    read_only: s.read_only,
+    ddl: s.ddl,
+    role_change: s.role_change,
+    utility: s.utility,
+    copy: s.copy,
+    transaction: s.transaction,
+    prepared: s.prepared,
+    settings: s.settings,
+  };
+  if (s.sql_text_calls !== undefined) o.sql_text_calls = s.sql_text_calls;
+  if (s.columns !== undefined) o.columns = s.columns;
+  return o;
+}
+
 export class ShapeCache {
   private readonly templates = new Map<string, Template>();
   hits = 0;
@@ -56,10 +84,12 @@ export class ShapeCache {
     this.templates.delete(key);
     this.templates.set(key, t);
     this.hits++;
-    const statements: StatementInfo[] = t.classification.statements.map((s, i) => {
+    const from = t.classification.statements;
+    const statements: StatementInfo[] = new Array<StatementInfo>(from.length);
+    for (let i = 0; i < from.length; i++) {
       const [start, end] = t.spans[i] as [number, number];
-      return { ...s, sql: sql.slice(start, end < 0 ? undefined : end).trim() };
-    });
+      statements[i] = withSql(from[i] as StatementInfo, sql.slice(start, end < 0 ? undefined : end).trim());
+    }
     shareTextFree(statements, t.classification.statements);
     return { statements, parse_error: null };
   }

@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { classify, initSqlParser } from './classify';
 import { shapeKey } from './shape';
-import { ShapeCache, shapeIndependent } from './shape-cache';
+import { ShapeCache, shapeIndependent, withSql } from './shape-cache';
+import type { StatementInfo } from './types';
 
 beforeAll(async () => {
   await initSqlParser();
@@ -78,7 +79,8 @@ describe('ShapeCache', () => {
         const full = classify(sql);
         const key = cache.key(sql);
         const viaCache = (key !== null ? cache.get(key, sql) : undefined) ?? cache.classify(key, sql);
-        expect(viaCache).toEqual(full);
+        // Element by element: a hit's list also carries its template under a symbol (frozen.ts).
+        expect({ ...viaCache, statements: [...viaCache.statements] }).toEqual(full);
       }),
       { numRuns: 400 },
     );
@@ -106,5 +108,39 @@ describe('ShapeCache', () => {
       cache.classify(cache.key(sql), sql);
     }
     expect(cache.size).toBe(3);
+  });
+});
+
+describe('withSql', () => {
+  // Every key of StatementInfo, optional ones included: the compiler refuses a missing one.
+  const every: Record<keyof StatementInfo, true> = {
+    command: true,
+    node: true,
+    sql: true,
+    fingerprint: true,
+    relations: true,
+    functions: true,
+    has_where: true,
+    read_only: true,
+    ddl: true,
+    role_change: true,
+    utility: true,
+    copy: true,
+    transaction: true,
+    prepared: true,
+    settings: true,
+    sql_text_calls: true,
+    columns: true,
+  };
+
+  it('copies every field of a statement but its text', () => {
+    const s = Object.fromEntries(Object.keys(every).map((k) => [k, { k }])) as unknown as StatementInfo;
+    const c = withSql(Object.freeze(s), 'SELECT 2');
+    expect(Object.keys(c).sort()).toEqual(Object.keys(every).sort());
+    for (const k of Object.keys(every) as Array<keyof StatementInfo>)
+      if (k !== 'sql') expect(c[k]).toBe(s[k]);
+    expect(c.sql).toBe('SELECT 2');
+    const plain = classify('SELECT a FROM t WHERE b = 1').statements[0]!;
+    expect(Object.keys(withSql(plain, 'x'))).toEqual(Object.keys(plain));
   });
 });
