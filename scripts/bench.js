@@ -115,9 +115,10 @@ async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   await waitPort(port);
   await waitReady(adminPort);
   const stop = () =>
-    proc.exitCode !== null || proc.signalCode !== null
+    (proc.exitCode !== null || proc.signalCode !== null
       ? Promise.resolve()
-      : new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')));
+      : new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM')))
+    ).then(() => fs.rmSync(dir, { recursive: true, force: true }));
   return { port, adminPort, proc, stop };
 }
 
@@ -181,7 +182,11 @@ async function startPgbouncer() {
   await waitPort(port);
   // runuser forks: the proxy's own CPU is pgbouncer's, named by its pid file.
   const pid = Number(fs.readFileSync(path.join(dir, 'pgbouncer.pid'), 'utf8').trim());
-  return { port, pid, proc, stop: () => new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))) };
+  const stop = () =>
+    new Promise((r) => (proc.once('exit', r), proc.kill('SIGTERM'))).then(() =>
+      fs.rmSync(dir, { recursive: true, force: true }),
+    );
+  return { port, pid, proc, stop };
 }
 
 /** A minimal Node.js proxy: no parsing, `pipe()` both ways. */
@@ -421,6 +426,8 @@ function micro() {
   };
   run('classify', 'bench-classify.js');
   run('eval_shipped', 'bench-eval.js');
+  // pgward's own work per pgbench-like cycle, without sockets (shipped bundle, real engine).
+  run('session_core', 'bench-core.js');
   if (fs.existsSync(path.join(ROOT, 'scripts/bench-replay.js'))) run('replay', 'bench-replay.js');
   if (fs.existsSync(path.join(ROOT, 'scripts/bench-framing.js'))) run('framing', 'bench-framing.js');
   return res;
@@ -648,6 +655,7 @@ async function main() {
     fs.writeFileSync(file, head.trimEnd() + '\n\n' + section);
     log(`appended to ${file}`);
   }
+  fs.rmSync(tmp, { recursive: true, force: true });
 }
 
 main().catch((err) => {

@@ -25,7 +25,7 @@ import {
 import { ActiveEngine } from './policy/opa-engine';
 import { BundleManager, type BundleManagerOptions } from './policy/bundle-manager';
 import { gatewayDenial } from './policy/decision';
-import { ClassificationCache, ShapeCache, initSqlParser, type Classification } from './sql';
+import { initSqlParser, sessionClassifier } from './sql';
 import { CancelRegistry } from './session/cancel-registry';
 import { Session } from './session/session';
 import type { DecisionEvent, SessionDeps, SessionObserver } from './session/types';
@@ -170,28 +170,14 @@ export async function startGateway(
   );
   // ---- end audit ----
 
-  // Two levels: the exact text, then its shape (texts that differ only in constants, for the
-  // classifications that cannot depend on a constant's value; sql/shape-cache.ts).
-  const cache = new ClassificationCache({ maxEntries: config.sql.cache_entries });
-  const shapes = new ShapeCache(config.sql.cache_entries);
-  const classify = (sql: string): Classification => {
-    const hit = cache.get(sql);
-    if (hit) {
-      metrics.sqlCache.hit.inc();
-      return hit;
-    }
-    const key = shapes.key(sql);
-    const shaped = key !== null ? shapes.get(key, sql) : undefined;
-    if (shaped) {
-      metrics.sqlCache.hit.inc();
-      return shaped;
-    }
-    metrics.sqlCache.miss.inc();
-    const t0 = process.hrtime.bigint();
-    const c = shapes.classify(key, sql);
-    metrics.sqlClassifySeconds.observe(Number(process.hrtime.bigint() - t0) / 1e9);
-    return cache.set(sql, c);
-  };
+  // Two levels: the exact text, then its shape (sql/shape-cache.ts).
+  const classify = sessionClassifier(config.sql.cache_entries, {
+    hit: () => metrics.sqlCache.hit.inc(),
+    miss: (seconds) => {
+      metrics.sqlCache.miss.inc();
+      metrics.sqlClassifySeconds.observe(seconds);
+    },
+  });
 
   const frameCounts = { frontend: new Float64Array(256), backend: new Float64Array(256) };
   const flushFrameCounts = (): void => {

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { MessageWriter, encodeStartupMessage, PROTOCOL_3_0, encodeErrorResponse } from '../protocol';
 import { classify } from '../sql';
 import type { BundleInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
-import type { StatementInfo } from '../sql/types';
+import type { Classification, StatementInfo } from '../sql/types';
 import { CancelRegistry } from './cancel-registry';
 import { SessionCore } from './core';
 import type { Action, Refusal } from './actions';
@@ -155,6 +155,9 @@ export function missingStatementFor(sentUpstream: Msg): Buffer {
 }
 
 export interface HarnessOptions {
+  /** The engine and classifier the session uses (default: the RuleEngine below, classify). */
+  engine?: PolicyEngine;
+  classify?: (sql: string) => Classification;
   refusal?: Refusal | null;
   tls?: boolean;
   requireTls?: boolean;
@@ -177,8 +180,8 @@ export class Harness {
   constructor(opts: HarnessOptions = {}, registry = new CancelRegistry()) {
     this.deps = {
       logger: pino({ level: 'silent' }),
-      engine: this.engine,
-      classify,
+      engine: opts.engine ?? this.engine,
+      classify: opts.classify ?? classify,
       cancel: registry,
       upstream: { host: '127.0.0.1', port: 1, connectTimeoutMs: 1000, tls: { mode: 'disable' } },
       clientTls: {

@@ -1,67 +1,86 @@
 /**
  * Session-core microbenchmark (not a jest test): pgbench-like request cycles through SessionCore in
- * process (no sockets, the test harness's rule engine), client bytes in and the server's answers
- * back, counted per second of this process's CPU time. Three shapes: `extended` (Parse '' / Bind /
- * Describe / Execute / Sync, what pgbench -M extended sends), `prepared` (Bind / Describe /
- * Execute / Sync of a named statement) and `simple` (one Query). Run each shape in its own
- * process for numbers that compare (JIT and GC state carry over between shapes). After a build:
- * `node -e "require('./dist/session/core.bench').runCoreBench('simple').then(console.log)"`.
+ * process (no sockets), client bytes in and the server's answers back, in CPU time of this
+ * process. Three shapes, as pgbench -S sends them: `simple` (one Query, its literal different in
+ * every cycle, so the shape cache answers), `extended` (Parse '' / Bind / Describe / Execute /
+ * Sync) and `prepared` (Bind / Describe / Execute / Sync of a named statement); Bind values differ
+ * in every cycle. With a bundle the session judges with the real engine (OpaWasmEngine) and the
+ * gateway's classifier, as `pgward serve` does; without one, with the test harness's rule engine.
+ * Run each shape in its own process for numbers that compare (JIT and GC state carry over
+ * between shapes): scripts/bench-core.js does.
  */
 import { encodeBind, encodeDescribe, encodeExecute, encodeParse, encodeQuery, encodeSync } from '../protocol';
-import { initSqlParser } from '../sql';
+import { initSqlParser, sessionClassifier } from '../sql';
+import { loadBundle } from '../policy/bundle';
+import { OpaWasmEngine } from '../policy/opa-engine';
+import type { PolicyEngine } from '../policy/types';
 import { Harness, pg } from './core-harness.test-helper';
 
 export type CoreBenchShape = 'extended' | 'prepared' | 'simple';
 
-const UPDATE = 'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2';
-const PARAMS = [
-  { format: 0 as const, value: Buffer.from('42') },
-  { format: 0 as const, value: Buffer.from('12345') },
-];
+const SELECT = 'SELECT abalance FROM pgbench_accounts WHERE aid = $1';
+/** Distinct client reads prepared in advance (cycled through). */
+const VARIANTS = 4096;
 
-function shape(h: Harness, s: CoreBenchShape): { client: Buffer; server: Buffer } {
-  const bind = (stmt: string): Buffer[] => [
-    encodeBind('', stmt, PARAMS),
+function cycles(h: Harness, s: CoreBenchShape): { client: Buffer[]; server: Buffer } {
+  const bind = (stmt: string, i: number): Buffer[] => [
+    encodeBind('', stmt, [{ format: 0, value: Buffer.from(String(1 + ((i * 7919) % 1_000_000))) }]),
     encodeDescribe('P', ''),
     encodeExecute(''),
     encodeSync(),
   ];
-  const updated = [pg.bindComplete(), pg.noData(), pg.complete('UPDATE 1'), pg.ready()];
-  switch (s) {
-    case 'extended':
-      return {
-        client: Buffer.concat([encodeParse('', UPDATE), ...bind('')]),
-        server: Buffer.concat([pg.parseComplete(), ...updated]),
-      };
-    case 'prepared':
-      h.client(encodeParse('s1', UPDATE), encodeSync());
-      h.server(pg.parseComplete(), pg.ready());
-      return { client: Buffer.concat(bind('s1')), server: Buffer.concat(updated) };
-    case 'simple':
-      return {
-        client: encodeQuery('SELECT abalance FROM pgbench_accounts WHERE aid = 12345'),
-        server: Buffer.concat([pg.rowDescription(), pg.dataRow('0'), pg.complete('SELECT 1'), pg.ready()]),
-      };
+  const rows = [pg.rowDescription(), pg.dataRow('0'), pg.complete('SELECT 1'), pg.ready()];
+  const client: Buffer[] = [];
+  for (let i = 0; i < VARIANTS; i++) {
+    if (s === 'simple')
+      client.push(
+        encodeQuery(`SELECT abalance FROM pgbench_accounts WHERE aid = ${1 + ((i * 7919) % 1_000_000)};`),
+      );
+    else if (s === 'extended') client.push(Buffer.concat([encodeParse('', SELECT), ...bind('', i)]));
+    else client.push(Buffer.concat(bind('P0_1', i)));
   }
+  if (s === 'prepared') {
+    h.client(encodeParse('P0_1', SELECT), encodeSync());
+    h.server(pg.parseComplete(), pg.ready());
+  }
+  const server =
+    s === 'simple'
+      ? Buffer.concat(rows)
+      : Buffer.concat([...(s === 'extended' ? [pg.parseComplete()] : []), pg.bindComplete(), ...rows]);
+  return { client, server };
 }
 
-/** The best of `rounds` runs of `cycles` cycles: cycles per CPU second. */
+export interface CoreBenchResult {
+  shape: CoreBenchShape;
+  engine: string;
+  /** The best round: CPU microseconds per request cycle, and cycles per CPU second. */
+  us_per_cycle: number;
+  cycles_per_cpu_second: number;
+}
+
+/** The best of `rounds` runs of `n` cycles. `bundle`: judge with it (else the harness's rules). */
 export async function runCoreBench(
   s: CoreBenchShape,
   rounds = 3,
-  cycles = 20_000,
-): Promise<{ shape: CoreBenchShape; cycles_per_cpu_second: number }> {
+  n = 20_000,
+  bundle?: string,
+): Promise<CoreBenchResult> {
   await initSqlParser();
-  let best = 0;
+  let engine: PolicyEngine | undefined;
+  if (bundle !== undefined)
+    engine = await OpaWasmEngine.create(await loadBundle(bundle), { entrypoint: 'pgward/decision' });
+  const classify = sessionClassifier(10_000);
+  let best = Infinity;
   for (let r = 0; r < rounds; r++) {
-    const h = new Harness();
+    const h = new Harness(engine === undefined ? { classify } : { engine, classify });
     h.login();
-    const { client, server } = shape(h, s);
+    const { client, server } = cycles(h, s);
     h.take();
     const core = h.core;
     const t0 = process.cpuUsage();
-    for (let i = 0; i < cycles; i++) {
-      core.clientData(client);
+    for (let i = 0; i < n; i++) {
+      // Each read is a new Buffer, as a socket gives it (the session keeps views of it).
+      core.clientData(Buffer.from(client[i & (VARIANTS - 1)] as Buffer));
       core.takeActions();
       core.serverData(server);
       core.takeActions();
@@ -71,7 +90,12 @@ export async function runCoreBench(
       }
     }
     const u = process.cpuUsage(t0);
-    best = Math.max(best, Math.round(cycles / ((u.user + u.system) / 1e6)));
+    best = Math.min(best, (u.user + u.system) / n);
   }
-  return { shape: s, cycles_per_cpu_second: best };
+  return {
+    shape: s,
+    engine: bundle === undefined ? 'harness rules' : bundle,
+    us_per_cycle: Math.round(best * 1000) / 1000,
+    cycles_per_cpu_second: Math.round(1e6 / best),
+  };
 }

@@ -4,6 +4,7 @@ export type { ClassificationCacheOptions, ClassificationCacheStats, Classifier }
 export { UTILITY_CLASSES } from './statement-kinds';
 export type { UtilityClass } from './statement-kinds';
 export type * from './types';
-export { ShapeCache, shapeIndependent } from './shape-cache';
+export { ShapeCache, sessionClassifier, shapeIndependent } from './shape-cache';
+export type { ClassifierHooks } from './shape-cache';
 export { shapeKey } from './shape';
 export { deepFreeze, statementsWithoutText } from './frozen';

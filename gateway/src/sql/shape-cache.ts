@@ -6,6 +6,7 @@
  * run from a string constant (ts_stat('…')) — so relations, functions, WHERE, read-only and DDL
  * facts are the same for every such text.
  */
+import { ClassificationCache } from './cache';
 import { classifyWithSpans } from './classify';
 import { deepFreeze, shareTextFree } from './frozen';
 import { shapeKey } from './shape';
@@ -105,4 +106,38 @@ export class ShapeCache {
     }
     return c;
   }
+}
+
+export interface ClassifierHooks {
+  /** Answered from a cache (the exact text or its shape). */
+  hit(): void;
+  /** Classified in full, in `seconds`. */
+  miss(seconds: number): void;
+}
+
+/**
+ * The gateway's classify: the exact text (ClassificationCache), then its shape (ShapeCache: texts
+ * that differ only in constants, for the classifications that cannot depend on a constant's
+ * value), then a full classification kept at both levels. initSqlParser() must have completed.
+ */
+export function sessionClassifier(entries: number, hooks?: ClassifierHooks): (sql: string) => Classification {
+  const cache = new ClassificationCache({ maxEntries: entries });
+  const shapes = new ShapeCache(entries);
+  return (sql) => {
+    const hit = cache.get(sql);
+    if (hit) {
+      hooks?.hit();
+      return hit;
+    }
+    const key = shapes.key(sql);
+    const shaped = key !== null ? shapes.get(key, sql) : undefined;
+    if (shaped) {
+      hooks?.hit();
+      return shaped;
+    }
+    const t0 = performance.now();
+    const c = shapes.classify(key, sql);
+    hooks?.miss((performance.now() - t0) / 1e3);
+    return cache.set(sql, c);
+  };
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { classify, initSqlParser } from './classify';
 import { shapeKey } from './shape';
-import { ShapeCache, shapeIndependent, withSql } from './shape-cache';
+import { ShapeCache, sessionClassifier, shapeIndependent, withSql } from './shape-cache';
 import type { StatementInfo } from './types';
 
 beforeAll(async () => {
@@ -142,5 +142,28 @@ describe('withSql', () => {
     expect(c.sql).toBe('SELECT 2');
     const plain = classify('SELECT a FROM t WHERE b = 1').statements[0]!;
     expect(Object.keys(withSql(plain, 'x'))).toEqual(Object.keys(plain));
+  });
+});
+
+describe('sessionClassifier', () => {
+  it('answers the exact text, then its shape, then classifies in full; the hooks count each', () => {
+    const counts = { hit: 0, miss: 0 };
+    const classify2 = sessionClassifier(100, {
+      hit: () => void counts.hit++,
+      miss: (s) => {
+        expect(s).toBeGreaterThanOrEqual(0);
+        counts.miss++;
+      },
+    });
+    const a = classify2('SELECT a FROM t WHERE b = 1');
+    expect(counts).toEqual({ hit: 0, miss: 1 });
+    expect(classify2('SELECT a FROM t WHERE b = 1')).toBe(a);
+    const b = classify2('SELECT a FROM t WHERE b = 2');
+    expect(counts).toEqual({ hit: 2, miss: 1 });
+    expect(b.statements[0]!.sql).toBe('SELECT a FROM t WHERE b = 2');
+    expect({ ...b, statements: [...b.statements] }).toEqual(classify('SELECT a FROM t WHERE b = 2'));
+    classify2('BEGIN');
+    classify2('BEGIN ');
+    expect(counts).toEqual({ hit: 2, miss: 3 });
   });
 });
