@@ -256,69 +256,70 @@ describe('FrameJudge: a repeated Query or Parse reuses its text, classification 
     return { engine, calls, judge, c, setState: (s: object | null) => void (state = s) };
   }
 
-  it('decodes and classifies identical frames once, and evaluates every one of them', () => {
+  it('judges a frame in full until it repeats, then reuses that work, every one evaluated', () => {
     const { engine, calls, judge, c } = counting();
     const conn = session();
     for (const frame of [encodeParse('', 'SELECT $1'), encodeQuery('SELECT 1')]) {
       calls.decode = calls.classify = 0;
       const n = engine.inputs.length;
-      const a = judge.judge(msg(frame), conn, c);
-      const b = judge.judge(msg(Buffer.from(frame)), conn, c);
-      expect(calls).toEqual({ decode: 1, classify: 1 });
-      expect(engine.inputs.length - n).toBe(2);
-      expect(b.input).toBe(a.input);
-      expect(b.original).toEqual(a.original);
-      expect(b.message).not.toBe(a.message);
+      const j = [0, 1, 2, 3].map(() => judge.judge(msg(Buffer.from(frame)), conn, c));
+      // The first is judged in full; the second too, and kept (a repeat); the rest reuse it.
+      expect(calls).toEqual({ decode: 2, classify: 2 });
+      expect(engine.inputs.length - n).toBe(4);
+      expect(j[2]!.input).toBe(j[1]!.input);
+      expect(j[3]!.input).toBe(j[1]!.input);
+      expect(j[3]!.original).toEqual(j[0]!.original);
+      expect(j[3]!.message).not.toBe(j[2]!.message);
     }
   });
 
   it('gives each Parse its own statement, with the same meaning', () => {
     const { judge, c } = counting();
-    const a = judge.judge(msg(encodeParse('', 'SELECT $1', [23])), session(), c);
-    const b = judge.judge(msg(encodeParse('', 'SELECT $1', [23])), session(), c);
-    expect(b.statement).not.toBe(a.statement);
-    expect(b.statement).toEqual(a.statement);
+    const [a, b, d] = [0, 1, 2].map(() => judge.judge(msg(encodeParse('', 'SELECT $1', [23])), session(), c));
+    expect(d!.statement).not.toBe(b!.statement);
+    expect(d!.statement).toEqual(a!.statement);
   });
 
   it('reads the text again after a change of how text is read, and never reuses while one is in flight', () => {
     const { calls, judge, c, setState } = counting();
     const conn = session();
     const q = encodeQuery('SELECT 1');
-    judge.judge(msg(q), conn, c);
+    for (let i = 0; i < 3; i++) judge.judge(msg(q), conn, c);
+    expect(calls.decode).toBe(2);
     setState({ encoding: 'LATIN1' });
     judge.judge(msg(q), conn, c);
-    expect(calls.decode).toBe(2);
+    expect(calls.decode).toBe(3);
     setState(null);
     judge.judge(msg(q), conn, c);
     judge.judge(msg(q), conn, c);
-    expect(calls.decode).toBe(4);
+    judge.judge(msg(q), conn, c);
+    expect(calls.decode).toBe(6);
   });
 
   it('does not reuse another text, a text with a backslash, PREPARE/EXECUTE, a refused text, or without a decoder state', () => {
     const { calls, judge, c } = counting();
     const conn = session();
-    const twice = (frame: Buffer, cx: JudgeContext = c): number => {
+    const fourTimes = (frame: Buffer, cx: JudgeContext = c): number => {
       calls.decode = 0;
-      judge.judge(msg(frame), conn, cx);
-      judge.judge(msg(frame), conn, cx);
+      for (let i = 0; i < 4; i++) judge.judge(msg(frame), conn, cx);
       return calls.decode;
     };
-    expect(twice(encodeQuery('SELECT 1'))).toBe(1);
+    expect(fourTimes(encodeQuery('SELECT 1'))).toBe(2);
     calls.decode = 0;
     judge.judge(msg(encodeQuery('SELECT 2')), conn, c);
     expect(calls.decode).toBe(1);
-    expect(twice(encodeQuery("SELECT E'\\\\'"))).toBe(2);
-    expect(twice(encodeQuery('EXECUTE p'))).toBe(2);
-    expect(twice(encodeQuery('PREPARE p AS SELECT 1'))).toBe(2);
-    expect(twice(encodeParse('', 'SELECT 1'), ctx())).toBe(2);
+    expect(fourTimes(encodeQuery("SELECT E'\\\\'"))).toBe(4);
+    expect(fourTimes(encodeQuery('EXECUTE p'))).toBe(4);
+    expect(fourTimes(encodeQuery('PREPARE p AS SELECT 1'))).toBe(4);
+    expect(fourTimes(encodeParse('', 'SELECT 1'), ctx())).toBe(4);
     const refusing = new FrameJudge(new RecordingEngine({}), classify, { maxSqlBytes: 1024 }, () => {
       calls.decode++;
       return { ok: false, code: 'PGWARD_ERR_SQL_LEXICAL', sqlstate: '22021', reason: 'no' } as never;
     });
     calls.decode = 0;
-    refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
-    const again = refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
-    expect(calls.decode).toBe(2);
-    expect(again.decision.allow).toBe(false);
+    let last = null as ReturnType<FrameJudge['judge']> | null;
+    for (let i = 0; i < 4; i++) last = refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
+    expect(calls.decode).toBe(4);
+    expect(last!.decision.allow).toBe(false);
   });
 });

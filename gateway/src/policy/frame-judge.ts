@@ -99,6 +99,17 @@ interface TextMemo {
 
 /** Frames longer than this are not kept for reuse (their bytes would be held per session). */
 const MAX_MEMO_FRAME = 4096;
+
+/**
+ * A cheap signature of a frame (its length and last eight bytes): a memo is made only for a frame
+ * whose signature repeats the previous one's of its kind, so text that never repeats (literals
+ * inlined) costs no copy. Equal signatures say nothing more: the memo compares whole frames.
+ */
+function signature(frame: Buffer): number {
+  const n = frame.length;
+  if (n < 13) return n;
+  return (n * 31 + frame.readInt32LE(n - 4) * 17 + frame.readInt32LE(n - 8)) | 0;
+}
 const BACKSLASH = 0x5c;
 
 export class FrameJudge {
@@ -134,6 +145,8 @@ export class FrameJudge {
 
   private lastQuery: TextMemo | null = null;
   private lastParse: TextMemo | null = null;
+  /** The signatures of the last Query and Parse frames judged in full (see signature). */
+  private seen = { Query: -1, Parse: -1 };
 
   /** The memo of the previous message of this kind when `m` can reuse it. */
   private reusable(
@@ -161,11 +174,20 @@ export class FrameJudge {
     ref: Statement['ref'] | null,
   ): TextMemo | null {
     if (!text.ok || ctx.decoderState === undefined || frame.length > MAX_MEMO_FRAME) return null;
+    const kind = ref === null ? 'Query' : 'Parse';
+    const sig = signature(frame);
+    if (this.seen[kind] !== sig) {
+      this.seen[kind] = sig;
+      return null;
+    }
     if (sqlBytes.includes(BACKSLASH) || c.statements.some((s) => s.prepared !== null)) return null;
     const decoderState = ctx.decoderState();
     if (decoderState === null) return null;
-    // A copy: the frame is a view of the read it came in.
-    return { frame: Buffer.from(frame), decoderState, opts, sql: text.sql, classification: c, input, ref };
+    // A copy in memory of its own: the frame is a view of the read it came in, and a small
+    // Buffer.from would be a slice of a shared pool slab, which holding would pin.
+    const own = Buffer.allocUnsafeSlow(frame.length);
+    frame.copy(own);
+    return { frame: own, decoderState, opts, sql: text.sql, classification: c, input, ref };
   }
 
   /** The judgement of `m`, whose frame repeats the memo's: the decision evaluated again. */
