@@ -187,6 +187,8 @@ export class StatementNamespace {
    * (earlier statements of the same text included); absent when unknown or not certain.
    */
   expand(c: Classification, cycle: number): Classification {
+    // `c` itself when no statement names a prepared statement: the judge reuses the classification
+    // of a repeated frame only then (FrameJudge's memo).
     if (!c.statements.some((s) => s.prepared !== null)) return c;
     const overlay = new Map<string, StatementInfo | null>();
     let cleared = false;

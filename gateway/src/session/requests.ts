@@ -112,7 +112,9 @@ export class RequestPhase implements StatementView {
   sawFatal = false;
   /**
    * How the server reads SQL text, as it last reported (`changing` is never set here: see
-   * lexicalInFlight). Set from the startup packet, then from every ParameterStatus.
+   * lexicalInFlight). Set from the startup packet, then from every ParameterStatus. Replaced on
+   * every change, never changed in place: the judge reuses the text of a repeated frame while this
+   * object is the same (FrameJudge's memo, decoderState below).
    */
   lexical: LexicalState = { ...DEFAULT_LEXICAL_STATE };
   /** What the startup decision judged, for the tripwires (set by the startup phase). */
@@ -180,6 +182,8 @@ export class RequestPhase implements StatementView {
    * alike. Within one cycle (nothing can be held there: the server answers at Sync) a backslash
    * behind an unanswered Bind or Execute is refused, for the reason given at mustHold.
    */
+  // Depends on the bytes and `lexical` only, but for text with a backslash (BEHIND_RUN), which the
+  // judge never reuses: keep it so, or give the judge's decoderState what else it reads.
   private readonly readSql: SqlTextDecoder = (bytes) => {
     if (this.ranInCycle === this.pipeline.cycle && this.pipeline.outstanding > 0 && bytes.includes(BACKSLASH))
       return BEHIND_RUN;
