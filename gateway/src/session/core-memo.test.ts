@@ -4,7 +4,7 @@
  */
 import { encodeBind, encodeExecute, encodeParse, encodeQuery, encodeSync } from '../protocol';
 import { initSqlParser } from '../sql';
-import { Harness, RuleEngine, pg, syntaxErrorFor, types } from './core-harness.test-helper';
+import { Harness, RuleEngine, pg, types } from './core-harness.test-helper';
 import type { BundleInfo, Decision, InputDocument } from '../policy/types';
 
 beforeAll(async () => {
