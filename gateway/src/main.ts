@@ -64,13 +64,22 @@ export interface Gateway {
   reloadConfig(next: Config): Promise<ConfigReloadResult>;
 }
 
-export function createLogger(level: string): Logger {
-  return pino({
-    level,
-    base: { app: 'pgward' },
-    timestamp: pino.stdTimeFunctions.isoTime,
-    redact: { paths: ['password', '*.password', 'token', '*.token'], censor: '[REDACTED]' },
-  });
+/**
+ * pgward's log: JSON lines on stdout, written through `process.stdout` itself, the writer the
+ * stdout sinks (audit, decision log, statement log) use. pino's default is a writer of its own on
+ * fd 1; beside process.stdout, two writers with their own buffers spliced one record into another
+ * whenever the reader was slow and the pipe full (a log collector then drops both lines).
+ */
+export function createLogger(level: string, stream: NodeJS.WritableStream = process.stdout): Logger {
+  return pino(
+    {
+      level,
+      base: { app: 'pgward' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ['password', '*.password', 'token', '*.token'], censor: '[REDACTED]' },
+    },
+    stream,
+  );
 }
 
 /**
