@@ -70,7 +70,7 @@ export interface Gateway {
  * fd 1; beside process.stdout, two writers with their own buffers spliced one record into another
  * whenever the reader was slow and the pipe full (a log collector then drops both lines).
  */
-export function createLogger(level: string, stream: NodeJS.WritableStream = process.stdout): Logger {
+export function createLogger(level: string): Logger {
   return pino(
     {
       level,
@@ -78,7 +78,7 @@ export function createLogger(level: string, stream: NodeJS.WritableStream = proc
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ['password', '*.password', 'token', '*.token'], censor: '[REDACTED]' },
     },
-    stream,
+    process.stdout,
   );
 }
 

@@ -261,7 +261,6 @@ export class StatementNamespace {
     return true;
   }
 
-  /** Replaces the entry in place (no delete and add: see remove). */
   private get(name: string): Entry | undefined {
     return name === '' ? this.unnamed : this.confirmed.get(name);
   }

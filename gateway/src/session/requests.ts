@@ -181,9 +181,10 @@ export class RequestPhase implements StatementView {
    * SQL text as the server will read it; while a change is in flight, only text every state reads
    * alike. Within one cycle (nothing can be held there: the server answers at Sync) a backslash
    * behind an unanswered Bind or Execute is refused, for the reason given at mustHold.
+   *
+   * Depends on the bytes and `lexical` only, but for text with a backslash (BEHIND_RUN), which the
+   * judge never reuses: keep it so, or give the judge's decoderState what else it reads.
    */
-  // Depends on the bytes and `lexical` only, but for text with a backslash (BEHIND_RUN), which the
-  // judge never reuses: keep it so, or give the judge's decoderState what else it reads.
   private readonly readSql: SqlTextDecoder = (bytes) => {
     if (this.ranInCycle === this.pipeline.cycle && this.pipeline.outstanding > 0 && bytes.includes(BACKSLASH))
       return BEHIND_RUN;
