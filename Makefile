@@ -92,7 +92,7 @@ image-test: deps ## the Dockerfile's shape, .dockerignore, and its RUN steps run
 run: build policy ## the gateway with the shipped policies in front of the local PostgreSQL
 	node dist/cli.js serve --listen 127.0.0.1:6432 --upstream 127.0.0.1:5432 --admin-listen 127.0.0.1:9432 --bundle $(BUNDLE)
 
-bench: build policy system-deps ## pgbench direct vs pgbouncer vs pgward, classification and eval micro-benchmarks
+bench: build policy system-deps $(BUN) ## pgbench direct vs pgbouncer vs pgward (Node.js and Bun), classification and eval micro-benchmarks
 	@scripts/bench.sh
 
 fuzz: deps ## differential fuzzer, long run: pgward's SQL reading vs what PostgreSQL runs (FUZZ_RUNS, FUZZ_SEED)

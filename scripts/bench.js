@@ -98,7 +98,7 @@ async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   };
   fs.writeFileSync(path.join(dir, 'pgward.yaml'), JSON.stringify(cfg));
   const proc = spawn(
-    process.execPath,
+    extra.runtime === 'bun' ? BUN : process.execPath,
     [
       path.join(root, 'dist/cli.js'),
       'serve',
@@ -193,9 +193,28 @@ async function startPgbouncer() {
 const NODE_FLOOR = (upstreamPort, port) =>
   `require('net').createServer({ noDelay: true }, (c) => { const u = require('net').connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${port}, '127.0.0.1')`;
 
-async function startNodeFloor(upstreamPort) {
+/**
+ * The same on Bun's own sockets (`Bun.listen`/`Bun.connect`, bytes written as they come): the
+ * floor of a proxy on Bun, beside pgward under Bun (session/bun-socket.ts).
+ */
+const BUN_FLOOR = (upstreamPort, port) => `
+Bun.listen({ hostname: '127.0.0.1', port: ${port}, socket: {
+  open(c) { c.data = { q: [], u: null }; Bun.connect({ hostname: '127.0.0.1', port: ${upstreamPort}, socket: {
+      open(u) { u.data = c; c.data.u = u; for (const b of c.data.q) u.write(b); c.data.q = []; },
+      data(u, b) { u.data.write(b); }, close(u) { u.data.end(); }, error() {} } }); },
+  data(c, b) { if (c.data.u) c.data.u.write(b); else c.data.q.push(b); },
+  close(c) { c.data.u && c.data.u.end(); }, error() {} } });`;
+
+/** Bun as `make integration-bun` installs it; the Bun rows are left out without it. */
+const BUN = path.join(ROOT, '.tmp/bun/node_modules/.bin/bun');
+const HAVE_BUN = fs.existsSync(BUN);
+
+async function startNodeFloor(upstreamPort, runtime = 'node') {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['-e', NODE_FLOOR(upstreamPort, port)], { stdio: 'ignore' });
+  const proc =
+    runtime === 'bun'
+      ? spawn(BUN, ['-e', BUN_FLOOR(upstreamPort, port)], { stdio: 'ignore' })
+      : spawn(process.execPath, ['-e', NODE_FLOOR(upstreamPort, port)], { stdio: 'ignore' });
   await waitPort(port);
   const stop = () =>
     proc.exitCode !== null || proc.signalCode !== null
@@ -505,6 +524,10 @@ async function main() {
     const gwConn = await startPgward(connRule, 'connection-rule');
     const gwBind = await startPgward(bindRule, 'bind-values');
     const floor = await startNodeFloor(PG.port);
+    // pgward under Bun (its own sockets, session/bun-socket.ts) and a bare proxy on Bun's sockets.
+    const gwBun = HAVE_BUN ? await startPgward(shipped, 'shipped-bun', { runtime: 'bun' }) : null;
+    const bunFloor = HAVE_BUN ? await startNodeFloor(PG.port, 'bun') : null;
+    if (!HAVE_BUN) log(`no ${BUN} (make integration-bun installs it): Bun rows left out`);
     const baselineRoot = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
     const gwBaseline = baselineRoot
       ? await startPgward(
@@ -523,6 +546,8 @@ async function main() {
       ['pgward (connection rule)', gwConn.port, gwConn.proc.pid],
       ['pgward (every Bind value)', gwBind.port, gwBind.proc.pid],
       ...(gwBaseline ? [['baseline (shipped policies)', gwBaseline.port, gwBaseline.proc.pid]] : []),
+      ...(gwBun ? [['pgward on Bun (shipped policies)', gwBun.port, gwBun.proc.pid]] : []),
+      ...(bunFloor ? [['Bun floor', bunFloor.port, bunFloor.proc.pid]] : []),
     ];
     const cpuRows = [];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
@@ -561,14 +586,16 @@ async function main() {
       lines.push('', '### CPU of the proxy process per transaction (µs, user + system, all threads)', '');
       const proxies = targets.filter(([, , pid]) => pid).map(([name]) => name);
       lines.push(
-        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''} |`,
+        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''}${gwBun ? ' | on Bun/node floor | on Bun/Bun floor' : ''} |`,
       );
-      lines.push(`|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}`);
+      lines.push(
+        `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|' : ''}`,
+      );
       for (const { mode, c, r } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
         const s = cpu('pgward (shipped policies)');
         lines.push(
-          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''} |`,
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''}${gwBun ? ` | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('Bun floor'))}` : ''} |`,
         );
       }
       if (gwBaseline) {
@@ -610,6 +637,8 @@ async function main() {
         gwBind.stop(),
         floor.stop(),
         ...(gwBaseline ? [gwBaseline.stop()] : []),
+        ...(gwBun ? [gwBun.stop()] : []),
+        ...(bunFloor ? [bunFloor.stop()] : []),
       ]);
     }
     lines.push('');

@@ -44,6 +44,7 @@ import { forwardToPeers, peerSecret, startPeerServer } from './cluster/peer-chan
 import { configForWorker } from './cluster/worker-files';
 import { GatedEngine } from './cluster/gated-engine';
 import { answerMetricsRequests, type WorkerLink } from './cluster/worker-link';
+import { listenNative, nativeSocketsAvailable, type BunSocket } from './session/bun-socket';
 
 export const VERSION = '0.1.0';
 
@@ -329,6 +330,7 @@ export async function startGateway(
     port: upstreamAddr.port,
     connectTimeoutMs: config.upstream.connect_timeout_ms,
     tls: { ...config.upstream.tls },
+    native: nativeSocketsAvailable(),
   };
   const deps: SessionDeps = {
     logger,
@@ -364,7 +366,7 @@ export async function startGateway(
   // (max_clients of them); beyond that the refusal is written at once.
   let refusing = 0;
   const refusingDeps: SessionDeps = { ...deps, onClose: () => refusing-- };
-  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+  const accept = (socket: net.Socket | BunSocket): void => {
     metrics.connectionOpened.inc();
     const refusal: Refusal | null =
       sessions.size >= limits.maxClients
@@ -389,11 +391,10 @@ export async function startGateway(
       '53300',
       'sorry, too many clients already',
     );
-  });
-  server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+  };
 
   function refuse(
-    socket: net.Socket,
+    socket: net.Socket | BunSocket,
     outcome: string,
     code: (typeof ErrorCodes)[keyof typeof ErrorCodes],
     sqlstate: string,
@@ -443,14 +444,13 @@ export async function startGateway(
       : null;
 
   const listenAddr = parseHostPort(config.listen);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(listenAddr.port, listenAddr.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const la = server.address() as net.AddressInfo;
+  // Under Bun, a plain-TCP listener of one process uses Bun's own sockets (session/bun-socket.ts);
+  // client TLS and cluster workers (whose listener the primary shares) keep node:net.
+  const native = nativeSocketsAvailable() && clientTlsContext === null && link === null;
+  const server = native
+    ? listenNative(listenAddr.host, listenAddr.port, accept)
+    : await listenNode(listenAddr.host, listenAddr.port, accept, logger);
+  const la = server.address();
 
   let sidecar: FastifyInstance | null = null;
   let adminAddr: { host: string; port: number } | null = null;
@@ -499,6 +499,11 @@ export async function startGateway(
       upstream: config.upstream.address,
       bundle: bundles.status().info?.revision ?? null,
       version: VERSION,
+      // Which sockets carry sessions: Bun's own (session/bun-socket.ts) or node:net/node:tls.
+      sockets: {
+        clients: native ? 'bun' : 'node',
+        upstream: upstreamOptions.native && upstreamOptions.tls.mode === 'disable' ? 'bun' : 'node',
+      },
     },
     link ? 'pgward worker listening' : 'pgward listening',
   );
@@ -653,4 +658,29 @@ function probeUpstream(host: string, port: number, timeoutMs: number): Promise<b
     s.once('connect', () => done(true));
     s.once('error', () => done(false));
   });
+}
+
+/** The client listener on node:net (a cluster worker's is shared by the primary). */
+async function listenNode(
+  host: string,
+  port: number,
+  accept: (s: net.Socket) => void,
+  logger: Logger,
+): Promise<{ readonly listening: boolean; address(): net.AddressInfo; close(): void }> {
+  const server = net.createServer({ noDelay: true, pauseOnConnect: false }, accept);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err: err.message }, 'listener error'));
+  return {
+    get listening() {
+      return server.listening;
+    },
+    address: () => server.address() as net.AddressInfo,
+    close: () => server.close(),
+  };
 }

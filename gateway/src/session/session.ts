@@ -2,7 +2,8 @@
  * The socket adapter: the only code that touches the client and upstream sockets and timers. It
  * feeds socket events to the session core (core.ts) and carries out the actions it returns: writes
  * (with backpressure: a side that cannot take more pauses the other), the client TLS upgrade, the
- * upstream connection, the login timer, cancels, and closing both sides.
+ * upstream connection, the login timer, cancels, and closing both sides. The sockets are
+ * `node:net`/`node:tls`, or under Bun its own (bun-socket.ts, same events and calls).
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -14,19 +15,41 @@ import { connectUpstream, sendCancelRequest } from './upstream';
 import { SessionCore } from './core';
 import type { Action, Refusal } from './actions';
 import type { SessionDeps } from './types';
+import type { BunSocket } from './bun-socket';
+
+/** What the adapter uses of a socket: `node:net`/`node:tls`, or Bun's own (bun-socket.ts). */
+interface Sock {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'close' | 'drain', listener: () => void): unknown;
+  write(data: Buffer | string): boolean;
+  cork(): void;
+  uncork(): void;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  end(last: Buffer): unknown;
+  destroy(): unknown;
+  setNoDelay(on?: boolean): unknown;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+}
 
 export { coalesce } from './core';
 
 export class Session {
   readonly core: SessionCore;
-  private client: net.Socket | tls.TLSSocket;
-  private upstream: net.Socket | tls.TLSSocket | null = null;
+  private client: Sock;
+  private upstream: Sock | null = null;
   private loginTimer: NodeJS.Timeout | null = null;
   private clientPaused = false;
   private upstreamPaused = false;
 
   constructor(
-    socket: net.Socket,
+    socket: (net.Socket | BunSocket) & {
+      remoteAddress?: string | undefined;
+      remotePort?: number | undefined;
+    },
     private readonly deps: SessionDeps,
     refusal: Refusal | null = null,
   ) {
@@ -92,7 +115,7 @@ export class Session {
     );
   }
 
-  private attachClient(s: net.Socket | tls.TLSSocket): void {
+  private attachClient(s: Sock): void {
     s.on('data', (chunk: Buffer) => {
       this.core.clientData(chunk);
       this.run();
@@ -197,7 +220,12 @@ export class Session {
   }
 
   private startClientTls(): void {
-    const raw = this.client as net.Socket;
+    const raw = this.client;
+    // Bun's own sockets serve only listeners without client TLS (main.ts); never upgrade one.
+    if (!(raw instanceof net.Socket)) {
+      this.close('client_error');
+      return;
+    }
     raw.removeAllListeners('data');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
@@ -243,7 +271,7 @@ export class Session {
     );
   }
 
-  private attachUpstream(socket: net.Socket | tls.TLSSocket, isTls: boolean, startup: Buffer): void {
+  private attachUpstream(socket: Sock, isTls: boolean, startup: Buffer): void {
     this.upstream = socket;
     const own = this.deps.clientTls.certDer;
     const honoured =

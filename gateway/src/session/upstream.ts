@@ -9,6 +9,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, PgwardError } from '../errors';
 import { encodeSSLRequest } from '../protocol';
+import { connectNative, type BunSocket } from './bun-socket';
 
 export type UpstreamTlsMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -23,10 +24,15 @@ export interface UpstreamOptions {
     key_file?: string | undefined;
     servername?: string | undefined;
   };
+  /**
+   * Under Bun: plain TCP sessions (`tls.mode: disable`) connect with Bun's own sockets
+   * (bun-socket.ts). Cancel connections always use `node:net`.
+   */
+  native?: boolean;
 }
 
 export interface UpstreamConnection {
-  socket: net.Socket | tls.TLSSocket;
+  socket: net.Socket | tls.TLSSocket | BunSocket;
   tls: boolean;
 }
 
@@ -138,7 +144,16 @@ function startTls(s: net.Socket, opts: UpstreamOptions): Promise<tls.TLSSocket> 
   });
 }
 
+/** A session's upstream connection (Bun's own sockets when `opts.native` and no TLS is wanted). */
 export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamConnection> {
+  if (opts.native === true && opts.tls.mode === 'disable')
+    return { socket: await connectNative(opts.host, opts.port, opts.connectTimeoutMs), tls: false };
+  return connectUpstreamNode(opts);
+}
+
+async function connectUpstreamNode(
+  opts: UpstreamOptions,
+): Promise<UpstreamConnection & { socket: net.Socket }> {
   const s = await connectTcp(opts);
   if (opts.tls.mode === 'disable') return { socket: s, tls: false };
   const answer = await negotiateSsl(s, opts.connectTimeoutMs);
@@ -166,9 +181,9 @@ export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamCo
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-CANCELING-REQUESTS
  */
 export async function sendCancelRequest(opts: UpstreamOptions, request: Buffer): Promise<boolean> {
-  let conn: UpstreamConnection;
+  let conn: UpstreamConnection & { socket: net.Socket };
   try {
-    conn = await connectUpstream(opts);
+    conn = await connectUpstreamNode(opts);
   } catch {
     return false;
   }

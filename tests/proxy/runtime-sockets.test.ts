@@ -1,0 +1,112 @@
+/**
+ * Which sockets carry the sessions (session/bun-socket.ts): under Bun, a plain-TCP listener and
+ * plain-TCP upstream connections use Bun's own sockets; client TLS, upstream TLS and
+ * PGWARD_BUN_SOCKETS=node keep node:net. Under Node.js everything is node:net. The suite runs under
+ * both runtimes (make integration, make integration-bun), so the same scenarios check both socket
+ * layers: ordering of a large pipelined burst in both directions, and a client that reads slowly.
+ */
+import { createHash } from 'node:crypto';
+import { testCertFiles, ensureTestCerts } from '../helpers/certs';
+import { startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
+import { dataRows, encodeQuery, WireClient } from '../security/wire';
+
+jest.setTimeout(60_000);
+
+const underBun = (process.env.PGWARD_TEST_RUNTIME ?? '').trim().toLowerCase() === 'bun';
+const own = underBun ? 'bun' : 'node';
+
+function sockets(gw: RunningGateway): unknown {
+  return gw.logs.find((l) => l.msg === 'pgward listening')?.sockets;
+}
+
+afterAll(() => stopAllGateways());
+
+describe('socket layer chosen at start', () => {
+  test(`plain TCP: clients and upstream on ${own} sockets`, async () => {
+    const gw = await startGateway();
+    expect(sockets(gw)).toEqual({ clients: own, upstream: own });
+    await gw.stop();
+  });
+
+  test('PGWARD_BUN_SOCKETS=node: node:net on both sides', async () => {
+    const gw = await startGateway({ env: { PGWARD_BUN_SOCKETS: 'node' } });
+    expect(sockets(gw)).toEqual({ clients: 'node', upstream: 'node' });
+    await gw.stop();
+  });
+
+  test('client TLS configured: the listener stays on node:net (TLS upgrade after SSLRequest)', async () => {
+    const certs = testCertFiles(await ensureTestCerts());
+    const gw = await startGateway({
+      config: { tls: { cert_file: certs.gatewayCert, key_file: certs.gatewayKey } },
+    });
+    expect(sockets(gw)).toEqual({ clients: 'node', upstream: own });
+    await gw.stop();
+  });
+
+  test('upstream TLS wanted: upstream connections stay on node:net/node:tls', async () => {
+    const gw = await startGateway({ config: { upstream: { tls: { mode: 'prefer' } } } });
+    expect(sockets(gw)).toEqual({ clients: own, upstream: 'node' });
+    // prefer against a server without TLS: plain, and it works.
+    const c = await WireClient.connect(gw.host, gw.port);
+    try {
+      await c.startup({ user: 'postgres', database: 'postgres' });
+      expect(dataRows(await c.query('SELECT 41 + 1'))).toEqual([['42']]);
+    } finally {
+      c.destroy();
+    }
+    await gw.stop();
+  });
+});
+
+describe('bytes and order through the socket layer', () => {
+  let gw: RunningGateway;
+  beforeAll(async () => {
+    gw = await startGateway();
+  });
+
+  test('5,000 queries pipelined in one write: every answer, in order', async () => {
+    const c = await WireClient.connect(gw.host, gw.port);
+    try {
+      await c.startup({ user: 'postgres', database: 'postgres', application_name: 'pgward-sockets-burst' });
+      const n = 5000;
+      // ~1.1 MB in one write: more than a socket buffer, so the gateway's writes upstream queue.
+      const pad = 'x'.repeat(200);
+      c.write(Buffer.concat(Array.from({ length: n }, (_, i) => encodeQuery(`SELECT ${i}, '${pad}'`))));
+      const msgs = await c.readReady(n, 30_000);
+      const rows = dataRows(msgs);
+      expect(rows).toHaveLength(n);
+      rows.forEach((r, i) => expect(r).toEqual([String(i), pad]));
+    } finally {
+      c.destroy();
+    }
+  });
+
+  test('a 64 MB result to a client that reads in pauses arrives whole and in order', async () => {
+    const c = await WireClient.connect(gw.host, gw.port);
+    try {
+      await c.startup({ user: 'postgres', database: 'postgres', application_name: 'pgward-sockets-slow' });
+      const sql = `SELECT g, md5(g::text) || repeat('y', 60000) FROM generate_series(1, 1100) g`;
+      const expected = createHash('sha256');
+      for (let g = 1; g <= 1100; g++) {
+        expected.update(`${g}|${createHash('md5').update(String(g)).digest('hex')}${'y'.repeat(60000)}\n`);
+      }
+      c.write(encodeQuery(sql));
+      // Stop reading for a while several times: the gateway's client writes queue, the server waits.
+      const paused = (async () => {
+        for (let i = 0; i < 5; i++) {
+          c.socket.pause();
+          await new Promise((r) => setTimeout(r, 150));
+          c.socket.resume();
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      })();
+      const msgs = await c.readReady(1, 30_000);
+      await paused;
+      const got = createHash('sha256');
+      for (const [a, b] of dataRows(msgs)) got.update(`${a}|${b}\n`);
+      expect(got.digest('hex')).toBe(expected.digest('hex'));
+    } finally {
+      c.destroy();
+    }
+  });
+});
