@@ -6,9 +6,17 @@
  * layers: ordering of a large pipelined burst in both directions, and a client that reads slowly.
  */
 import { createHash } from 'node:crypto';
+import net from 'node:net';
 import { testCertFiles, ensureTestCerts } from '../helpers/certs';
 import { startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
-import { dataRows, encodeQuery, WireClient } from '../security/wire';
+import {
+  dataRows,
+  encodeQuery,
+  encodeStartup,
+  splitBackendMessages,
+  readErrorFields,
+  WireClient,
+} from '../security/wire';
 
 jest.setTimeout(60_000);
 
@@ -108,5 +116,46 @@ describe('bytes and order through the socket layer', () => {
     } finally {
       c.destroy();
     }
+  });
+
+  test('a FATAL written while the client is still sending arrives, then a clean end (no reset)', async () => {
+    // After authentication, a message header claiming more than limits.max_message_bytes and
+    // part of its body: pgward answers FATAL 08P01 and ends the connection, and the client sends
+    // more body bytes as the FATAL arrives. Closing a socket with unread input resets it; pgward
+    // must half-close and read on, so the FATAL is not lost to a reset.
+    const sock = net.connect(gw.port, gw.host);
+    let received = Buffer.alloc(0);
+    let error: string | null = null;
+    let ended = false;
+    sock.on('data', (b: Buffer) => (received = Buffer.concat([received, b])));
+    sock.on('error', (e) => (error = e.message));
+    sock.on('end', () => (ended = true));
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    sock.write(
+      encodeStartup({ user: 'postgres', database: 'postgres', application_name: 'pgward-sockets-fatal' }),
+    );
+    const until = Date.now() + 5000;
+    while (!received.includes(Buffer.from('Z\0\0\0\x05')) && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 20));
+    const header = Buffer.alloc(5);
+    header.write('Q', 0, 'latin1');
+    header.writeInt32BE(1024 * 1024 * 1024, 1);
+    let rfq = received.length;
+    sock.write(Buffer.concat([header, Buffer.alloc(64 * 1024, 0x41)]));
+    // More body bytes the moment the FATAL arrives: they reach pgward after it has answered.
+    sock.on('data', () => {
+      if (rfq >= 0 && received.length > rfq && !sock.writableEnded) {
+        rfq = -1;
+        sock.write(Buffer.alloc(16 * 1024, 0x41));
+      }
+    });
+    await new Promise<void>((r) => sock.once('close', () => r()));
+    const fatal = splitBackendMessages(received)
+      .messages.filter((m) => m.type === 'E')
+      .map((m) => readErrorFields(m.body));
+    expect(fatal).toHaveLength(1);
+    expect(fatal[0]).toMatchObject({ severity: 'FATAL', code: '08P01' });
+    expect(error).toBeNull();
+    expect(ended).toBe(true);
   });
 });

@@ -13,8 +13,9 @@ class Kernel {
   room = Infinity;
   sent: Buffer[] = [];
   writes = 0;
+  /** Bun's end(): the socket closed, and its close handler run at once, inside the call. */
   ended = 0;
-  terminated = 0;
+  shut = 0;
   paused = false;
   write(b: Uint8Array): number {
     this.writes++;
@@ -25,9 +26,10 @@ class Kernel {
   }
   end(): void {
     this.ended++;
+    this.data?.closed();
   }
-  terminate(): void {
-    this.terminated++;
+  shutdown(): void {
+    this.shut++;
   }
   pause(): void {
     this.paused = true;
@@ -103,62 +105,113 @@ test('cork collects writes into one kernel write at uncork', () => {
   expect(k.bytes).toBe('abcd');
 });
 
-test('end with bytes queued: the kernel end waits until they are out, and no drain is emitted', () => {
+const tick = (): Promise<void> => new Promise((r) => process.nextTick(r));
+
+test('corked writes report backpressure through writableNeedDrain after uncork', () => {
+  const { k, s } = make();
+  k.room = 3;
+  s.cork();
+  expect(s.write(Buffer.from('abcd'))).toBe(true);
+  expect(s.write(Buffer.from('ef'))).toBe(true);
+  s.uncork();
+  expect(s.writableNeedDrain).toBe(true);
+  // While bytes wait, a corked write says so at once.
+  s.cork();
+  expect(s.write(Buffer.from('g'))).toBe(false);
+  s.uncork();
+  k.room = Infinity;
+  s.flushQueue();
+  expect(s.writableNeedDrain).toBe(false);
+  expect(k.bytes).toBe('abcdefg');
+});
+
+test('end with bytes queued: they go first, then a half-close (shutdown), never a close; no drain', async () => {
   const { k, s, events } = make();
   k.room = 1;
   s.write(Buffer.from('ab'));
   s.end(Buffer.from('c'));
   expect(s.writableEnded).toBe(true);
-  expect(k.ended).toBe(0);
+  expect(k.shut).toBe(0);
   expect(s.write(Buffer.from('late'))).toBe(false); // refused after end
   k.room = Infinity;
   s.flushQueue();
+  s.flushQueue(); // a second drain from Bun changes nothing
   expect(k.bytes).toBe('abc');
-  expect(k.ended).toBe(1);
+  expect(k.shut).toBe(1);
+  expect(k.ended).toBe(0);
+  await tick();
   expect(events).toEqual([]);
+  // The peer's FIN then closes the socket.
+  s.peerEnd();
+  expect(k.ended).toBe(1);
+  await tick();
+  expect(events).toEqual(['close:false']);
 });
 
-test('end with nothing queued ends at once', () => {
+test('end with nothing queued half-closes at once, and reading goes on until the FIN', () => {
   const { k, s } = make();
+  s.pause();
   s.end();
-  expect(k.ended).toBe(1);
+  expect(k.shut).toBe(1);
+  expect(k.paused).toBe(false);
+  expect(k.ended).toBe(0);
   s.end();
-  expect(k.ended).toBe(1);
+  expect(k.shut).toBe(1);
 });
 
-test('destroy: terminates, drops the queue, close exactly once (Bun closing afterwards adds nothing)', () => {
+test("the peer's FIN first: what is queued is sent, then the socket closes (allowHalfOpen false)", async () => {
+  const { k, s, events } = make();
+  k.room = 2;
+  s.write(Buffer.from('abcd'));
+  s.peerEnd();
+  expect(s.writableEnded).toBe(true);
+  expect(k.ended).toBe(0);
+  k.room = Infinity;
+  s.flushQueue();
+  expect(k.bytes).toBe('abcd');
+  expect(k.shut).toBe(0);
+  expect(k.ended).toBe(1);
+  await tick();
+  expect(events).toEqual(['close:false']);
+});
+
+test('destroy: drops the queue, closes gracefully (no reset), close once on the next tick', async () => {
   const { k, s, events } = make();
   k.room = 0;
   s.write(Buffer.from('lost'));
   s.destroy();
   s.destroy();
   s.closed();
-  expect(k.terminated).toBe(1);
+  expect(k.ended).toBe(1);
   expect(s.destroyed).toBe(true);
+  expect(events).toEqual([]); // not inside the caller's stack
+  await tick();
   expect(events).toEqual(['close:false']);
   k.room = Infinity;
   expect(s.write(Buffer.from('x'))).toBe(false);
   expect(k.bytes).toBe('');
 });
 
-test('Bun closing with an error: error then close(true); pause/resume reach the socket until destroyed', () => {
+test('Bun closing with an error: error then close(true); pause/resume reach the socket until destroyed', async () => {
   const { k, s, events } = make();
   s.pause();
   expect(k.paused).toBe(true);
   s.resume();
   expect(k.paused).toBe(false);
   s.closed(new Error('ECONNRESET'));
+  await tick();
   expect(events).toEqual(['error:ECONNRESET', 'close:true']);
   s.pause();
   expect(k.paused).toBe(false);
 });
 
-test('a negative write (socket gone) destroys', () => {
+test('a failed write (socket gone) destroys with an error', async () => {
   const { k, s, events } = make();
   k.write = () => -1;
   expect(s.write(Buffer.from('x'))).toBe(false);
   expect(s.destroyed).toBe(true);
-  expect(events).toEqual(['close:false']);
+  await tick();
+  expect(events).toEqual(['error:write EPIPE', 'close:true']);
 });
 
 test('native sockets only under Bun, and PGWARD_BUN_SOCKETS=node turns them off', () => {

@@ -19,8 +19,10 @@ interface BunTcp {
   readonly remoteAddress: string;
   readonly remotePort?: number;
   write(data: Uint8Array): number;
+  /** Closes the socket (graceful: the kernel still sends what it holds). */
   end(): void;
-  terminate(): void;
+  /** Shuts our sending side (a FIN); reading goes on. */
+  shutdown(): void;
   pause(): void;
   resume(): void;
   setNoDelay(on: boolean): boolean;
@@ -63,7 +65,10 @@ export class BunSocket extends EventEmitter {
   /** Bytes `write` could not hand to the kernel yet, in order. */
   private queue: Buffer[] = [];
   private corked: Buffer[] | null = null;
+  /** end() was called with bytes still queued: the half-close waits for them. */
   private ending = false;
+  /** The peer sent its FIN. */
+  private peerEnded = false;
   private closedOnce = false;
   destroyed = false;
   writableEnded = false;
@@ -77,6 +82,11 @@ export class BunSocket extends EventEmitter {
     this.remotePort = s.remotePort ?? 0;
   }
 
+  /** As net.Socket's: true once a write has queued bytes, until 'drain'. */
+  get writableNeedDrain(): boolean {
+    return this.queue.length > 0;
+  }
+
   setNoDelay(on = true): this {
     this.s.setNoDelay(on);
     return this;
@@ -84,10 +94,11 @@ export class BunSocket extends EventEmitter {
 
   write(b: Buffer | string): boolean {
     if (this.destroyed || this.writableEnded) return false;
-    const buf = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+    const buf = typeof b === 'string' ? Buffer.from(b) : b;
     if (this.corked !== null) {
       this.corked.push(buf);
-      return true;
+      // What the caller learns of the uncork's outcome: writableNeedDrain after uncork().
+      return this.queue.length === 0;
     }
     return this.send(buf);
   }
@@ -112,7 +123,7 @@ export class BunSocket extends EventEmitter {
     const n = this.s.write(buf);
     if (n === buf.length) return true;
     if (n < 0) {
-      this.destroy();
+      this.destroy(new Error('write EPIPE'));
       return false;
     }
     // The kernel took part of it: the rest waits for `drain`, and later writes queue behind it.
@@ -122,11 +133,12 @@ export class BunSocket extends EventEmitter {
 
   /** Bun's drain: the kernel buffer has room again. */
   flushQueue(): void {
+    if (this.destroyed) return;
     while (this.queue.length > 0) {
       const buf = this.queue[0] as Buffer;
       const n = this.s.write(buf);
       if (n < 0) {
-        this.destroy();
+        this.destroy(new Error('write EPIPE'));
         return;
       }
       if (n < buf.length) {
@@ -135,18 +147,43 @@ export class BunSocket extends EventEmitter {
       }
       this.queue.shift();
     }
-    if (this.ending) this.s.end();
-    else this.emit('drain');
+    if (this.ending) {
+      this.ending = false;
+      this.finishEnd();
+    } else if (!this.writableEnded) this.emit('drain');
   }
 
+  /**
+   * As net.Socket's: what is queued goes first, then our side is shut (a FIN, not a close: the
+   * peer's unread bytes must not turn it into a reset that loses a FATAL on its way). The socket
+   * closes when the peer's FIN arrives, or when the adapter's timer destroys it.
+   */
   end(last?: Buffer | string): this {
     if (this.destroyed || this.writableEnded) return this;
     if (last !== undefined) this.write(last);
     if (this.corked !== null) this.uncork();
+    if (this.destroyed) return this;
     this.writableEnded = true;
     if (this.queue.length > 0) this.ending = true;
-    else this.s.end();
+    else this.finishEnd();
     return this;
+  }
+
+  private finishEnd(): void {
+    if (this.peerEnded) {
+      this.s.end(); // both sides done: close (Bun runs the close handler)
+      return;
+    }
+    this.s.resume(); // read on, so the peer's FIN is seen
+    this.s.shutdown();
+  }
+
+  /** Bun's end: the peer's FIN. Like net.Socket (allowHalfOpen false), end our side too. */
+  peerEnd(): void {
+    this.peerEnded = true;
+    if (this.destroyed) return;
+    if (!this.writableEnded) this.end();
+    else if (!this.ending) this.s.end();
   }
 
   pause(): this {
@@ -159,24 +196,34 @@ export class BunSocket extends EventEmitter {
     return this;
   }
 
-  destroy(): this {
+  /**
+   * As net.Socket's: queued bytes are dropped and the socket is closed (what the kernel already
+   * holds is still delivered; Bun's terminate() would reset the connection and lose it).
+   */
+  destroy(err?: Error): this {
     if (this.destroyed) return this;
     this.destroyed = true;
     this.writableEnded = true;
     this.queue = [];
-    this.s.terminate();
-    this.closed();
+    this.corked = null;
+    this.closed(err); // first: Bun's close handler, run inside end(), must not win without the error
+    this.s.end();
     return this;
   }
 
-  /** Bun's close (or our destroy): 'close' once. */
+  /**
+   * Bun's close (or our destroy): 'error' if any, then 'close', once, on the next tick as
+   * net.Socket emits them (Bun runs its close handler inside end(): never re-enter the caller).
+   */
   closed(err?: Error): void {
     this.destroyed = true;
     this.writableEnded = true;
     if (this.closedOnce) return;
     this.closedOnce = true;
-    if (err) this.emit('error', err);
-    this.emit('close', err !== undefined);
+    process.nextTick(() => {
+      if (err) this.emit('error', err);
+      this.emit('close', err !== undefined);
+    });
   }
 }
 
@@ -190,17 +237,13 @@ function handlers(onOpen?: (s: BunTcp) => void): BunHandlers {
       s.data?.flushQueue();
     },
     end(s) {
-      // The peer half-closed: PostgreSQL's protocol has no half-close, so neither do we.
-      s.data?.destroy();
+      s.data?.peerEnd();
     },
     close(s, err) {
       s.data?.closed(err);
     },
     error(s, err) {
-      const w = s.data;
-      if (!w || w.destroyed) return;
-      w.emit('error', err);
-      w.destroy();
+      s.data?.destroy(err);
     },
   };
 }
@@ -242,21 +285,42 @@ export function listenNative(
   };
 }
 
+/**
+ * Native connects given up at their timeout and not yet settled. Bun cannot cancel a pending
+ * connect, so each holds a descriptor until the kernel gives up (about two minutes against a host
+ * that drops SYNs); while any is pending, upstream.ts connects with node:net, which can.
+ */
+let abandoned = 0;
+
+export function nativeConnectsAbandoned(): number {
+  return abandoned;
+}
+
 /** A plain TCP connection on Bun's sockets, within `timeoutMs`. */
 export function connectNative(host: string, port: number, timeoutMs: number): Promise<BunSocket> {
   const B = bun();
   if (B === null) return Promise.reject(new Error('connectNative: not running under Bun'));
   return new Promise((resolve, reject) => {
     let settled = false;
+    let timedOut = false;
     const timer = setTimeout(() => {
       settled = true;
+      timedOut = true;
+      abandoned++;
       reject(new PgwardError(ErrorCodes.UPSTREAM_CONNECT, `connect to ${host}:${port} timed out`));
     }, timeoutMs);
     timer.unref();
+    const late = (): void => {
+      if (timedOut) {
+        timedOut = false;
+        abandoned--;
+      }
+    };
     // The wrapper is made in `open`, before any data can arrive.
     const h = handlers((s) => {
       const w = new BunSocket(s);
       if (settled) {
+        late();
         w.destroy();
         return;
       }
@@ -266,6 +330,7 @@ export function connectNative(host: string, port: number, timeoutMs: number): Pr
       resolve(w);
     });
     const failed = (err: unknown): void => {
+      late();
       if (settled) return;
       settled = true;
       clearTimeout(timer);

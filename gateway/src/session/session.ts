@@ -33,6 +33,7 @@ interface Sock {
   setNoDelay(on?: boolean): unknown;
   readonly destroyed: boolean;
   readonly writableEnded: boolean;
+  readonly writableNeedDrain: boolean;
 }
 
 export { coalesce } from './core';
@@ -195,6 +196,7 @@ export class Session {
       up.cork();
       for (const b of data) ok = up.write(b);
       up.uncork();
+      if (up.writableNeedDrain) ok = false;
     }
     if (!ok && !this.clientPaused) {
       this.clientPaused = true;
@@ -211,6 +213,7 @@ export class Session {
       c.cork();
       for (const p of data) if (p.length > 0) ok = c.write(p);
       c.uncork();
+      if (c.writableNeedDrain) ok = false;
     }
     this.deps.observer.onBytes('upstream_to_client', bytes);
     if (!ok && this.upstream && !this.upstreamPaused) {

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, PgwardError } from '../errors';
 import { encodeSSLRequest } from '../protocol';
-import { connectNative, type BunSocket } from './bun-socket';
+import { connectNative, nativeConnectsAbandoned, type BunSocket } from './bun-socket';
 
 export type UpstreamTlsMode = 'disable' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
 
@@ -146,7 +146,8 @@ function startTls(s: net.Socket, opts: UpstreamOptions): Promise<tls.TLSSocket> 
 
 /** A session's upstream connection (Bun's own sockets when `opts.native` and no TLS is wanted). */
 export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamConnection> {
-  if (opts.native === true && opts.tls.mode === 'disable')
+  // A native connect cannot be cancelled at its timeout: while one is still pending, use node:net.
+  if (opts.native === true && opts.tls.mode === 'disable' && nativeConnectsAbandoned() === 0)
     return { socket: await connectNative(opts.host, opts.port, opts.connectTimeoutMs), tls: false };
   return connectUpstreamNode(opts);
 }
