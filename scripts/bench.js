@@ -526,6 +526,10 @@ async function main() {
     const floor = await startNodeFloor(PG.port);
     // pgward under Bun (its own sockets, session/bun-socket.ts) and a bare proxy on Bun's sockets.
     const gwBun = HAVE_BUN ? await startPgward(shipped, 'shipped-bun', { runtime: 'bun' }) : null;
+    const gwBunConn = HAVE_BUN
+      ? await startPgward(connRule, 'connection-rule-bun', { runtime: 'bun' })
+      : null;
+    const gwBunBind = HAVE_BUN ? await startPgward(bindRule, 'bind-values-bun', { runtime: 'bun' }) : null;
     const bunFloor = HAVE_BUN ? await startNodeFloor(PG.port, 'bun') : null;
     if (!HAVE_BUN) log(`no ${BUN} (make integration-bun installs it): Bun rows left out`);
     const baselineRoot = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : null;
@@ -547,6 +551,8 @@ async function main() {
       ['pgward (every Bind value)', gwBind.port, gwBind.proc.pid],
       ...(gwBaseline ? [['baseline (shipped policies)', gwBaseline.port, gwBaseline.proc.pid]] : []),
       ...(gwBun ? [['pgward on Bun (shipped policies)', gwBun.port, gwBun.proc.pid]] : []),
+      ...(gwBunConn ? [['pgward on Bun (connection rule)', gwBunConn.port, gwBunConn.proc.pid]] : []),
+      ...(gwBunBind ? [['pgward on Bun (every Bind value)', gwBunBind.port, gwBunBind.proc.pid]] : []),
       ...(bunFloor ? [['Bun floor', bunFloor.port, bunFloor.proc.pid]] : []),
     ];
     const cpuRows = [];
@@ -586,16 +592,16 @@ async function main() {
       lines.push('', '### CPU of the proxy process per transaction (µs, user + system, all threads)', '');
       const proxies = targets.filter(([, , pid]) => pid).map(([name]) => name);
       lines.push(
-        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''}${gwBun ? ' | on Bun/node floor | on Bun/Bun floor' : ''} |`,
+        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''}${gwBun ? ' | on Bun/node floor | on Bun/Bun floor | on Bun, connection rule/node floor | on Bun, every Bind value/node floor' : ''} |`,
       );
       lines.push(
-        `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|' : ''}`,
+        `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|---|---|' : ''}`,
       );
       for (const { mode, c, r } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
         const s = cpu('pgward (shipped policies)');
         lines.push(
-          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''}${gwBun ? ` | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('Bun floor'))}` : ''} |`,
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''}${gwBun ? ` | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('Bun floor'))} | ${f2(cpu('pgward on Bun (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (every Bind value)') / cpu('node floor'))}` : ''} |`,
         );
       }
       if (gwBaseline) {
@@ -638,6 +644,8 @@ async function main() {
         floor.stop(),
         ...(gwBaseline ? [gwBaseline.stop()] : []),
         ...(gwBun ? [gwBun.stop()] : []),
+        ...(gwBunConn ? [gwBunConn.stop()] : []),
+        ...(gwBunBind ? [gwBunBind.stop()] : []),
         ...(bunFloor ? [bunFloor.stop()] : []),
       ]);
     }
