@@ -45,6 +45,7 @@ import { configForWorker } from './cluster/worker-files';
 import { GatedEngine } from './cluster/gated-engine';
 import { answerMetricsRequests, type WorkerLink } from './cluster/worker-link';
 import { listenNative, nativeSocketsAvailable, type BunSocket } from './session/bun-socket';
+import { nativeUpstream } from './session/upstream';
 
 export const VERSION = '0.1.0';
 
@@ -502,7 +503,7 @@ export async function startGateway(
       // Which sockets carry sessions: Bun's own (session/bun-socket.ts) or node:net/node:tls.
       sockets: {
         clients: native ? 'bun' : 'node',
-        upstream: upstreamOptions.native && upstreamOptions.tls.mode === 'disable' ? 'bun' : 'node',
+        upstream: nativeUpstream(upstreamOptions) ? 'bun' : 'node',
       },
     },
     link ? 'pgward worker listening' : 'pgward listening',

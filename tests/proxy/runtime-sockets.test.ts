@@ -6,7 +6,9 @@
  * layers: ordering of a large pipelined burst in both directions, and a client that reads slowly.
  */
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import net from 'node:net';
+import { Client } from 'pg';
 import { testCertFiles, ensureTestCerts } from '../helpers/certs';
 import { startGateway, stopAllGateways, type RunningGateway } from '../helpers/gateway';
 import {
@@ -27,7 +29,24 @@ function sockets(gw: RunningGateway): unknown {
   return gw.logs.find((l) => l.msg === 'pgward listening')?.sockets;
 }
 
-afterAll(() => stopAllGateways());
+const admin = new Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'postgres' });
+beforeAll(() => admin.connect());
+afterAll(async () => {
+  await admin.end();
+  await stopAllGateways();
+});
+
+/** Until the backend of `app` waits to write to its client (polls pg_stat_activity; jest bounds it). */
+async function untilBackendWaitsOnClient(app: string): Promise<void> {
+  for (;;) {
+    const r = await admin.query(
+      `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'ClientWrite'`,
+      [app],
+    );
+    if (r.rowCount === 1) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
 
 describe('socket layer chosen at start', () => {
   test(`plain TCP: clients and upstream on ${own} sockets`, async () => {
@@ -99,13 +118,15 @@ describe('bytes and order through the socket layer', () => {
         expected.update(`${g}|${createHash('md5').update(String(g)).digest('hex')}${'y'.repeat(60000)}\n`);
       }
       c.write(encodeQuery(sql));
-      // Stop reading for a while several times: the gateway's client writes queue, the server waits.
+      // Stop reading three times, each until the server itself waits on the client (wait_event
+      // ClientWrite): every buffer on the way is full and the gateway's client writes queued.
       const paused = (async () => {
-        for (let i = 0; i < 5; i++) {
+        for (let i = 0; i < 3; i++) {
           c.socket.pause();
-          await new Promise((r) => setTimeout(r, 150));
+          await untilBackendWaitsOnClient('pgward-sockets-slow');
+          const more = once(c.socket, 'data');
           c.socket.resume();
-          await new Promise((r) => setTimeout(r, 50));
+          await more;
         }
       })();
       const msgs = await c.readReady(1, 30_000);
@@ -127,16 +148,19 @@ describe('bytes and order through the socket layer', () => {
     let received = Buffer.alloc(0);
     let error: string | null = null;
     let ended = false;
-    sock.on('data', (b: Buffer) => (received = Buffer.concat([received, b])));
+    let ready: () => void = () => undefined;
+    const readyForQuery = new Promise<void>((r) => (ready = r));
+    sock.on('data', (b: Buffer) => {
+      received = Buffer.concat([received, b]);
+      if (received.includes(Buffer.from('Z\0\0\0\x05'))) ready();
+    });
     sock.on('error', (e) => (error = e.message));
     sock.on('end', () => (ended = true));
     await new Promise<void>((r) => sock.once('connect', () => r()));
     sock.write(
       encodeStartup({ user: 'postgres', database: 'postgres', application_name: 'pgward-sockets-fatal' }),
     );
-    const until = Date.now() + 5000;
-    while (!received.includes(Buffer.from('Z\0\0\0\x05')) && Date.now() < until)
-      await new Promise((r) => setTimeout(r, 20));
+    await readyForQuery;
     const header = Buffer.alloc(5);
     header.write('Q', 0, 'latin1');
     header.writeInt32BE(1024 * 1024 * 1024, 1);

@@ -144,10 +144,15 @@ function startTls(s: net.Socket, opts: UpstreamOptions): Promise<tls.TLSSocket> 
   });
 }
 
-/** A session's upstream connection (Bun's own sockets when `opts.native` and no TLS is wanted). */
+/** Whether sessions' upstream connections may use Bun's own sockets: under Bun, and no TLS wanted. */
+export function nativeUpstream(opts: UpstreamOptions): boolean {
+  return opts.native === true && opts.tls.mode === 'disable';
+}
+
+/** A session's upstream connection (Bun's own sockets when nativeUpstream). */
 export async function connectUpstream(opts: UpstreamOptions): Promise<UpstreamConnection> {
   // A native connect cannot be cancelled at its timeout: while one is still pending, use node:net.
-  if (opts.native === true && opts.tls.mode === 'disable' && nativeConnectsAbandoned() === 0)
+  if (nativeUpstream(opts) && nativeConnectsAbandoned() === 0)
     return { socket: await connectNative(opts.host, opts.port, opts.connectTimeoutMs), tls: false };
   return connectUpstreamNode(opts);
 }
