@@ -32,8 +32,15 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY gateway gateway
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-# ---- runtime: files owned by root and read-only to the process, which runs as node (uid 1000) ----
-FROM node:20-bookworm-slim
+# ---- Bun, pinned as in the Makefile (BUN_VERSION), for the image that runs pgward on Bun ----
+FROM node:20-bookworm-slim AS bun-install
+ARG BUN_VERSION=1.4.5
+WORKDIR /opt/bun
+RUN echo '{"private": true}' >package.json && npm install --no-save --no-audit --no-fund bun@$BUN_VERSION && test "$(node_modules/.bin/bun --version)" = "$BUN_VERSION"
+
+# ---- what both runtime targets hold: files owned by root and read-only to the process, which
+# runs as node (uid 1000) ----
+FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/package.json package.json
@@ -42,5 +49,15 @@ COPY --from=build /app/dist dist
 COPY --from=policy /src/wasm-build/out/bundle.tar.gz wasm-build/out/bundle.tar.gz
 USER 1000:1000
 EXPOSE 6432 9432
+
+# ---- run by Bun (`docker build --target bun`): ~25 % less CPU per transaction
+# (docs/operations.md, Capacity and tuning) ----
+FROM runtime AS bun
+COPY --from=bun-install /opt/bun/node_modules/bun/bin/bun.exe /usr/local/bin/bun
+ENTRYPOINT ["bun", "dist/cli.js"]
+CMD ["serve"]
+
+# ---- run by Node.js: the default target ----
+FROM runtime
 ENTRYPOINT ["node", "dist/cli.js"]
 CMD ["serve"]

@@ -45,7 +45,8 @@ integration: build policy system-deps manifests-tool ## tests with real PostgreS
 	npx jest --selectProjects integration --runInBand --json --outputFile=.tmp/test-results/integration.json
 
 # Bun, the second supported runtime: pinned, installed from the npm registry into .tmp/bun (not a
-# project dependency: the image and `make run` use Node.js).
+# project dependency: `make run` and the default image use Node.js; the Dockerfile's `bun` target
+# pins the same version).
 BUN_VERSION := 1.4.5
 BUN := .tmp/bun/node_modules/.bin/bun
 

@@ -17,13 +17,22 @@ jest.setTimeout(20 * 60_000);
 const DOCKERFILE = path.join(REPO, 'Dockerfile');
 const text = fs.readFileSync(DOCKERFILE, 'utf8');
 const parsed = parseDockerfile(text);
+type Stage = (typeof parsed.stages)[number];
+
+/** A stage's instructions with those of the stages it is built FROM first (what it inherits). */
+function inherited(stage: Stage): Stage['instructions'] {
+  const parent = parsed.stages.find((s) => s.name !== null && s.name === stage.from);
+  return [...(parent ? inherited(parent) : []), ...stage.instructions];
+}
 
 describe('Dockerfile', () => {
   it('starts with the syntax line, is multi-stage, and runs as a non-root user', () => {
     expect(parsed.firstLine).toMatch(/^# syntax=docker\/dockerfile:1/);
     expect(parsed.stages.length).toBeGreaterThanOrEqual(3);
     const final = parsed.stages[parsed.stages.length - 1]!;
-    const user = final.instructions.filter((i) => i.op === 'USER').pop();
+    const user = inherited(final)
+      .filter((i) => i.op === 'USER')
+      .pop();
     expect(user).toBeDefined();
     expect(user!.args).not.toMatch(/^(root|0)(:|$)/);
     // Nothing is copied from the build context's node_modules, dist or build outputs.
@@ -32,6 +41,29 @@ describe('Dockerfile', () => {
         expect(i.args).not.toMatch(/node_modules|(^|\s)dist|wasm-build\/out/);
       }
     }
+  });
+
+  it('builds a second runtime target on Bun, pinned as the Makefile pins it, that differs only in its runtime', () => {
+    const bun = parsed.stages.find((s) => s.name === 'bun');
+    const final = parsed.stages[parsed.stages.length - 1]!;
+    expect(bun).toBeDefined();
+    // Both are built FROM the same stage and add only their runtime and entrypoint.
+    expect(bun!.from).toBe(final.from);
+    const own = (s: Stage): string[] => s.instructions.map((i) => `${i.op} ${i.args}`);
+    expect(own(final)).toEqual(['ENTRYPOINT ["node", "dist/cli.js"]', 'CMD ["serve"]']);
+    expect(own(bun!)).toEqual([
+      'COPY --from=bun-install /opt/bun/node_modules/bun/bin/bun.exe /usr/local/bin/bun',
+      'ENTRYPOINT ["bun", "dist/cli.js"]',
+      'CMD ["serve"]',
+    ]);
+    const user = inherited(bun!)
+      .filter((i) => i.op === 'USER')
+      .pop();
+    expect(user?.args).toBe('1000:1000');
+    const makefile = fs.readFileSync(path.join(REPO, 'Makefile'), 'utf8');
+    const pinned = /^BUN_VERSION := (\S+)$/m.exec(makefile)?.[1];
+    expect(pinned).toBeDefined();
+    expect(text).toContain(`ARG BUN_VERSION=${pinned}\n`);
   });
 
   it('.dockerignore keeps host build outputs and secrets-prone files out of the context', () => {
@@ -70,7 +102,7 @@ describe('Dockerfile', () => {
         npm_config_prefer_offline: 'true',
       };
       const result = runDockerfile(DOCKERFILE, context, path.join(work, 'stages'), env);
-      expect(result.ran.map((r) => r.stage)).toEqual(['deps', 'policy', 'policy', 'build']);
+      expect(result.ran.map((r) => r.stage)).toEqual(['deps', 'policy', 'policy', 'build', 'bun-install']);
 
       const image = path.join(result.image, 'app');
       for (const f of ['dist/cli.js', 'package.json', 'wasm-build/out/bundle.tar.gz']) {
@@ -95,6 +127,30 @@ describe('Dockerfile', () => {
         encoding: 'utf8',
       });
       expect(version.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+
+      // The Bun target: the same files, run by the Bun binary it holds.
+      const bunRoot = result.roots.get('bun') as string;
+      const bunImage = path.join(bunRoot, 'app');
+      const bun = path.join(bunRoot, 'usr/local/bin/bun');
+      for (const f of [
+        'dist/cli.js',
+        'package.json',
+        'wasm-build/out/bundle.tar.gz',
+        'node_modules/fastify',
+      ]) {
+        expect([f, fs.existsSync(path.join(bunImage, f))]).toEqual([f, true]);
+      }
+      const bunExplain = spawnSync(
+        bun,
+        ['dist/cli.js', 'explain', 'DROP TABLE t', '--bundle', 'wasm-build/out/bundle.tar.gz'],
+        { cwd: bunImage, encoding: 'utf8', env: { PATH: '/usr/bin:/bin', NODE_ENV: 'production' } },
+      );
+      expect(bunExplain.stderr).toBe('');
+      const bunOut = JSON.parse(bunExplain.stdout) as { decision: { revision: string; allow: boolean } };
+      expect(bunOut.decision).toMatchObject({ revision: 'image', allow: false });
+      expect(execFileSync(bun, ['--version'], { encoding: 'utf8' }).trim()).toBe(
+        /^ARG BUN_VERSION=(\S+)$/m.exec(text)?.[1],
+      );
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
