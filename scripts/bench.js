@@ -10,7 +10,14 @@
 // threads, from /proc/PID/stat, divided by the transactions pgbench completed): on a shared
 // two-core box TPS moves ±15 % between runs, CPU per transaction much less.
 //
-// Environment: BENCH_SECONDS (default 8), BENCH_CLIENTS (default "1,8,32"), BENCH_MODES,
+// Interleaved rounds: every mode and client count runs BENCH_ROUNDS rounds (default 3), each round
+// a pgbench run against every proxy in turn, the order rotated by one proxy per round; the tables
+// give the median of the rounds, and each ratio is the median of the ratios of the same round (the
+// two proxies measured minutes apart at most, in the same machine state). One sequential run per
+// proxy moved a ratio by ±15 % on the shared two-core box; the median of interleaved rounds is
+// the figure the issues' bars are read from.
+//
+// Environment: BENCH_SECONDS (default 6), BENCH_ROUNDS (default 3), BENCH_CLIENTS (default "1,8,32"), BENCH_MODES,
 // BENCH_IDLE (default 1000), BENCH_SKIP (comma list of: pgbench,idle,micro), BENCH_NO_WRITE=1,
 // BENCH_BASELINE=DIR: another built checkout of pgward (dist/ and wasm-build/out/bundle.tar.gz),
 // measured in the same run with its own shipped bundle ("baseline"), to compare two versions in
@@ -28,7 +35,8 @@ const path = require('node:path');
 const net = require('node:net');
 
 const ROOT = path.resolve(__dirname, '..');
-const SECONDS = Number(process.env.BENCH_SECONDS || 8);
+const SECONDS = Number(process.env.BENCH_SECONDS || 6);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS || 3));
 const CLIENTS = (process.env.BENCH_CLIENTS || '1,8,32').split(',').map(Number);
 const MODES = (process.env.BENCH_MODES || 'simple,extended,prepared').split(',');
 const IDLE = Number(process.env.BENCH_IDLE || 1000);
@@ -460,6 +468,14 @@ function machine() {
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
+/** The median of the finite numbers of `xs` (NaN when none). */
+function median(xs) {
+  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
 async function main() {
   const date = new Date().toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
   const lines = [
@@ -468,7 +484,7 @@ async function main() {
     `Machine: ${machine()}.`,
     '',
     'Command: `make bench` (' +
-      `BENCH_SECONDS=${SECONDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}, pgward workers ${WORKERS}).`,
+      `BENCH_SECONDS=${SECONDS}, BENCH_ROUNDS=${ROUNDS}, clients ${CLIENTS.join('/')}, modes ${MODES.join('/')}, pgward workers ${WORKERS}).`,
     '',
   ];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-bundles-'));
@@ -559,6 +575,7 @@ async function main() {
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
     lines.push(
       '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.',
+      `Median of ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (TPS, p50 and p99 each).`,
       '',
     );
     lines.push(
@@ -568,15 +585,34 @@ async function main() {
     try {
       for (const mode of MODES) {
         for (const c of CLIENTS) {
-          const r = {};
-          for (const [name, port, pid] of targets) {
-            log(`pgbench -S -M ${mode} -c ${c} → ${name}`);
-            const cpu0 = pid ? cpuSeconds(pid) : NaN;
-            r[name] = pgbench(port, mode, c);
-            r[name].cpu_us_per_tx = pid ? ((cpuSeconds(pid) - cpu0) / r[name].transactions) * 1e6 : NaN;
-            if (r[name].failed) log(`  ${r[name].failed} failed transactions!`);
+          // rounds[i][name]: round i's run against `name`; r[name]: the median of the rounds.
+          const rounds = [];
+          for (let i = 0; i < ROUNDS; i++) {
+            const round = {};
+            const order = targets.map((_, k) => targets[(k + i) % targets.length]);
+            for (const [name, port, pid] of order) {
+              log(`round ${i + 1}/${ROUNDS}: pgbench -S -M ${mode} -c ${c} → ${name}`);
+              const cpu0 = pid ? cpuSeconds(pid) : NaN;
+              round[name] = pgbench(port, mode, c);
+              round[name].cpu_us_per_tx = pid
+                ? ((cpuSeconds(pid) - cpu0) / round[name].transactions) * 1e6
+                : NaN;
+              if (round[name].failed) log(`  ${round[name].failed} failed transactions!`);
+            }
+            rounds.push(round);
           }
-          cpuRows.push({ mode, c, r });
+          const r = {};
+          for (const [name] of targets) {
+            const of = (k) => median(rounds.map((x) => x[name][k]));
+            r[name] = {
+              tps: of('tps'),
+              p50: of('p50'),
+              p99: of('p99'),
+              cpu_us_per_tx: of('cpu_us_per_tx'),
+              failed: rounds.reduce((n, x) => n + x[name].failed, 0),
+            };
+          }
+          cpuRows.push({ mode, c, r, rounds });
           const cell = (x) =>
             `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
           const d = r.direct,
@@ -597,13 +633,19 @@ async function main() {
       lines.push(
         `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|---|---|' : ''}`,
       );
-      for (const { mode, c, r } of cpuRows) {
+      for (const { mode, c, r, rounds } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
-        const s = cpu('pgward (shipped policies)');
+        // The median of the ratios of each round (see the header comment).
+        const q = (a, b) => f2(median(rounds.map((x) => x[a].cpu_us_per_tx / x[b].cpu_us_per_tx)));
+        const S = 'pgward (shipped policies)';
         lines.push(
-          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${f2(s / cpu('node floor'))} | ${f2(cpu('pgward (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward (every Bind value)') / cpu('node floor'))} | ${f2(s / cpu('pgbouncer'))}${gwBaseline ? ` | ${f2(s / cpu('baseline (shipped policies)'))}` : ''}${gwBun ? ` | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (shipped policies)') / cpu('Bun floor'))} | ${f2(cpu('pgward on Bun (connection rule)') / cpu('node floor'))} | ${f2(cpu('pgward on Bun (every Bind value)') / cpu('node floor'))}` : ''} |`,
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${q(S, 'node floor')} | ${q('pgward (connection rule)', 'node floor')} | ${q('pgward (every Bind value)', 'node floor')} | ${q(S, 'pgbouncer')}${gwBaseline ? ` | ${q(S, 'baseline (shipped policies)')}` : ''}${gwBun ? ` | ${q('pgward on Bun (shipped policies)', 'node floor')} | ${q('pgward on Bun (shipped policies)', 'Bun floor')} | ${q('pgward on Bun (connection rule)', 'node floor')} | ${q('pgward on Bun (every Bind value)', 'node floor')}` : ''} |`,
         );
       }
+      lines.push(
+        '',
+        `Each figure is the median of ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (every proxy in turn, the order rotated each round); each ratio is the median of the per-round ratios.`,
+      );
       if (gwBaseline) {
         lines.push(
           '',
