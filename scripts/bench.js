@@ -36,7 +36,7 @@ const net = require('node:net');
 
 const ROOT = path.resolve(__dirname, '..');
 const SECONDS = Number(process.env.BENCH_SECONDS || 6);
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS || 3));
+const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS || 3)) || 3);
 const CLIENTS = (process.env.BENCH_CLIENTS || '1,8,32').split(',').map(Number);
 const MODES = (process.env.BENCH_MODES || 'simple,extended,prepared').split(',');
 const IDLE = Number(process.env.BENCH_IDLE || 1000);
@@ -468,6 +468,11 @@ function machine() {
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
+/** The median over the rounds of `a`'s TPS divided by `b`'s in the same round. */
+function tpsRatio(rounds, a, b) {
+  return median(rounds.map((x) => x[a].tps / x[b].tps));
+}
+
 /** The median of the finite numbers of `xs` (NaN when none). */
 function median(xs) {
   const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
@@ -615,13 +620,16 @@ async function main() {
           cpuRows.push({ mode, c, r, rounds });
           const cell = (x) =>
             `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
-          const d = r.direct,
-            b = r.pgbouncer,
-            fl = r['node floor'],
-            w = r['pgward (allow-all)'],
-            s = r['pgward (shipped policies)'];
+          const [D, B, FL, W, S] = [
+            'direct',
+            'pgbouncer',
+            'node floor',
+            'pgward (allow-all)',
+            'pgward (shipped policies)',
+          ];
+          const q = (a, z) => f2(tpsRatio(rounds, a, z));
           lines.push(
-            `| ${mode} | ${c} | ${cell(d)} | ${cell(b)} | ${cell(fl)} | ${cell(w)} | ${cell(s)} | ${f2(fl.tps / b.tps)} | ${f2(w.tps / b.tps)} | ${f2(s.tps / b.tps)} | ${f2(w.tps / fl.tps)} | ${f2(s.tps / d.tps)} |`,
+            `| ${mode} | ${c} | ${cell(r[D])} | ${cell(r[B])} | ${cell(r[FL])} | ${cell(r[W])} | ${cell(r[S])} | ${q(FL, B)} | ${q(W, B)} | ${q(S, B)} | ${q(W, FL)} | ${q(S, D)} |`,
           );
         }
       }
@@ -656,8 +664,8 @@ async function main() {
           '| mode | clients | baseline TPS | shipped TPS | shipped/baseline |',
           '|---|---|---|---|---|',
           ...cpuRows.map(
-            ({ mode, c, r }) =>
-              `| ${mode} | ${c} | ${f1(r['baseline (shipped policies)'].tps)} | ${f1(r['pgward (shipped policies)'].tps)} | ${f2(r['pgward (shipped policies)'].tps / r['baseline (shipped policies)'].tps)} |`,
+            ({ mode, c, r, rounds }) =>
+              `| ${mode} | ${c} | ${f1(r['baseline (shipped policies)'].tps)} | ${f1(r['pgward (shipped policies)'].tps)} | ${f2(tpsRatio(rounds, 'pgward (shipped policies)', 'baseline (shipped policies)'))} |`,
           ),
         );
       }
