@@ -468,9 +468,9 @@ function machine() {
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
 
-/** The median over the rounds of `a`'s TPS divided by `b`'s in the same round. */
-function tpsRatio(rounds, a, b) {
-  return median(rounds.map((x) => x[a].tps / x[b].tps));
+/** The median over the rounds of `a`'s `key` (tps, cpu_us_per_tx) divided by `b`'s in the same round. */
+function roundRatio(rounds, key, a, b) {
+  return median(rounds.map((x) => x[a][key] / x[b][key]));
 }
 
 /** The median of the finite numbers of `xs` (NaN when none). */
@@ -620,14 +620,12 @@ async function main() {
           cpuRows.push({ mode, c, r, rounds });
           const cell = (x) =>
             `${f1(x.tps)} (${f2(x.p50)}/${f2(x.p99)})${x.failed ? ` ⚠ ${x.failed} failed` : ''}`;
-          const [D, B, FL, W, S] = [
-            'direct',
-            'pgbouncer',
-            'node floor',
-            'pgward (allow-all)',
-            'pgward (shipped policies)',
-          ];
-          const q = (a, z) => f2(tpsRatio(rounds, a, z));
+          const D = 'direct';
+          const B = 'pgbouncer';
+          const FL = 'node floor';
+          const W = 'pgward (allow-all)';
+          const S = 'pgward (shipped policies)';
+          const q = (a, z) => f2(roundRatio(rounds, 'tps', a, z));
           lines.push(
             `| ${mode} | ${c} | ${cell(r[D])} | ${cell(r[B])} | ${cell(r[FL])} | ${cell(r[W])} | ${cell(r[S])} | ${q(FL, B)} | ${q(W, B)} | ${q(S, B)} | ${q(W, FL)} | ${q(S, D)} |`,
           );
@@ -644,7 +642,7 @@ async function main() {
       for (const { mode, c, r, rounds } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
         // The median of the ratios of each round (see the header comment).
-        const q = (a, b) => f2(median(rounds.map((x) => x[a].cpu_us_per_tx / x[b].cpu_us_per_tx)));
+        const q = (a, b) => f2(roundRatio(rounds, 'cpu_us_per_tx', a, b));
         const S = 'pgward (shipped policies)';
         lines.push(
           `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${q(S, 'node floor')} | ${q('pgward (connection rule)', 'node floor')} | ${q('pgward (every Bind value)', 'node floor')} | ${q(S, 'pgbouncer')}${gwBaseline ? ` | ${q(S, 'baseline (shipped policies)')}` : ''}${gwBun ? ` | ${q('pgward on Bun (shipped policies)', 'node floor')} | ${q('pgward on Bun (shipped policies)', 'Bun floor')} | ${q('pgward on Bun (connection rule)', 'node floor')} | ${q('pgward on Bun (every Bind value)', 'node floor')}` : ''} |`,
@@ -665,7 +663,7 @@ async function main() {
           '|---|---|---|---|---|',
           ...cpuRows.map(
             ({ mode, c, r, rounds }) =>
-              `| ${mode} | ${c} | ${f1(r['baseline (shipped policies)'].tps)} | ${f1(r['pgward (shipped policies)'].tps)} | ${f2(tpsRatio(rounds, 'pgward (shipped policies)', 'baseline (shipped policies)'))} |`,
+              `| ${mode} | ${c} | ${f1(r['baseline (shipped policies)'].tps)} | ${f1(r['pgward (shipped policies)'].tps)} | ${f2(roundRatio(rounds, 'tps', 'pgward (shipped policies)', 'baseline (shipped policies)'))} |`,
           ),
         );
       }
