@@ -90,6 +90,9 @@ export async function startGateway(opts: GatewayOptions = {}): Promise<RunningGa
     audit: { sink: 'stdout' },
     // One process unless a test asks for workers (the default is one worker per CPU).
     cluster: { workers: 1 },
+    // stop() (SIGTERM) exits as soon as the sessions have drained: no load balancer here to wait
+    // for (the default keeps accepting 5 s). Tests of the shutdown delay set their own.
+    limits: { shutdown_delay_ms: 0 },
   };
   const config = deepMerge(base, opts.config ?? {});
   const configFile = path.join(dir, 'pgward.yaml');

@@ -37,14 +37,16 @@ afterAll(async () => {
 });
 
 /** Until the backend of `app` waits to write to its client (polls pg_stat_activity; jest bounds it). */
-async function untilBackendWaitsOnClient(app: string): Promise<void> {
+async function untilBackendWaitsOnClient(app: string, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
   for (;;) {
     const r = await admin.query(
       `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event = 'ClientWrite'`,
       [app],
     );
     if (r.rowCount === 1) return;
-    await new Promise((resolve) => setImmediate(resolve));
+    if (Date.now() > until) throw new Error(`the backend of ${app} never waited on its client`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
 
