@@ -53,12 +53,15 @@ test('standard_conforming_strings=off: live and replay refuse the same backslash
   const queries = run.decisions.filter((d) => d.type === 'Query').map((d) => [d.sql, d.allow, d.error_code]);
   expect(queries).toEqual([
     ['SET standard_conforming_strings = off', true, null],
-    // Refused before it became text: no SQL in the input, as live.
-    ['', false, 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX'],
+    // Refused before it became text: no SQL in the input, as live; the report shows it as sent.
+    ["SELECT 'a\\' || 'b' AS v", false, 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX'],
     ["SELECT 'plain' AS v", true, null],
     ['SET standard_conforming_strings = on', true, null],
     ["SELECT 'a\\' || 'b' AS v", true, null],
   ]);
+  // Keyed as the empty text the judge saw, not as the same text read later.
+  const [, refusedKey, , , readKey] = run.decisions.filter((d) => d.type === 'Query').map((d) => d.key);
+  expect(refusedKey).not.toBe(readKey);
   // And exactly what the live gateway decided, message by message.
   const live = [...liveDecisions(gw).values()].flat().map((o) => [o.type, o.allow]);
   expect(run.decisions.map((d) => [d.type, d.allow])).toEqual(live);

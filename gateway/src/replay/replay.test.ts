@@ -15,7 +15,7 @@ import { createClassifier, initSqlParser } from '../sql';
 import type { Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { CaptureRecord } from '../capture/format';
 import { makeHeader } from '../capture/format';
-import { Replayer, type ReplayDecision } from './replay';
+import { Replayer, replayContentHash, type ReplayDecision } from './replay';
 import { diffDecisions, groupChanges, readExpectFile, toExpect, writeExpectFile } from './diff';
 import { formatJson, formatJunit, formatText, Tally, countKinds, type Report } from './report';
 
@@ -306,6 +306,17 @@ describe('SQL text is read under the lexical state the server reported, as the l
       [false, 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX'],
       [true, null],
     ]);
+    // The report shows the refused text as sent; its key is that of '' (expectations match by key).
+    expect(q.map((d) => d.sql)).toEqual([backslash, 'SELECT 1']);
+    const [refused] = q;
+    const emptyKey = replayContentHash(
+      'Query',
+      refused!.user,
+      refused!.database,
+      refused!.application_name,
+      '',
+    );
+    expect(refused!.key).toBe(`${emptyKey}#0`);
     // Back on: the same text is ordinary again.
     const [on] = replay(
       [engine(false)],

@@ -221,7 +221,8 @@ export class Replayer {
       const m = j.input.message;
       const sql = j.original?.sql ?? m.sql ?? m.statement?.sql ?? null;
       key ??= this.nextKey(c, j.type, sql);
-      this.emit(i, c, key, j.type, sql, j.input.statements[0]?.fingerprint ?? null, j.decision);
+      const shown = sql === '' ? refusedText(msg) : sql;
+      this.emit(i, c, key, j.type, shown, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;
   }
@@ -308,6 +309,16 @@ export class Replayer {
       error_code: d.error_code,
     });
   }
+}
+
+/**
+ * What the report shows for a Query's or Parse's text the judge had as '': the text was empty, or
+ * the decoder refused it (pgward cannot read it as the server would; the decision's reasons say
+ * why). A refused text is shown as its bytes read as UTF-8 (invalid sequences as U+FFFD), for
+ * display only: the decision's key stays that of '' (expectations files match by key).
+ */
+function refusedText(m: FrontendMessage): string {
+  return m.name === 'Query' || m.name === 'Parse' ? m.sqlBytes.toString('utf8') : '';
 }
 
 /** 16 hex digits of SHA-256 over the message's content (what a decision key is made of). */
