@@ -36,7 +36,7 @@ afterAll(async () => {
   await stopAllGateways();
 });
 
-/** Until the backend of `app` waits to write to its client (polls pg_stat_activity; jest bounds it). */
+/** Until the backend of `app` waits to write to its client (polls pg_stat_activity every 10 ms). */
 async function untilBackendWaitsOnClient(app: string, timeoutMs = 20_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {

@@ -221,7 +221,7 @@ export class Replayer {
       const m = j.input.message;
       const sql = j.original?.sql ?? m.sql ?? m.statement?.sql ?? null;
       key ??= this.nextKey(c, j.type, sql);
-      const shown = sql === '' ? refusedText(msg) : sql;
+      const shown = sql === '' ? textAsSent(msg) : sql;
       this.emit(i, c, key, j.type, shown, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
     if (judged) c.judged++;
@@ -314,10 +314,11 @@ export class Replayer {
 /**
  * What the report shows for a Query's or Parse's text the judge had as '': the text was empty, or
  * the decoder refused it (pgward cannot read it as the server would; the decision's reasons say
- * why). A refused text is shown as its bytes read as UTF-8 (invalid sequences as U+FFFD), for
- * display only: the decision's key stays that of '' (expectations files match by key).
+ * why). Its bytes read as UTF-8 (invalid sequences as U+FFFD), for display only: the decision's key
+ * stays that of '' (expectations files match by key). Only here: the live audit record carries the
+ * frame itself, and capture must keep redacting from the text as read, never from this.
  */
-function refusedText(m: FrontendMessage): string {
+function textAsSent(m: FrontendMessage): string {
   return m.name === 'Query' || m.name === 'Parse' ? m.sqlBytes.toString('utf8') : '';
 }
 
