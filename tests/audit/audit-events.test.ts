@@ -198,6 +198,14 @@ describe('audit events, redaction on', () => {
     expect(audit.redaction).toEqual({ parameters: true, literals: true });
   });
 
+  it('redacts the literal of text the parser rejects (an unterminated string)', async () => {
+    // libpg-query's normalizeSync returns this scanner error as text, quoting the literal.
+    const { err, audit } = await deniedQuery(gw, "SELECT 'hunter2");
+    expect(err.code).toBe('42601');
+    expect(JSON.stringify(audit)).not.toContain('hunter2');
+    expect(audit.sql).toBe('SELECT $1');
+  });
+
   it('redacts Parse literals', async () => {
     const { audit } = await deniedParse(gw, 'DELETE FROM audit_t -- hunter2\n');
     expect(audit.message_type).toBe('Parse');

@@ -12,6 +12,7 @@ import type { StatementInfo } from '../sql/types';
 import {
   eventConnection,
   eventParseError,
+  eventVerdicts,
   eventSql,
   eventStatements,
   ruleIdsOf,
@@ -159,9 +160,7 @@ export function buildAuditRecord(
     sql: eventSql(sql, redact),
     statements: eventStatements(event.statements, redact),
     parse_error: eventParseError(event.parse_error, redact),
-    denials: event.denials.map((d) => ({ ...d })),
-    reasons: [...event.reasons],
-    alerts: event.alerts.map((a) => ({ ...a })),
+    ...eventVerdicts(event, redact),
     rule_ids: ruleIdsOf(event),
     error_code: event.error_code,
     frame: frameOf(event, redact, opts.max_frame_bytes),

@@ -9,7 +9,7 @@ import { ErrorCodes, type ErrorCode } from '../errors';
 import type { Metrics } from '../metrics/metrics';
 import type { Alert, Decision, Denial, InputDocument } from '../policy/types';
 import { ruleIdsOf } from './events';
-import { redactInput, type RedactOptions } from './redact';
+import { redactInput, redactVerdicts, type RedactOptions } from './redact';
 import type { DecisionLogUploader } from './decision-log-upload';
 import { createSink, type FileSinkOptions, type SinkDeps } from './sink';
 
@@ -94,9 +94,9 @@ export function buildDecisionLogEntry(
     input: redacted,
     result: {
       allow: decision.allow,
-      denials: decision.denials,
-      reasons: decision.reasons,
-      alerts: decision.alerts,
+      ...(deps.redact.literals
+        ? redactVerdicts(decision)
+        : { denials: decision.denials, reasons: decision.reasons, alerts: decision.alerts }),
       sqlstate: decision.sqlstate,
       session_parameters: decision.session_parameters,
     },

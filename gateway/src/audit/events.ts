@@ -9,7 +9,7 @@ import type { ErrorCode } from '../errors';
 import { gatewayRuleId } from '../policy/decision';
 import type { Alert, ConnectionInfo, Denial, TlsInfo } from '../policy/types';
 import type { RelationRef, StatementInfo } from '../sql/types';
-import { normalizeSql, redactParseError, type RedactOptions } from './redact';
+import { normalizeSql, redactParseError, redactVerdicts, type RedactOptions } from './redact';
 
 /** The connection as every record names it. */
 export interface EventConnection {
@@ -58,6 +58,19 @@ export function eventStatements(
     sql: redact.literals ? normalizeSql(s.sql) : s.sql,
     relations: s.relations.map((r) => ({ ...r })),
   }));
+}
+
+/** A decision's denials, reasons and alerts as written: copies, parser quotes redacted when `redact.literals`. */
+export function eventVerdicts(
+  d: { denials: readonly Denial[]; reasons: readonly string[]; alerts: readonly Alert[] },
+  redact: RedactOptions,
+): { denials: Denial[]; reasons: string[]; alerts: Alert[] } {
+  if (redact.literals) return redactVerdicts(d);
+  return {
+    denials: d.denials.map((x) => ({ ...x })),
+    reasons: [...d.reasons],
+    alerts: d.alerts.map((a) => ({ ...a })),
+  };
 }
 
 export function eventParseError(message: string | null | undefined, redact: RedactOptions): string | null {

@@ -1,6 +1,7 @@
 import {
   loadSqlNormalizer,
   normalizeSql,
+  redactVerdicts,
   redactInput,
   redactParseError,
   replaceLiterals,
@@ -40,6 +41,19 @@ describe('normalizeSql', () => {
   it('falls back to the lexer for text the parser rejects', () => {
     expect(normalizeSql("SELEC 'secret' FROM")).toBe('SELEC $1 FROM');
   });
+
+  // libpg-query's normalizeSync returns scanner errors as text, quoting the literal.
+  it.each([
+    ["SELECT 'hunter2", 'SELECT $1'],
+    ['SELECT $$hunter2', 'SELECT $1'],
+    ["SELECT E'\\\\' 'hunter2", 'SELECT $1 $2'],
+    ["SELECT 'a' FROM t WHERE x = 'hunter2", 'SELECT $1 FROM t WHERE x = $2'],
+    ['', ''],
+  ])("never returns the parser's error in place of %j", (sql, want) => {
+    const out = normalizeSql(sql);
+    expect(out).toBe(want);
+    expect(out).not.toMatch(/unterminated|Invalid input|trailing junk/);
+  });
 });
 
 describe('redactParseError', () => {
@@ -48,6 +62,29 @@ describe('redactParseError', () => {
       `syntax error at or near ${REDACTED}`,
     );
     expect(redactParseError(null)).toBeNull();
+  });
+});
+
+describe('redactVerdicts', () => {
+  it('redacts the token a parser error quotes in denials, reasons and alerts; leaves other text', () => {
+    const quoted = `SQL could not be parsed: unterminated quoted string at or near "'hunter2"`;
+    const v = redactVerdicts({
+      denials: [
+        { rule: 'parse_error', message: quoted, priority: 20 },
+        { rule: 'no_drop', message: 'DROP is not allowed', priority: 10 },
+      ],
+      reasons: [quoted, 'DROP is not allowed'],
+      alerts: [{ rule: 'a', severity: 'low', message: quoted }],
+    });
+    const redacted = `SQL could not be parsed: unterminated quoted string at or near ${REDACTED}`;
+    expect(v).toEqual({
+      denials: [
+        { rule: 'parse_error', message: redacted, priority: 20 },
+        { rule: 'no_drop', message: 'DROP is not allowed', priority: 10 },
+      ],
+      reasons: [redacted, 'DROP is not allowed'],
+      alerts: [{ rule: 'a', severity: 'low', message: redacted }],
+    });
   });
 });
 

@@ -177,14 +177,22 @@ export function replaceLiterals(sql: string): string {
   return out;
 }
 
-/** SQL with every literal replaced by `$n`. Never throws. */
+/**
+ * SQL with every literal replaced by `$n`. Never throws.
+ *
+ * Only text the parser accepts goes through `normalizeSync`: for text it rejects, libpg-query's
+ * wrapper (18.1) throws only on messages that start with "syntax error" or "ERROR" and returns any
+ * other error message as if it were the normalized text — a scanner error quotes the offending
+ * token, so `SELECT 'hunter2` came back as `unterminated quoted string at or near "'hunter2"`,
+ * the literal kept as an identifier. `parseSync` reads the error from the parser's result instead.
+ */
 export function normalizeSql(sql: string): string {
-  let text: string;
+  let text = sql;
   try {
+    pgQuery.parseSync(sql);
     text = pgQuery.normalizeSync(sql);
   } catch {
-    // not parseable, or the wasm module is not loaded yet
-    text = sql;
+    // not parseable (or empty), or the wasm module is not loaded yet: the lexer alone
   }
   return replaceLiterals(text);
 }
@@ -193,6 +201,26 @@ export function normalizeSql(sql: string): string {
 export function redactParseError(message: string | null): string | null {
   if (message === null) return null;
   return message.replace(/ at or near ".*$/s, ` at or near ${REDACTED}`);
+}
+
+/**
+ * The messages of a decision as written with literals redacted: a policy message that quotes a
+ * parser error (the shipped `parse_error` denial: "SQL could not be parsed: unterminated quoted
+ * string at or near \"'hunter2\"") quotes the client's text, so the quoted token goes as in
+ * redactParseError. Other text a site rule copies from the input into a message is the rule's to
+ * keep out (docs/audit.md).
+ */
+export function redactVerdicts<D extends { message: string }, A extends { message: string }>(v: {
+  denials: readonly D[];
+  reasons: readonly string[];
+  alerts: readonly A[];
+}): { denials: D[]; reasons: string[]; alerts: A[] } {
+  const r = (m: string): string => redactParseError(m) as string;
+  return {
+    denials: v.denials.map((d) => ({ ...d, message: r(d.message) })),
+    reasons: v.reasons.map(r),
+    alerts: v.alerts.map((a) => ({ ...a, message: r(a.message) })),
+  };
 }
 
 export function redactStatement(s: StatementInfo): StatementInfo {

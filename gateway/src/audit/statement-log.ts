@@ -24,6 +24,7 @@ import { createBufferedWriter, type BufferedWriterStats } from './buffered-write
 import {
   eventConnection,
   eventParseError,
+  eventVerdicts,
   eventSql,
   eventStatements,
   rowsOfCommandTag,
@@ -281,9 +282,7 @@ export function createStatementLog(opts: StatementLogOptions, deps: StatementLog
           statements: eventStatements(ev.statements, redact),
           parse_error: eventParseError(ev.parse_error, redact),
           allow: d.allow,
-          denials: d.denials.map((x) => ({ ...x })),
-          reasons: [...d.reasons],
-          alerts: d.alerts.map((a) => ({ ...a })),
+          ...eventVerdicts(d, redact),
           rule_ids: ruleIdsOf(d),
           error_code: d.error_code,
           status: d.allow ? 'ok' : 'denied',
