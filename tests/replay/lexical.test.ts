@@ -66,3 +66,49 @@ test('standard_conforming_strings=off: live and replay refuse the same backslash
   const live = [...liveDecisions(gw).values()].flat().map((o) => [o.type, o.allow]);
   expect(run.decisions.map((d) => [d.type, d.allow])).toEqual(live);
 });
+
+test('literals redacted: a refused Query or Parse is captured with its text withheld and its refusal, and replay denies it as live did', async () => {
+  const dir = path.join(tmp, 'cap-redacted');
+  const gw = await startGateway({
+    config: {
+      capture: { enabled: true, dir, redact: { literals: true, parameters: true } },
+      decision_log: { enabled: true },
+      audit: { sink: 'none', redact: { literals: true, parameters: true } },
+    },
+  });
+  const c = new Client({ host: gw.host, port: gw.port, user: LOCAL_PG.user, database: 'postgres' });
+  await c.connect();
+  await c.query('SET standard_conforming_strings = off');
+  const secret = "SELECT 'sec\\ret' || 'b' AS v";
+  await expect(c.query(secret)).rejects.toThrow(/backslash|standard_conforming_strings/i);
+  // Extended protocol: the Parse is refused, and the Bind behind it finds no unnamed statement.
+  await expect(c.query({ text: "SELECT 'sec\\ret' || $1::text AS v", values: ['b'] })).rejects.toThrow();
+  expect((await c.query({ text: 'SELECT $1::text AS v', values: ['x'] })).rows[0].v).toBe('x');
+  await c.end();
+  expect(await gw.stop()).toBe(0);
+
+  const files = captureFiles(dir);
+  expect(files).toHaveLength(1);
+  const text = fs.readFileSync(files[0]!, 'utf8');
+  // The refused text is nowhere in the file, and its refusal is.
+  expect(text).not.toContain('sec');
+  expect(Buffer.from(text).toString('base64')).not.toContain(Buffer.from('sec\\ret').toString('base64'));
+  const records = text
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { unread?: { code: string } });
+  expect(records.filter((r) => r.unread).map((r) => r.unread!.code)).toEqual([
+    'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
+    'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
+  ]);
+
+  const run = await runReplay({ captures: files, bundle: SHIPPED_BUNDLE });
+  const refused = run.decisions.filter((d) => d.error_code === 'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX');
+  expect(refused.map((d) => [d.type, d.allow, d.sqlstate])).toEqual([
+    ['Query', false, '0A000'],
+    ['Parse', false, '0A000'],
+  ]);
+  // Message by message what the live gateway decided (before, replay allowed both as empty text).
+  const live = [...liveDecisions(gw).values()].flat().map((o) => [o.type, o.allow]);
+  expect(run.decisions.map((d) => [d.type, d.allow])).toEqual(live);
+});

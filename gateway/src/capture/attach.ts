@@ -14,8 +14,8 @@ export interface CaptureControls {
 
 export function attachCapture(observer: SessionObserver, sink: CaptureSink): CaptureControls {
   // The decoded message and SQL text go along: redaction reads them, never the frame again.
-  const onFrame: NonNullable<SessionObserver['onFrame']> = (direction, frame, conn, message, sql) =>
-    sink.onFrame(direction, frame, conn, message, sql);
+  const onFrame: NonNullable<SessionObserver['onFrame']> = (direction, frame, conn, message, sql, refusal) =>
+    sink.onFrame(direction, frame, conn, message, sql, refusal);
   const closed = observer.onConnectionClosed;
   observer.onConnectionClosed = (outcome, conn) => {
     closed(outcome, conn);

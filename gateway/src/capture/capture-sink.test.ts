@@ -14,6 +14,7 @@ import {
 } from '../protocol';
 import { encodePasswordMessage } from '../protocol/frontend/simple-messages';
 import { initSqlParser } from '../sql';
+import { ErrorCodes } from '../errors';
 import type { ConnectionInfo } from '../policy/types';
 import { CaptureSink, type CaptureSinkOptions } from './capture-sink';
 
@@ -122,6 +123,51 @@ test('redaction re-encodes Query/Parse with normalized SQL and Bind values', asy
   expect(readQuery(frames[0]!).sqlBytes.toString()).toBe('SELECT * FROM t WHERE secret = $1');
   expect(frames[1]!.toString()).not.toContain('hunter2');
   expect(readBind(frames[2]!).params[0]!.value!.toString()).toBe('[REDACTED]');
+});
+
+test('a Query or Parse the session refused to read is recorded with its refusal; redacted, its text is withheld', async () => {
+  const refusal = {
+    ok: false as const,
+    code: ErrorCodes.SQL_LEXICAL_STRING_SYNTAX,
+    reason: 'backslash under standard_conforming_strings off',
+    sqlstate: '0A000',
+  };
+  const unread = { code: refusal.code, reason: refusal.reason, sqlstate: refusal.sqlstate };
+  const frames = [encodeQuery("SELECT 'hunter\\2'"), encodeParse('s', "SELECT 'hunter\\2'", [25])];
+  for (const literals of [true, false]) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const sink = new CaptureSink(opts({ redact: { literals, parameters: false } }));
+    sink.start();
+    const c = conn(`u${String(literals)}`);
+    sink.onFrame('frontend', encodeStartupMessage(PROTOCOL_3_0, [['user', c.user]]), c);
+    sink.onFrame('backend', encodeReadyForQuery('I'), c);
+    c.authenticated = true;
+    // As the session hands a refused text: sql '' and the refusal.
+    for (const f of frames)
+      sink.onFrame(
+        'frontend',
+        f,
+        c,
+        readFrontendMessage({ type: f[0]!, bytes: f, bodyOffset: 5 }),
+        '',
+        refusal,
+      );
+    await sink.stop();
+    const written = records().filter((r) => r.dir === 'F' && r.ts);
+    expect(written.map((r) => r.unread)).toEqual([unread, unread]);
+    const [q, p] = written.map((r) => Buffer.from(String(r.frame), 'base64'));
+    if (literals) {
+      expect(readQuery(q!).sqlBytes.toString()).toBe('');
+      const parse = readFrontendMessage({ type: p![0]!, bytes: p!, bodyOffset: 5 });
+      expect(parse.name === 'Parse' && [parse.statement, parse.sqlBytes.length, parse.paramTypes]).toEqual([
+        's',
+        0,
+        [25],
+      ]);
+    } else {
+      expect([q, p]).toEqual(frames);
+    }
+  }
 });
 
 test('rotates by size; drops and marks connections when the stream falls behind', async () => {

@@ -19,7 +19,15 @@ import { encodeFunctionCall } from '../protocol/frontend/function-call';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import { normalizeSql, REDACTED } from '../audit/redact';
 import type { FrameDirection } from '../session/types';
-import { connectionRecord, makeHeader, nowMicros, type CaptureHeader, type CaptureRecord } from './format';
+import type { LexicalRefusal } from '../sql/lexical';
+import {
+  connectionRecord,
+  makeHeader,
+  nowMicros,
+  type CaptureHeader,
+  type CaptureRecord,
+  type FrameRecord,
+} from './format';
 
 export interface CaptureSinkOptions {
   dir: string;
@@ -124,7 +132,9 @@ export class CaptureSink {
 
   /**
    * `message` is the client frame as the session decoded it once, `sql` a Query's or Parse's text
-   * as the session decoded it: redaction reads them, never the frame again.
+   * as the session decoded it: redaction reads them, never the frame again. `refusal`: the session
+   * refused to read that text (the frame was denied); the record says so (`unread`), and with
+   * literals redacted its text is withheld (an empty text in its place).
    */
   onFrame(
     direction: FrameDirection,
@@ -132,6 +142,7 @@ export class CaptureSink {
     c: ConnectionInfo,
     message?: FrontendMessage,
     sql?: string,
+    refusal?: LexicalRefusal,
   ): void {
     if (!this.running) return;
     let st = this.conns.get(c.id);
@@ -152,9 +163,9 @@ export class CaptureSink {
       if (!st.keep) return;
       // Before AuthenticationOk only the authentication exchange flows: never written.
       if (!st.authenticated || frame[0] === FrontendType.PasswordMessage) return;
-      const out = this.redactFrame(frame, message, sql);
+      const out = this.redactFrame(frame, message, refusal === undefined ? sql : '');
       if (out === null) return;
-      this.writeFrame(c.id, 'F', out, c.transaction_status);
+      this.writeFrame(c.id, 'F', out, c.transaction_status, refusal);
       return;
     }
     if (st === undefined || !st.keep) return;
@@ -215,11 +226,19 @@ export class CaptureSink {
     }
   }
 
-  private writeFrame(conn: string, dir: 'F' | 'B', frame: Buffer, ts: 'I' | 'T' | 'E' | null): void {
-    const rec: CaptureRecord =
+  private writeFrame(
+    conn: string,
+    dir: 'F' | 'B',
+    frame: Buffer,
+    ts: 'I' | 'T' | 'E' | null,
+    refusal?: LexicalRefusal,
+  ): void {
+    const rec: FrameRecord =
       ts === null
         ? { t: this.now(), conn, dir, frame: frame.toString('base64') }
         : { t: this.now(), conn, dir, ts, frame: frame.toString('base64') };
+    if (refusal !== undefined)
+      rec.unread = { code: refusal.code, reason: refusal.reason, sqlstate: refusal.sqlstate };
     if (this.write(conn, rec)) {
       this.stats_.frames_written++;
       this.deps.metrics?.capturedFrames.inc();

@@ -67,6 +67,14 @@ export interface FrameRecord {
   ts?: 'I' | 'T' | 'E';
   /** base64 of the whole frame (type byte and length included; untyped for the StartupMessage). */
   frame: string;
+  /**
+   * A Query or Parse whose SQL text the gateway refused to read as the server would (a backslash
+   * it could not place, bytes invalid in the client encoding, …): it was denied with this code,
+   * reason and SQLSTATE, and replay denies it the same way without reading the text. With
+   * literals redacted the frame's text is empty (withheld). Absent in captures written before
+   * 2026-12-06 (replay then reads the text again, and judges a redacted one as empty).
+   */
+  unread?: { code: string; reason: string; sqlstate: string };
 }
 
 export type CaptureRecord = ConnectionRecord | AuthRecord | CloseRecord | TruncatedRecord | FrameRecord;

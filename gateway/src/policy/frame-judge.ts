@@ -12,7 +12,7 @@ import type { Parse } from '../protocol/frontend/parse';
 import type { Bind } from '../protocol/frontend/bind';
 import type { JudgedMessage } from '../protocol/frontend/frontend-message';
 import type { Classification, StatementInfo } from '../sql/types';
-import { LEXICAL_SETTINGS, type SqlTextResult } from '../sql/lexical';
+import { LEXICAL_SETTINGS, type LexicalRefusal, type SqlTextResult } from '../sql/lexical';
 import {
   buildBindInput,
   buildFunctionCallInput,
@@ -39,6 +39,12 @@ export interface Judgement {
    * texts are cut to the configured maximum).
    */
   original?: { sql: string; statements: StatementInfo[] };
+  /**
+   * Query and Parse whose SQL text the decoder refused to read (the decision is denied with its
+   * code; `original.sql` is then ''): capture records it, so replay denies what the live session
+   * denied even when the text is redacted or the refusal depended on the pipeline.
+   */
+  refusal?: LexicalRefusal;
   /** Parse and Bind: the statement name. */
   statementName?: string;
   /** Parse: the statement it creates when the server accepts it. */
@@ -221,7 +227,7 @@ export class FrameJudge {
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildQueryInput(conn, sql, c, opts);
     this.lastQuery = this.memo(m.bytes, m.sqlBytes, text, c, opts, ctx, input, null);
-    return {
+    const j: Judgement = {
       type: 'Query',
       message: m,
       input,
@@ -229,6 +235,8 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
+    if (!text.ok) j.refusal = text;
+    return j;
   }
 
   private parse(p: Parse, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
@@ -250,7 +258,7 @@ export class FrameJudge {
     );
     const ref = { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error };
     this.lastParse = this.memo(p.bytes, p.sqlBytes, text, c, opts, ctx, input, ref);
-    return {
+    const j: Judgement = {
       type: 'Parse',
       message: p,
       input,
@@ -260,6 +268,8 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
+    if (!text.ok) j.refusal = text;
+    return j;
   }
 
   private bind(b: Bind, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {

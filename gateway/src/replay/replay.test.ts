@@ -341,4 +341,43 @@ describe('SQL text is read under the lexical state the server reported, as the l
       /client_encoding NOT_AN_ENCODING.*later messages not judged/,
     );
   });
+
+  test('a refusal the capture recorded (unread) is replayed as recorded, whatever the text reads as now', () => {
+    const unread = {
+      code: 'PGWARD_ERR_SQL_LEXICAL_CHANGING',
+      reason: 'pipelined behind a Bind the server has not answered',
+      sqlstate: '0A000',
+    };
+    const recs: CaptureRecord[] = [
+      ...capture().slice(0, 4),
+      // Text replay reads fine (standard strings), refused live because of the pipeline.
+      { t: 5, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeQuery(backslash)), unread },
+      // Literals redacted: the refused Parse's text was withheld; the unnamed statement is gone.
+      { t: 6, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeParse('', '')), unread },
+      { t: 7, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeBind('', '', [])) },
+      { t: 8, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeQuery('SELECT 1')) },
+    ];
+    const [d] = replay([engine(false)], recs);
+    expect(d!.slice(1).map((x) => [x.type, x.allow, x.error_code, x.sqlstate])).toEqual([
+      ['Query', false, 'PGWARD_ERR_SQL_LEXICAL_CHANGING', '0A000'],
+      ['Parse', false, 'PGWARD_ERR_SQL_LEXICAL_CHANGING', '0A000'],
+      ['Bind', false, null, '26000'],
+      ['Query', true, null, null],
+    ]);
+    expect(d![1]!.reasons).toEqual([unread.reason]);
+  });
+
+  test('a malformed unread stops the replay with PGWARD_ERR_REPLAY_INPUT', () => {
+    for (const unread of [
+      { code: 'NOT_A_CODE', reason: 'x', sqlstate: '0A000' },
+      { code: 'PGWARD_ERR_SQL_LEXICAL_CHANGING', reason: 'x', sqlstate: 'bad' },
+      'refused',
+    ]) {
+      const recs = [
+        ...capture().slice(0, 4),
+        { t: 5, conn: 'c1', dir: 'F', ts: 'I', frame: b64(encodeQuery('SELECT 1')), unread },
+      ] as CaptureRecord[];
+      expect(() => replay([engine(false)], recs)).toThrow(/PGWARD_ERR_REPLAY_INPUT|malformed "unread"/);
+    }
+  });
 });

@@ -6,15 +6,21 @@
  */
 import { createHash } from 'node:crypto';
 import { FrameJudge, type JudgedType, type SqlTextDecoder } from '../policy/frame-judge';
-import { applyParameterStatus, DEFAULT_LEXICAL_STATE, readSqlText, type LexicalState } from '../sql/lexical';
+import {
+  applyParameterStatus,
+  DEFAULT_LEXICAL_STATE,
+  readSqlText,
+  type LexicalRefusal,
+  type LexicalState,
+} from '../sql/lexical';
 import { ReplayStatements } from '../session/judged-ops';
 import type { Alert, ConnectionInfo, Denial, PolicyEngine } from '../policy/types';
 import type { Classification } from '../sql/types';
 import { BackendType } from '../protocol/message-types';
 import { readBackendMessage } from '../protocol/backend/backend-message';
 import { readFrontendMessage, type FrontendMessage } from '../protocol/frontend/frontend-message';
-import { PgwardError, ErrorCodes } from '../errors';
-import { checkHeader, type CaptureHeader, type CaptureRecord } from '../capture/format';
+import { PgwardError, ErrorCodes, type ErrorCode } from '../errors';
+import { checkHeader, type CaptureHeader, type CaptureRecord, type FrameRecord } from '../capture/format';
 
 /** One judged message, as compared between runs (decision ids differ between runs and are not kept). */
 export interface ReplayDecision {
@@ -68,6 +74,11 @@ interface Conn {
    * ParameterStatus messages), so SQL text is read as the live session read it.
    */
   lexical: LexicalState;
+  /**
+   * The refusal the capture recorded for the frame being judged (its `unread`): the live session
+   * could not read that text, and replay denies it the same way without reading it.
+   */
+  unread: LexicalRefusal | null;
   lanes: LaneConn[];
 }
 
@@ -102,7 +113,7 @@ export class Replayer {
     this.stats.records++;
     if ('dir' in rec) {
       this.stats.frames++;
-      this.frame(rec.conn, rec.dir, Buffer.from(rec.frame, 'base64'), rec.ts);
+      this.frame(rec.conn, rec.dir, Buffer.from(rec.frame, 'base64'), rec.ts, unreadOf(rec));
       return;
     }
     switch (rec.ev) {
@@ -128,9 +139,10 @@ export class Replayer {
           judged: 0,
           lastStatus: 'I',
           lexical: { ...DEFAULT_LEXICAL_STATE },
+          unread: null,
           lanes: [],
         };
-        const readSql: SqlTextDecoder = (bytes) => readSqlText(bytes, conn.lexical);
+        const readSql: SqlTextDecoder = (bytes) => conn.unread ?? readSqlText(bytes, conn.lexical);
         this.conns.set(rec.conn, conn);
         conn.lanes.push(
           ...this.engines.map((e) => ({
@@ -169,7 +181,13 @@ export class Replayer {
     }
   }
 
-  private frame(id: string, dir: 'F' | 'B', frame: Buffer, ts: 'I' | 'T' | 'E' | undefined): void {
+  private frame(
+    id: string,
+    dir: 'F' | 'B',
+    frame: Buffer,
+    ts: 'I' | 'T' | 'E' | undefined,
+    unread: LexicalRefusal | null,
+  ): void {
     const c = this.conns.get(id);
     if (!c) {
       this.stats.orphan_frames++;
@@ -204,6 +222,7 @@ export class Replayer {
     if (msg === null) return;
     let judged = false;
     let key: string | null = null;
+    c.unread = msg.name === 'Query' || msg.name === 'Parse' ? unread : null;
     c.lanes.forEach((lane, i) => {
       if (lane.closed || c.phase === 'truncated') return;
       if (
@@ -224,6 +243,7 @@ export class Replayer {
       const shown = sql === '' ? textAsSent(msg) : sql;
       this.emit(i, c, key, j.type, shown, j.input.statements[0]?.fingerprint ?? null, j.decision);
     });
+    c.unread = null;
     if (judged) c.judged++;
   }
 
@@ -309,6 +329,29 @@ export class Replayer {
       error_code: d.error_code,
     });
   }
+}
+
+const ERROR_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCodes));
+
+/** A frame record's `unread` (capture/format.ts), checked: a malformed one stops the replay. */
+function unreadOf(rec: FrameRecord): LexicalRefusal | null {
+  const u = rec.unread;
+  if (u === undefined) return null;
+  if (
+    typeof u !== 'object' ||
+    u === null ||
+    typeof u.code !== 'string' ||
+    !ERROR_CODES.has(u.code) ||
+    typeof u.reason !== 'string' ||
+    typeof u.sqlstate !== 'string' ||
+    !/^[0-9A-Z]{5}$/.test(u.sqlstate)
+  ) {
+    throw new PgwardError(
+      ErrorCodes.REPLAY_INPUT,
+      `capture record of connection ${rec.conn}: malformed "unread" ${JSON.stringify(u).slice(0, 100)}`,
+    );
+  }
+  return { ok: false, code: u.code as ErrorCode, reason: u.reason, sqlstate: u.sqlstate };
 }
 
 /**

@@ -38,6 +38,7 @@ import {
   LEXICAL_SETTINGS,
   applyParameterStatus,
   readSqlText,
+  type LexicalRefusal,
   type LexicalState,
   type SqlTextResult,
 } from '../sql/lexical';
@@ -294,14 +295,15 @@ export class RequestPhase implements StatementView {
   }
 
   /** Capture sees every client message of this phase (judged ones with their SQL as decoded). */
-  private observe(m: FrontendMessage, sql: string | undefined): void {
+  private observe(m: FrontendMessage, sql: string | undefined, refusal?: LexicalRefusal): void {
     const core = this.core;
-    if (core.deps.observer.onFrame) core.deps.observer.onFrame('frontend', m.bytes, core.conn, m, sql);
+    if (core.deps.observer.onFrame)
+      core.deps.observer.onFrame('frontend', m.bytes, core.conn, m, sql, refusal);
   }
 
   private onJudgedMessage(m: JudgedMessage): void {
     const j = this.judge.judge(m, this.core.conn, this.ctx);
-    this.observe(m, j.original?.sql);
+    this.observe(m, j.original?.sql, j.refusal);
     this.onJudged(j, m);
     if (m.name === 'Bind') this.ranInCycle = this.pipeline.cycle;
   }

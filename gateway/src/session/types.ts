@@ -2,6 +2,7 @@
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Classification, StatementInfo } from '../sql/types';
+import type { LexicalRefusal } from '../sql/lexical';
 import type { ConnectionInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { ErrorCode } from '../errors';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
@@ -69,7 +70,8 @@ export interface SessionObserver {
    * backend's ReadyForQuery and ErrorResponse messages and its ParameterStatus of a lexical
    * setting (client_encoding, standard_conforming_strings). Never authentication messages ('p'
    * frames, Authentication*). Client frames come with `message`, the frame as the session decoded
-   * it once, and a Query or Parse with `sql`, its text as the session decoded it.
+   * it once, and a Query or Parse with `sql`, its text as the session decoded it, or, when the
+   * session refused to read that text, `sql` '' and the `refusal`.
    */
   onFrame?(
     direction: FrameDirection,
@@ -77,6 +79,7 @@ export interface SessionObserver {
     connection: ConnectionInfo,
     message?: FrontendMessage,
     sql?: string,
+    refusal?: LexicalRefusal,
   ): void;
   onBytes(direction: 'client_to_upstream' | 'upstream_to_client', n: number): void;
   onUpstreamConnectError(): void;
