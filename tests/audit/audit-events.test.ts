@@ -204,6 +204,10 @@ describe('audit events, redaction on', () => {
     expect(err.code).toBe('42601');
     expect(JSON.stringify(audit)).not.toContain('hunter2');
     expect(audit.sql).toBe('SELECT $1');
+    // Nor does the process log's line of the denial.
+    const line = await gw.waitForLog((l) => l.msg === 'denied' && l.decision === audit.decision_id);
+    expect(JSON.stringify(line)).not.toContain('hunter2');
+    expect(JSON.stringify(line)).toContain('at or near [REDACTED]');
   });
 
   it('redacts Parse literals', async () => {

@@ -7,6 +7,7 @@
  * https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-EXT-QUERY
  */
 import { ErrorCodes } from '../errors';
+import { redactVerdicts } from '../audit/redact';
 import {
   BackendType,
   FrontendType,
@@ -390,12 +391,17 @@ export class RequestPhase implements StatementView {
     }
     this.lastDecision = ev;
     const log = this.core.log;
-    if (d.alerts.length > 0) log.warn({ decision: d.id, alerts: d.alerts }, 'policy alert');
-    if (!d.allow)
-      log.info(
-        { decision: d.id, reasons: d.reasons, code: d.error_code, type: input.message.type },
-        'denied',
-      );
+    // The process log never quotes the client's text (a parser error's token: redactVerdicts);
+    // the audit log has it when literals are not redacted.
+    if (d.alerts.length > 0 || !d.allow) {
+      const v = redactVerdicts({ denials: [], reasons: d.reasons, alerts: d.alerts });
+      if (d.alerts.length > 0) log.warn({ decision: d.id, alerts: v.alerts }, 'policy alert');
+      if (!d.allow)
+        log.info(
+          { decision: d.id, reasons: v.reasons, code: d.error_code, type: input.message.type },
+          'denied',
+        );
+    }
     return d;
   }
 
