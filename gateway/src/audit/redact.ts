@@ -34,7 +34,7 @@ const isIdentStart = (c: number): boolean =>
 const isIdentChar = (c: number): boolean => isIdentStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x24;
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 
-/** Index just past the quoted string starting at `i` (the opening quote); sql.length when unterminated. */
+/** Index just past the quoted string starting at `i` (the opening quote); -1 when unterminated. */
 function endOfQuoted(sql: string, i: number, quote: string, backslashEscapes: boolean): number {
   let j = i + 1;
   while (j < sql.length) {
@@ -52,17 +52,18 @@ function endOfQuoted(sql: string, i: number, quote: string, backslashEscapes: bo
     }
     j++;
   }
-  return sql.length;
+  return -1;
 }
 
 /**
  * Replaces string, bit-string, dollar-quoted and numeric literals with `$n`, numbering after the
  * highest `$n` already present. Comments and quoted identifiers are kept. An unterminated literal
- * swallows the rest of the text.
+ * (the rest of the text) becomes its opening delimiter alone (`'`, `E'`, `$tag$`): its content goes,
+ * and the text stays as unparseable as it was, so replay of a redacted capture meets the same
+ * parse error the live gateway judged.
  */
 export function replaceLiterals(sql: string): string {
-  let next = 0;
-  for (const m of sql.matchAll(/\$(\d+)/g)) next = Math.max(next, Number(m[1]));
+  let next = highestPlaceholder(sql);
   const placeholder = (): string => `$${++next}`;
   let out = '';
   let i = 0;
@@ -97,12 +98,14 @@ export function replaceLiterals(sql: string): string {
     }
     if (ch === '"') {
       const end = endOfQuoted(sql, i, '"', false);
+      if (end === -1) return out + sql.slice(i);
       out += sql.slice(i, end);
       i = end;
       continue;
     }
     if (ch === "'") {
       i = endOfQuoted(sql, i, "'", false);
+      if (i === -1) return out + "'";
       out += placeholder();
       continue;
     }
@@ -114,11 +117,13 @@ export function replaceLiterals(sql: string): string {
       // E'..', B'..', X'..', N'..' literals; U&'..' Unicode strings; U&".." identifiers.
       if (sql[j] === "'" && (upper === 'E' || upper === 'B' || upper === 'X' || upper === 'N')) {
         i = endOfQuoted(sql, j, "'", upper === 'E');
+        if (i === -1) return `${out}${word}'`;
         out += placeholder();
         continue;
       }
       if (upper === 'U' && sql[j] === '&' && sql[j + 1] === "'") {
         i = endOfQuoted(sql, j + 1, "'", false);
+        if (i === -1) return `${out}${word}&'`;
         out += placeholder();
         continue;
       }
@@ -143,7 +148,8 @@ export function replaceLiterals(sql: string): string {
       if (sql[j] === '$') {
         const tag = sql.slice(i, j + 1);
         const close = sql.indexOf(tag, j + 1);
-        i = close === -1 ? n : close + tag.length;
+        if (close === -1) return out + tag;
+        i = close + tag.length;
         out += placeholder();
         continue;
       }
@@ -177,22 +183,31 @@ export function replaceLiterals(sql: string): string {
   return out;
 }
 
+/** The highest `$n` in the text (0: none). */
+function highestPlaceholder(sql: string): number {
+  let max = 0;
+  for (const m of sql.matchAll(/\$(\d+)/g)) max = Math.max(max, Number(m[1]));
+  return max;
+}
+
 /**
  * SQL with every literal replaced by `$n`. Never throws.
  *
- * Only text the parser accepts goes through `normalizeSync`: for text it rejects, libpg-query's
- * wrapper (18.1) throws only on messages that start with "syntax error" or "ERROR" and returns any
- * other error message as if it were the normalized text — a scanner error quotes the offending
- * token, so `SELECT 'hunter2` came back as `unterminated quoted string at or near "'hunter2"`,
- * the literal kept as an identifier. `parseSync` reads the error from the parser's result instead.
+ * libpg-query's `normalizeSync` (18.1) throws only on parser messages that start with "syntax
+ * error" or "ERROR", and returns any other one as if it were the normalized text: a scanner error
+ * quotes the offending token, so `SELECT 'hunter2` came back as `unterminated quoted string at or
+ * near "'hunter2"`. Its result is taken only when it is the text itself (no literal) or holds a
+ * `$n` above every one of the text's (a literal it replaced): an error message can only quote
+ * what the text holds. Otherwise the lexer alone (a full `parseSync` to check would cost ~23 µs
+ * more per text).
  */
 export function normalizeSql(sql: string): string {
   let text = sql;
   try {
-    pgQuery.parseSync(sql);
-    text = pgQuery.normalizeSync(sql);
+    const out = pgQuery.normalizeSync(sql);
+    if (out === sql || highestPlaceholder(out) > highestPlaceholder(sql)) text = out;
   } catch {
-    // not parseable (or empty), or the wasm module is not loaded yet: the lexer alone
+    // not parseable, or the wasm module is not loaded yet: the lexer alone
   }
   return replaceLiterals(text);
 }

@@ -353,6 +353,65 @@ describe('shared event fields', () => {
   });
 });
 
+describe("a parser error's quoted token in denials, reasons and alerts", () => {
+  // The shipped parse_error denial repeats the parser's message, which quotes the client's text.
+  const quoted = `SQL could not be parsed: unterminated quoted string at or near "'${SECRET}"`;
+  const decision = sampleDecision({
+    reasons: [quoted],
+    alerts: [{ rule: 'odd', severity: 'low', message: quoted }],
+  });
+  async function records(literals: boolean): Promise<Array<Record<string, unknown>>> {
+    const redact = { parameters: literals, literals };
+    const audit = buildAuditRecord(
+      {
+        kind: 'deny',
+        decision_id: decision.id,
+        revision: decision.revision,
+        connection: sampleConnection(),
+        message_type: 'Query',
+        sql: null,
+        statements: [],
+        denials: decision.denials,
+        reasons: decision.reasons,
+        alerts: decision.alerts,
+        error_code: null,
+        frame: null,
+      },
+      { redact, max_frame_bytes: 1024 },
+    );
+    const entry = buildDecisionLogEntry(sampleInput(), decision, 'pgward/decision', {
+      redact,
+      instanceId: 'i',
+      version: '0.1.0',
+    });
+    const { log, records: written } = harness({ redact });
+    log.statementStarted({
+      connection: sampleConnection(),
+      message_type: 'Query',
+      sql: null,
+      statements: [],
+      decision,
+    });
+    const [stmt] = (await written()) as [StatementRecord];
+    return [
+      audit as unknown as Record<string, unknown>,
+      entry as unknown as Record<string, unknown>,
+      stmt as unknown as Record<string, unknown>,
+    ];
+  }
+
+  it('is redacted in the audit event, the decision log entry and the statement record', async () => {
+    for (const r of await records(true)) {
+      expect(JSON.stringify(r)).not.toContain(SECRET);
+      expect(JSON.stringify(r)).toContain('at or near [REDACTED]');
+    }
+  });
+
+  it('is kept with literal redaction off', async () => {
+    for (const r of await records(false)) expect(JSON.stringify(r)).toContain(`'${SECRET}`);
+  });
+});
+
 describe('rule ids', () => {
   it("lists the denials' rule ids, then the alerts', once each; a stage-code deny is named after its code", () => {
     expect(

@@ -15,6 +15,7 @@ import {
 import { encodePasswordMessage } from '../protocol/frontend/simple-messages';
 import { initSqlParser } from '../sql';
 import { ErrorCodes } from '../errors';
+import { encodeErrorResponse, readErrorFields } from '../protocol/backend/error-response';
 import type { ConnectionInfo } from '../policy/types';
 import { CaptureSink, type CaptureSinkOptions } from './capture-sink';
 
@@ -166,6 +167,40 @@ test('a Query or Parse the session refused to read is recorded with its refusal;
       ]);
     } else {
       expect([q, p]).toEqual(frames);
+    }
+  }
+});
+
+test('with redaction, a server error is written with its severity and SQLSTATE only', async () => {
+  const err = encodeErrorResponse({
+    severity: 'ERROR',
+    code: '22P02',
+    message: 'invalid input syntax for type integer: "hunter2"',
+    detail: 'Key (email)=(hunter2@example.com) already exists.',
+  });
+  for (const redact of [true, false]) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    const sink = new CaptureSink(opts({ redact: { literals: redact, parameters: redact } }));
+    sink.start();
+    const c = conn(`e${String(redact)}`);
+    sink.onFrame('frontend', encodeStartupMessage(PROTOCOL_3_0, [['user', c.user]]), c);
+    sink.onFrame('backend', encodeReadyForQuery('I'), c);
+    c.authenticated = true;
+    sink.onFrame('backend', err, c);
+    await sink.stop();
+    const [written] = records()
+      .filter((r) => r.dir === 'B')
+      .map((r) => Buffer.from(String(r.frame), 'base64'))
+      .filter((f) => f[0] === 0x45);
+    if (redact) {
+      expect(written!.toString('latin1')).not.toContain('hunter2');
+      expect(readErrorFields(written!)).toMatchObject({
+        severity: 'ERROR',
+        code: '22P02',
+        message: '[REDACTED]',
+      });
+    } else {
+      expect(written).toEqual(err);
     }
   }
 });

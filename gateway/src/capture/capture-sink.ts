@@ -17,6 +17,7 @@ import { encodeParse } from '../protocol/frontend/parse';
 import { encodeBind } from '../protocol/frontend/bind';
 import { encodeFunctionCall } from '../protocol/frontend/function-call';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
+import { encodeErrorResponse, readErrorFields, type ErrorFields } from '../protocol/backend/error-response';
 import { normalizeSql, REDACTED } from '../audit/redact';
 import type { FrameDirection } from '../session/types';
 import type { LexicalRefusal } from '../sql/lexical';
@@ -174,7 +175,29 @@ export class CaptureSink {
       st.authenticated = true;
       this.write(c.id, { t: this.now(), conn: c.id, ev: 'auth', protocol_version: c.protocol_version });
     }
-    this.writeFrame(c.id, 'B', frame, null);
+    this.writeFrame(c.id, 'B', type === BackendType.ErrorResponse ? this.redactError(frame) : frame, null);
+  }
+
+  /**
+   * A server error as written: with either redaction on, its severity and SQLSTATE only (the
+   * message `[REDACTED]`): PostgreSQL quotes values in messages and details (`invalid input syntax
+   * for type integer: "…"`, `Key (email)=(…) already exists`). Replay reads no more than that.
+   */
+  private redactError(frame: Buffer): Buffer {
+    const r = this.opts.redact;
+    if (!r.literals && !r.parameters) return frame;
+    let f: ErrorFields;
+    try {
+      f = readErrorFields(frame);
+    } catch {
+      return encodeErrorResponse({ severity: 'ERROR', code: 'XX000', message: REDACTED });
+    }
+    return encodeErrorResponse({
+      severity: f.severity,
+      severityNonLocalized: f.severityNonLocalized ?? f.severity,
+      code: f.code,
+      message: REDACTED,
+    });
   }
 
   onConnectionClosed(outcome: string, c: ConnectionInfo): void {
