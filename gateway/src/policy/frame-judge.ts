@@ -45,6 +45,8 @@ export interface Judgement {
    * denied even when the text is redacted or the refusal depended on the pipeline.
    */
   refusal?: LexicalRefusal;
+  /** Denied whatever the policy said: `refusal`, or a Bind of a statement pgward cannot name. */
+  gatewayDenied?: boolean;
   /** Parse and Bind: the statement name. */
   statementName?: string;
   /** Parse: the statement it creates when the server accepts it. */
@@ -235,7 +237,10 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
-    if (!text.ok) j.refusal = text;
+    if (!text.ok) {
+      j.refusal = text;
+      j.gatewayDenied = true;
+    }
     return j;
   }
 
@@ -268,7 +273,10 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
-    if (!text.ok) j.refusal = text;
+    if (!text.ok) {
+      j.refusal = text;
+      j.gatewayDenied = true;
+    }
     return j;
   }
 
@@ -305,6 +313,7 @@ export class FrameJudge {
       resolution: r,
     };
     if (stmt) j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
+    else j.gatewayDenied = true;
     return j;
   }
 

@@ -1,7 +1,8 @@
 /**
  * Shadow mode: a candidate bundle evaluated beside the active one on the same input documents.
  * The candidate never enforces; a disagreement (allow differs, or the alerts differ) becomes an
- * audit event of kind 'shadow' and counts in pgward_shadow_disagreements_total.
+ * audit event of kind 'shadow' and counts in pgward_shadow_disagreements_total. Messages the
+ * gateway denies whatever the policy says (DecisionEvent.gatewayDenied) are not compared.
  */
 import { ErrorCodes } from '../errors';
 import { auditEventFrom, type AuditLog } from '../audit';
@@ -33,8 +34,10 @@ export function attachShadow(observer: SessionObserver, deps: ShadowDeps): void 
   const decide = observer.onDecision;
   observer.onDecision = (ev: DecisionEvent): boolean => {
     const recorded = decide(ev);
-    // The audit fail-closed re-decision of an already compared message is not compared again.
-    if (ev.decision.error_code !== ErrorCodes.AUDIT_SINK) compareShadow(ev, deps);
+    // The audit fail-closed re-decision of an already compared message is not compared again;
+    // a message the gateway denied whatever the policy said is denied whatever the candidate says.
+    if (ev.decision.error_code !== ErrorCodes.AUDIT_SINK && ev.gatewayDenied !== true)
+      compareShadow(ev, deps);
     return recorded;
   };
 }

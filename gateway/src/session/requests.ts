@@ -382,11 +382,20 @@ export class RequestPhase implements StatementView {
     const connection = this.core.conn;
     const frame = message.bytes;
     let d = j.decision;
-    let ev: DecisionEvent = { decision: d, input, frame, message, connection, original: j.original };
+    const gatewayDenied = j.gatewayDenied === true;
+    let ev: DecisionEvent = {
+      decision: d,
+      input,
+      frame,
+      message,
+      connection,
+      original: j.original,
+      gatewayDenied,
+    };
     const recorded = observer.onDecision(ev);
     if (d.allow && d.alerts.length > 0 && !recorded && auditFailClosed) {
       d = denyWith(d, ErrorCodes.AUDIT_SINK, 'the audit log cannot record this statement');
-      ev = { decision: d, input, frame, message, connection, original: j.original };
+      ev = { decision: d, input, frame, message, connection, original: j.original, gatewayDenied };
       observer.onDecision(ev);
     }
     this.lastDecision = ev;

@@ -41,6 +41,11 @@ export interface DecisionEvent {
   connection: ConnectionInfo;
   /** The SQL as sent and its statements with texts (the input may carry none: input_options.sql_text). */
   original?: { sql: string; statements: StatementInfo[] } | undefined;
+  /**
+   * The gateway denied the message whatever the policy said (SQL text it refused to read, a Bind
+   * of a statement it cannot name): shadow mode does not count a candidate's verdict on it.
+   */
+  gatewayDenied?: boolean;
 }
 
 /** A tripwire fired: the server reported a state that contradicts the startup judgement. */
