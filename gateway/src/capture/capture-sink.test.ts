@@ -12,10 +12,10 @@ import {
   readFrontendMessage,
   readQuery,
 } from '../protocol';
-import { encodePasswordMessage } from '../protocol/frontend/simple-messages';
+import { encodeCopyFail, encodePasswordMessage } from '../protocol/frontend/simple-messages';
 import { initSqlParser } from '../sql';
 import { ErrorCodes } from '../errors';
-import { encodeErrorResponse, readErrorFields } from '../protocol/backend/error-response';
+import { encodeErrorResponse, readErrorFields, readErrorResponse } from '../protocol/backend/error-response';
 import type { ConnectionInfo } from '../policy/types';
 import { CaptureSink, type CaptureSinkOptions } from './capture-sink';
 
@@ -186,7 +186,8 @@ test('with redaction, a server error is written with its severity and SQLSTATE o
     sink.onFrame('frontend', encodeStartupMessage(PROTOCOL_3_0, [['user', c.user]]), c);
     sink.onFrame('backend', encodeReadyForQuery('I'), c);
     c.authenticated = true;
-    sink.onFrame('backend', err, c);
+    // As the session hands it: decoded once.
+    sink.onFrame('backend', err, c, readErrorResponse(err));
     await sink.stop();
     const [written] = records()
       .filter((r) => r.dir === 'B')
@@ -203,6 +204,17 @@ test('with redaction, a server error is written with its severity and SQLSTATE o
       expect(written).toEqual(err);
     }
   }
+});
+
+test('with parameters redacted, a CopyFail message is withheld (a driver may quote the row)', async () => {
+  const sink = new CaptureSink(opts({ redact: { literals: false, parameters: true } }));
+  sink.start();
+  session(sink, conn('cf'), [encodeCopyFail('bad row: hunter2,42')]);
+  await sink.stop();
+  const frames = records()
+    .filter((r) => r.dir === 'F' && r.ts)
+    .map((r) => Buffer.from(String(r.frame), 'base64'));
+  expect(frames).toEqual([encodeCopyFail('[REDACTED]')]);
 });
 
 test('rotates by size; drops and marks connections when the stream falls behind', async () => {

@@ -16,8 +16,9 @@ import { encodeQuery } from '../protocol/frontend/query';
 import { encodeParse } from '../protocol/frontend/parse';
 import { encodeBind } from '../protocol/frontend/bind';
 import { encodeFunctionCall } from '../protocol/frontend/function-call';
+import { encodeCopyFail } from '../protocol/frontend/simple-messages';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
-import { encodeErrorResponse, readErrorFields, type ErrorFields } from '../protocol/backend/error-response';
+import { encodeErrorResponse, type ErrorResponse } from '../protocol/backend/error-response';
 import { normalizeSql, REDACTED } from '../audit/redact';
 import type { FrameDirection } from '../session/types';
 import type { LexicalRefusal } from '../sql/lexical';
@@ -141,7 +142,7 @@ export class CaptureSink {
     direction: FrameDirection,
     frame: Buffer,
     c: ConnectionInfo,
-    message?: FrontendMessage,
+    message?: FrontendMessage | ErrorResponse,
     sql?: string,
     refusal?: LexicalRefusal,
   ): void {
@@ -164,7 +165,8 @@ export class CaptureSink {
       if (!st.keep) return;
       // Before AuthenticationOk only the authentication exchange flows: never written.
       if (!st.authenticated || frame[0] === FrontendType.PasswordMessage) return;
-      const out = this.redactFrame(frame, message, refusal === undefined ? sql : '');
+      const m = message?.name === 'ErrorResponse' ? undefined : message;
+      const out = this.redactFrame(frame, m, refusal === undefined ? sql : '');
       if (out === null) return;
       this.writeFrame(c.id, 'F', out, c.transaction_status, refusal);
       return;
@@ -175,23 +177,25 @@ export class CaptureSink {
       st.authenticated = true;
       this.write(c.id, { t: this.now(), conn: c.id, ev: 'auth', protocol_version: c.protocol_version });
     }
-    this.writeFrame(c.id, 'B', type === BackendType.ErrorResponse ? this.redactError(frame) : frame, null);
+    const error = message?.name === 'ErrorResponse' ? message : null;
+    this.writeFrame(
+      c.id,
+      'B',
+      type === BackendType.ErrorResponse ? this.redactError(frame, error) : frame,
+      null,
+    );
   }
 
   /**
    * A server error as written: with either redaction on, its severity and SQLSTATE only (the
    * message `[REDACTED]`): PostgreSQL quotes values in messages and details (`invalid input syntax
    * for type integer: "…"`, `Key (email)=(…) already exists`). Replay reads no more than that.
+   * `e`: the error as the session decoded it once (without it, nothing of the server's is kept).
    */
-  private redactError(frame: Buffer): Buffer {
+  private redactError(frame: Buffer, e: ErrorResponse | null): Buffer {
     const r = this.opts.redact;
     if (!r.literals && !r.parameters) return frame;
-    let f: ErrorFields;
-    try {
-      f = readErrorFields(frame);
-    } catch {
-      return encodeErrorResponse({ severity: 'ERROR', code: 'XX000', message: REDACTED });
-    }
+    const f = e?.fields ?? { severity: 'ERROR', code: 'XX000', message: '' };
     return encodeErrorResponse({
       severity: f.severity,
       severityNonLocalized: f.severityNonLocalized ?? f.severity,
@@ -244,6 +248,9 @@ export class CaptureSink {
       case 'CopyData':
         // Row data is values: not written at all when parameters are redacted.
         return r.parameters ? null : m.bytes;
+      case 'CopyFail':
+        // A driver may quote the row it gave up on.
+        return r.parameters ? encodeCopyFail(REDACTED) : m.bytes;
       default:
         return m.bytes;
     }

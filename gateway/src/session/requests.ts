@@ -503,7 +503,7 @@ export class RequestPhase implements StatementView {
   private onError(m: ErrorResponse): Buffer | null {
     const core = this.core;
     const f = m.fields;
-    if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', m.bytes, core.conn);
+    if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', m.bytes, core.conn, m);
     if (f.severity === 'FATAL' || f.severity === 'PANIC') {
       this.sawFatal = true;
       return null;

@@ -6,6 +6,7 @@ import type { LexicalRefusal } from '../sql/lexical';
 import type { ConnectionInfo, Decision, InputDocument, PolicyEngine } from '../policy/types';
 import type { ErrorCode } from '../errors';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
+import type { ErrorResponse } from '../protocol/backend/error-response';
 import type { CancelRegistry } from './cancel-registry';
 import type { UpstreamOptions } from './upstream';
 
@@ -76,13 +77,14 @@ export interface SessionObserver {
    * setting (client_encoding, standard_conforming_strings). Never authentication messages ('p'
    * frames, Authentication*). Client frames come with `message`, the frame as the session decoded
    * it once, and a Query or Parse with `sql`, its text as the session decoded it, or, when the
-   * session refused to read that text, `sql` '' and the `refusal`.
+   * session refused to read that text, `sql` '' and the `refusal`. A backend ErrorResponse comes
+   * with `message`, as the session decoded it once.
    */
   onFrame?(
     direction: FrameDirection,
     frame: Buffer,
     connection: ConnectionInfo,
-    message?: FrontendMessage,
+    message?: FrontendMessage | ErrorResponse,
     sql?: string,
     refusal?: LexicalRefusal,
   ): void;
