@@ -73,6 +73,13 @@ describe('normalizeSql', () => {
 });
 
 describe('redactParseError', () => {
+  it('removes the bytes an escape made in a literal', () => {
+    // SELECT E'\\xf0hunter2': the parser quotes the bytes after 0xf0 ("hun").
+    expect(redactParseError('invalid byte sequence for encoding "UTF8": 0xf0 0x68 0x75 0x6e')).toBe(
+      `invalid byte sequence for encoding "UTF8": ${REDACTED}`,
+    );
+  });
+
   it('removes the quoted token', () => {
     expect(redactParseError(`syntax error at or near "'secret'"`)).toBe(
       `syntax error at or near ${REDACTED}`,

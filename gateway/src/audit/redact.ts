@@ -212,10 +212,16 @@ export function normalizeSql(sql: string): string {
   return replaceLiterals(text);
 }
 
-/** Parser messages quote the offending token (`syntax error at or near "'secret'"`). */
+/**
+ * Parser messages quote the offending token (`syntax error at or near "'secret'"`), or the bytes
+ * an escape made in a literal (`invalid byte sequence for encoding "UTF8": 0xf0 0x68 0x75 0x6e`,
+ * from `E'\\xf0hun…'`).
+ */
 export function redactParseError(message: string | null): string | null {
   if (message === null) return null;
-  return message.replace(/ at or near ".*$/s, ` at or near ${REDACTED}`);
+  return message
+    .replace(/ at or near ".*$/s, ` at or near ${REDACTED}`)
+    .replace(/(invalid byte sequence for encoding "[^"]*"): .*$/s, `$1: ${REDACTED}`);
 }
 
 /**

@@ -522,6 +522,16 @@ describe('SQL-level bypasses (THREATS.md)', () => {
       inner: { command: 'SELECT', sql: 'SELECT * FROM t WHERE a = $1', read_only: true },
     });
   });
+
+  test('PREPARE whose text holds a control character (as PostgreSQL accepts it)', () => {
+    // libpg-query's scanSync JSON does not escape it; it was a parse error ("Bad control character").
+    const c = classify("PREPARE p AS DELETE FROM t WHERE note = 'a\x01b\x1fc'");
+    expect(c.parse_error).toBeNull();
+    expect(c.statements[0]!.prepared).toMatchObject({
+      kind: 'prepare',
+      inner: { command: 'DELETE', sql: "DELETE FROM t WHERE note = 'a\x01b\x1fc'" },
+    });
+  });
 });
 
 describe('read-only statements', () => {

@@ -46,9 +46,16 @@ export function parseStatements(sql: string): RawStmt[] {
   return tree.stmts ?? [];
 }
 
+/**
+ * libpg-query's fingerprintSync and scanSync (18.1) throw only on messages that start with "syntax
+ * error" or "ERROR"; other parser errors come back as if they were results. A fingerprint is 16
+ * hex digits, or the statement is not classified (fail closed).
+ */
 export function fingerprintStatement(sql: string): string {
   assertReady();
-  return fingerprintSync(sql);
+  const f = fingerprintSync(sql);
+  if (!/^[0-9a-f]{16}$/.test(f)) throw new Error('the parser gave no fingerprint for a statement');
+  return f;
 }
 
 export interface ScannedToken {
@@ -60,7 +67,12 @@ export interface ScannedToken {
   keywordKind: number;
 }
 
+/**
+ * The scanner's tokens. Control characters (which SQL text that parsed holds only inside literals,
+ * quoted identifiers and comments) are scanned as spaces, one byte for one: scanSync's JSON does not
+ * escape them in token texts and would not parse.
+ */
 export function scanTokens(sql: string): ScannedToken[] {
   assertReady();
-  return scanSync(sql).tokens;
+  return scanSync(sql.replace(/[\x01-\x08\x0b\x0c\x0e-\x1f]/g, ' ')).tokens;
 }
