@@ -121,4 +121,11 @@ _setting_change(x) := "call set_config with a non-constant setting name" if {
 	x.via == "reset"
 } else := concat("", ["set ", lower(x.name), " to ", x.value]) if {
 	is_string(x.value)
+	lower(trim_space(x.value)) in _boolean_words
+} else := concat("", ["set ", lower(x.name), " to a value other than on"]) if {
+	is_string(x.value)
 } else := concat("", ["set ", lower(x.name), " to a non-constant value"])
+
+# Values PostgreSQL reads as booleans (parse_bool), shown as written; any other literal stays out
+# of the message (messages are logged whatever audit.redact says of literals).
+_boolean_words := {"on", "off", "true", "false", "yes", "no", "1", "0", "t", "f", "y", "n"}

@@ -206,6 +206,7 @@ ro_setting_denied := [
 	{"note": "SET transaction_read_only = 0", "setting": setting("transaction_read_only", "0", "set"), "reason": "set transaction_read_only to 0"},
 	{"note": "SET transaction_read_only = no", "setting": setting("Transaction_Read_Only", "no", "set"), "reason": "set transaction_read_only to no"},
 	{"note": "SET to a non-constant value", "setting": setting("default_transaction_read_only", null, "set"), "reason": "set default_transaction_read_only to a non-constant value"},
+	{"note": "SET to a literal that is no boolean (kept out of the message)", "setting": setting("default_transaction_read_only", "hunter2", "set"), "reason": "set default_transaction_read_only to a value other than on"},
 	{"note": "RESET default_transaction_read_only", "setting": setting("default_transaction_read_only", null, "reset"), "reason": "RESET default_transaction_read_only"},
 	{"note": "RESET ALL", "setting": setting("all", null, "reset"), "reason": "RESET all"},
 	{"note": "SET SESSION CHARACTERISTICS", "setting": setting("session characteristics", null, "set"), "reason": "set session characteristics to a non-constant value"},
@@ -326,7 +327,7 @@ admin_only_cases := [
 	{
 		"note": "COPY FROM a server file",
 		"stmt": stmt({"command": "COPY", "node": "CopyStmt", "read_only": false, "copy": copy_info("from", {"stdio": false, "filename": "/etc/passwd"})}),
-		"action": "COPY with server-side file /etc/passwd",
+		"action": "COPY with a server-side file",
 	},
 	{
 		"note": "SET ROLE",

@@ -427,7 +427,7 @@ describe('utilities reserved for admins', () => {
     await expectDenied(
       'postgres',
       `COPY t TO '${out}'`,
-      `COPY with server-side file ${out} is reserved for admins`,
+      'COPY with a server-side file is reserved for admins',
     );
     expect(fs.existsSync(out)).toBe(false);
   });
@@ -437,7 +437,7 @@ describe('utilities reserved for admins', () => {
     await expectDenied(
       'postgres',
       `COPY t FROM '${input}'`,
-      `COPY with server-side file ${input} is reserved for admins`,
+      'COPY with a server-side file is reserved for admins',
     );
   });
 });

@@ -167,7 +167,7 @@ const DENY: DenyCase[] = [
     rule: 'COPY server file admin-only',
     user: 'postgres',
     sql: `COPY t TO '${MARKER}-file'`,
-    reason: `COPY with server-side file ${MARKER}-file is reserved for admins`,
+    reason: 'COPY with a server-side file is reserved for admins',
     files: [`${MARKER}-file`],
   },
   {
