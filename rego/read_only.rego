@@ -128,4 +128,8 @@ _setting_change(x) := "call set_config with a non-constant setting name" if {
 
 # Values PostgreSQL reads as booleans (parse_bool), shown as written; any other literal stays out
 # of the message (messages are logged whatever audit.redact says of literals).
-_boolean_words := {"on", "off", "true", "false", "yes", "no", "1", "0", "t", "f", "y", "n"}
+_boolean_words := {
+	"on", "of", "off", "1", "0",
+	"t", "tr", "tru", "true", "f", "fa", "fal", "fals", "false",
+	"y", "ye", "yes", "n", "no",
+}

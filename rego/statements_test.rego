@@ -206,6 +206,7 @@ ro_setting_denied := [
 	{"note": "SET transaction_read_only = 0", "setting": setting("transaction_read_only", "0", "set"), "reason": "set transaction_read_only to 0"},
 	{"note": "SET transaction_read_only = no", "setting": setting("Transaction_Read_Only", "no", "set"), "reason": "set transaction_read_only to no"},
 	{"note": "SET to a non-constant value", "setting": setting("default_transaction_read_only", null, "set"), "reason": "set default_transaction_read_only to a non-constant value"},
+	{"note": "SET to a prefix of false", "setting": setting("default_transaction_read_only", "fals", "set"), "reason": "set default_transaction_read_only to fals"},
 	{"note": "SET to a literal that is no boolean (kept out of the message)", "setting": setting("default_transaction_read_only", "hunter2", "set"), "reason": "set default_transaction_read_only to a value other than on"},
 	{"note": "RESET default_transaction_read_only", "setting": setting("default_transaction_read_only", null, "reset"), "reason": "RESET default_transaction_read_only"},
 	{"note": "RESET ALL", "setting": setting("all", null, "reset"), "reason": "RESET all"},

@@ -11,6 +11,7 @@ import { Client } from 'pg';
 import { LOCAL_PG } from '../helpers/cluster';
 import { SHIPPED_BUNDLE, startGateway, stopAllGateways } from '../helpers/gateway';
 import { runReplay } from '../../gateway/src/replay/cli';
+import { readErrorFields } from '../../gateway/src/protocol/backend/error-response';
 import { captureFiles, liveDecisions } from './helpers';
 
 jest.setTimeout(60_000);
@@ -90,6 +91,8 @@ test('literals redacted: a refused Query or Parse is captured with its text with
   await expect(c.query({ text: "SELECT $1::text, 'sec-unterminated", values: ['b'] })).rejects.toThrow(
     /unterminated/,
   );
+  // A server error: PostgreSQL may quote values in it; captured with severity and SQLSTATE only.
+  await expect(c.query("SELECT 'sec-value'::int")).rejects.toThrow(/invalid input syntax/);
   await c.end();
   expect(await gw.stop()).toBe(0);
 
@@ -104,6 +107,13 @@ test('literals redacted: a refused Query or Parse is captured with its text with
   const frames = records.filter((r) => r.dir === 'F').map((r) => Buffer.from(r.frame!, 'base64'));
   expect(frames.length).toBeGreaterThan(8);
   for (const f of frames) expect(f.toString('latin1')).not.toMatch(/sec/);
+  const errors = records
+    .filter((r) => r.dir === 'B')
+    .map((r) => Buffer.from(r.frame!, 'base64'))
+    .filter((f) => f[0] === 0x45)
+    .map((f) => readErrorFields(f));
+  expect(errors.find((e) => e.code === '22P02')).toMatchObject({ severity: 'ERROR', message: '[REDACTED]' });
+  for (const e of errors) expect(JSON.stringify(e)).not.toMatch(/sec/);
   expect(records.filter((r) => r.unread).map((r) => r.unread!.code)).toEqual([
     'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',
     'PGWARD_ERR_SQL_LEXICAL_STRING_SYNTAX',

@@ -58,9 +58,10 @@ function endOfQuoted(sql: string, i: number, quote: string, backslashEscapes: bo
 /**
  * Replaces string, bit-string, dollar-quoted and numeric literals with `$n`, numbering after the
  * highest `$n` already present. Comments and quoted identifiers are kept. An unterminated literal
- * (the rest of the text) becomes its opening delimiter alone (`'`, `E'`, `$tag$`): its content goes,
+ * (the rest of the text) becomes its opening delimiter alone (`'`, `E'`, `$$`): its content goes,
  * and the text stays as unparseable as it was, so replay of a redacted capture meets the same
- * parse error the live gateway judged.
+ * parse error the live gateway judged. So do an unterminated quoted identifier (`"`) and block
+ * comment (`/*`): what follows them may be anything.
  */
 export function replaceLiterals(sql: string): string {
   let next = highestPlaceholder(sql);
@@ -92,13 +93,14 @@ export function replaceLiterals(sql: string): string {
           j += 2;
         } else j++;
       }
+      if (depth > 0) return `${out}/*`;
       out += sql.slice(i, j);
       i = j;
       continue;
     }
     if (ch === '"') {
       const end = endOfQuoted(sql, i, '"', false);
-      if (end === -1) return out + sql.slice(i);
+      if (end === -1) return `${out}"`;
       out += sql.slice(i, end);
       i = end;
       continue;
@@ -148,7 +150,7 @@ export function replaceLiterals(sql: string): string {
       if (sql[j] === '$') {
         const tag = sql.slice(i, j + 1);
         const close = sql.indexOf(tag, j + 1);
-        if (close === -1) return out + tag;
+        if (close === -1) return `${out}$$`;
         i = close + tag.length;
         out += placeholder();
         continue;
@@ -191,25 +193,67 @@ function highestPlaceholder(sql: string): number {
 }
 
 /**
+ * Whether `out` has the shape of a normalization of `sql`: the text with spans of it replaced by
+ * `$n` and nothing else, so every piece of `out` between its `$n` appears in `sql` in order, the
+ * first at its start and the last at its end.
+ */
+function isNormalizationOf(out: string, sql: string): boolean {
+  if (out === sql) return true;
+  const pieces = out.split(/\$\d+/);
+  if (pieces.length < 2) return false;
+  const first = pieces[0] as string;
+  if (!sql.startsWith(first)) return false;
+  let at = first.length;
+  for (let i = 1; i < pieces.length - 1; i++) {
+    const piece = pieces[i] as string;
+    const k = sql.indexOf(piece, at);
+    if (k === -1) return false;
+    at = k + piece.length;
+  }
+  const last = pieces[pieces.length - 1] as string;
+  return sql.length - last.length >= at && sql.endsWith(last);
+}
+
+/**
  * SQL with every literal replaced by `$n`. Never throws.
  *
  * libpg-query's `normalizeSync` (18.1) throws only on parser messages that start with "syntax
  * error" or "ERROR", and returns any other one as if it were the normalized text: a scanner error
- * quotes the offending token, so `SELECT 'hunter2` came back as `unterminated quoted string at or
- * near "'hunter2"`. Its result is taken only when it is the text itself (no literal) or holds a
- * `$n` above every one of the text's (a literal it replaced): an error message can only quote
- * what the text holds. Otherwise the lexer alone (a full `parseSync` to check would cost ~23 µs
- * more per text).
+ * quotes the offending token (`SELECT 'hunter2` came back as `unterminated quoted string at or
+ * near "'hunter2"`), and some grammar errors quote a decoded identifier. Its result is taken only
+ * when it has the shape of a normalization of the text (isNormalizationOf); otherwise the text
+ * did not parse, and the lexer alone redacts it, kept unparseable (see stillRejected).
  */
 export function normalizeSql(sql: string): string {
-  let text = sql;
   try {
     const out = pgQuery.normalizeSync(sql);
-    if (out === sql || highestPlaceholder(out) > highestPlaceholder(sql)) text = out;
+    if (isNormalizationOf(out, sql)) return replaceLiterals(out);
   } catch {
     // not parseable, or the wasm module is not loaded yet: the lexer alone
   }
-  return replaceLiterals(text);
+  return stillRejected(replaceLiterals(sql), sql);
+}
+
+/**
+ * The lexer's redaction of text the parser rejects, made to fail parsing too: replay of a
+ * redacted capture must meet a parse error where the live gateway did. An unterminated literal
+ * already leaves its opening delimiter; an error the lexer does not see (an invalid escape in
+ * `E'…'` or `U&'…'`, `0x`, `1_`) would leave valid SQL, which gets a lone `'` at its end. Costs two
+ * parses, on this path only.
+ */
+function stillRejected(redacted: string, sql: string): string {
+  try {
+    pgQuery.parseSync(sql);
+    return redacted; // it parses (normalizeSync failed otherwise), or the parser is not loaded
+  } catch {
+    // rejected: so must the redaction be
+  }
+  try {
+    pgQuery.parseSync(redacted);
+  } catch {
+    return redacted;
+  }
+  return `${redacted} '`;
 }
 
 /**

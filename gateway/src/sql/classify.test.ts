@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { classify, initSqlParser } from './classify';
+import { fingerprintStatement } from './parser';
 import { UTILITY_CLASSES } from './statement-kinds';
 import type { StatementInfo } from './types';
 
@@ -761,6 +762,14 @@ describe('settings', () => {
   test('SET of any setting is not read-only, SHOW is', () => {
     expect(one('SET application_name = x').read_only).toBe(false);
     expect(one('SHOW application_name').read_only).toBe(true);
+  });
+});
+
+describe('fingerprints', () => {
+  test('a fingerprint is 16 hex digits, never a parser message taken for one', () => {
+    expect(fingerprintStatement('SELECT * FROM t WHERE id = 1')).toMatch(/^[0-9a-f]{16}$/);
+    // libpg-query 18.1 returns this grammar error as the "fingerprint".
+    expect(() => fingerprintStatement('SELECT * FROM a.b.c.d')).toThrow(/no fingerprint/);
   });
 });
 
