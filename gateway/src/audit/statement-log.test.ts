@@ -302,40 +302,47 @@ describe('statement log', () => {
   });
 });
 
-describe('shared event fields', () => {
-  it('audit events, statement records and decision log entries name the same facts alike', async () => {
-    const decision = sampleDecision();
-    const audit = buildAuditRecord(
-      {
-        kind: 'deny',
-        decision_id: decision.id,
-        revision: decision.revision,
-        connection: sampleConnection(),
-        message_type: 'Query',
-        sql: SQL,
-        statements: [sampleStatement()],
-        denials: decision.denials,
-        reasons: decision.reasons,
-        alerts: decision.alerts,
-        error_code: null,
-        frame: queryFrame(SQL),
-      },
-      { redact: { parameters: true, literals: true }, max_frame_bytes: 1024 },
-    );
-    const entry = buildDecisionLogEntry(sampleInput(), decision, 'pgward/decision', {
-      redact: { parameters: true, literals: true },
-      instanceId: 'i',
-      version: '0.1.0',
-    });
-    const { log, records } = harness();
-    log.statementStarted({
+/** The same denial as an audit event, a decision log entry and a statement record. */
+async function threeRecords(
+  decision: ReturnType<typeof sampleDecision>,
+  sql: string | null,
+  redact: { parameters: boolean; literals: boolean },
+) {
+  const statements = sql === null ? [] : [sampleStatement()];
+  const audit = buildAuditRecord(
+    {
+      kind: 'deny',
+      decision_id: decision.id,
+      revision: decision.revision,
       connection: sampleConnection(),
       message_type: 'Query',
-      sql: SQL,
-      statements: [sampleStatement()],
-      decision,
+      sql,
+      statements,
+      denials: decision.denials,
+      reasons: decision.reasons,
+      alerts: decision.alerts,
+      error_code: null,
+      frame: sql === null ? null : queryFrame(sql),
+    },
+    { redact, max_frame_bytes: 1024 },
+  );
+  const entry = buildDecisionLogEntry(sampleInput(), decision, 'pgward/decision', {
+    redact,
+    instanceId: 'i',
+    version: '0.1.0',
+  });
+  const { log, records } = harness({ redact });
+  log.statementStarted({ connection: sampleConnection(), message_type: 'Query', sql, statements, decision });
+  const [stmt] = (await records()) as [StatementRecord];
+  return { audit, entry, stmt };
+}
+
+describe('shared event fields', () => {
+  it('audit events, statement records and decision log entries name the same facts alike', async () => {
+    const { audit, entry, stmt } = await threeRecords(sampleDecision(), SQL, {
+      parameters: true,
+      literals: true,
     });
-    const [stmt] = (await records()) as [StatementRecord];
     for (const r of [audit, entry, stmt]) {
       validateEvent(r);
       expect(r).toMatchObject({
@@ -360,44 +367,9 @@ describe("a parser error's quoted token in denials, reasons and alerts", () => {
     reasons: [quoted],
     alerts: [{ rule: 'odd', severity: 'low', message: quoted }],
   });
-  async function records(literals: boolean): Promise<Array<Record<string, unknown>>> {
-    const redact = { parameters: literals, literals };
-    const audit = buildAuditRecord(
-      {
-        kind: 'deny',
-        decision_id: decision.id,
-        revision: decision.revision,
-        connection: sampleConnection(),
-        message_type: 'Query',
-        sql: null,
-        statements: [],
-        denials: decision.denials,
-        reasons: decision.reasons,
-        alerts: decision.alerts,
-        error_code: null,
-        frame: null,
-      },
-      { redact, max_frame_bytes: 1024 },
-    );
-    const entry = buildDecisionLogEntry(sampleInput(), decision, 'pgward/decision', {
-      redact,
-      instanceId: 'i',
-      version: '0.1.0',
-    });
-    const { log, records: written } = harness({ redact });
-    log.statementStarted({
-      connection: sampleConnection(),
-      message_type: 'Query',
-      sql: null,
-      statements: [],
-      decision,
-    });
-    const [stmt] = (await written()) as [StatementRecord];
-    return [
-      audit as unknown as Record<string, unknown>,
-      entry as unknown as Record<string, unknown>,
-      stmt as unknown as Record<string, unknown>,
-    ];
+  async function records(literals: boolean): Promise<unknown[]> {
+    const { audit, entry, stmt } = await threeRecords(decision, null, { parameters: literals, literals });
+    return [audit, entry, stmt];
   }
 
   it('is redacted in the audit event, the decision log entry and the statement record', async () => {

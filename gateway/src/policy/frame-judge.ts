@@ -45,8 +45,6 @@ export interface Judgement {
    * denied even when the text is redacted or the refusal depended on the pipeline.
    */
   refusal?: LexicalRefusal;
-  /** Denied whatever the policy said: `refusal`, or a Bind of a statement pgward cannot name. */
-  gatewayDenied?: boolean;
   /** Parse and Bind: the statement name. */
   statementName?: string;
   /** Parse: the statement it creates when the server accepts it. */
@@ -237,10 +235,7 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
-    if (!text.ok) {
-      j.refusal = text;
-      j.gatewayDenied = true;
-    }
+    if (!text.ok) j.refusal = text;
     return j;
   }
 
@@ -273,10 +268,7 @@ export class FrameJudge {
       classification: c,
       original: { sql, statements: c.statements },
     };
-    if (!text.ok) {
-      j.refusal = text;
-      j.gatewayDenied = true;
-    }
+    if (!text.ok) j.refusal = text;
     return j;
   }
 
@@ -313,7 +305,6 @@ export class FrameJudge {
       resolution: r,
     };
     if (stmt) j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
-    else j.gatewayDenied = true;
     return j;
   }
 
@@ -337,6 +328,15 @@ export class FrameJudge {
   private optionsFor(b: BundleInfo | null): InputOptions {
     return bundleInputOptions(this.opts, b);
   }
+}
+
+/**
+ * Whether the judge denied the message whatever the policy said: SQL text it refused to read, or a
+ * Bind of a statement it cannot name (see bind()).
+ */
+export function deniedByGateway(j: Judgement): boolean {
+  if (j.refusal !== undefined) return true;
+  return j.type === 'Bind' && (j.resolution === undefined || typeof j.resolution === 'string');
 }
 
 function whyUnknown(name: string, r: Resolution): string {

@@ -26,6 +26,7 @@ import {
 } from '../protocol';
 import {
   FrameJudge,
+  deniedByGateway,
   denyWith,
   mayChangeLexicalState,
   type JudgeContext,
@@ -382,7 +383,7 @@ export class RequestPhase implements StatementView {
     const connection = this.core.conn;
     const frame = message.bytes;
     let d = j.decision;
-    const gatewayDenied = j.gatewayDenied === true;
+    const gatewayDenied = deniedByGateway(j);
     let ev: DecisionEvent = {
       decision: d,
       input,
