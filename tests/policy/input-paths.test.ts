@@ -12,7 +12,7 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { createClassifier, initSqlParser } from '../../gateway/src/sql';
 import { loadBundle } from '../../gateway/src/policy/bundle';
 import { inputPathsOfModules } from '../../gateway/src/policy/input-paths';
-import { evaluatedInput, pathTrie, reaches } from '../../gateway/src/policy/input-project';
+import { evaluatedInput, pathTrie, reaches, readsQueryText } from '../../gateway/src/policy/input-project';
 import { inputKey } from '../../gateway/src/policy/input-json';
 import {
   buildBindInput,
@@ -278,6 +278,8 @@ describe('the shipped policies (rego/)', () => {
     ]) {
       expect([p, reaches(trie, p)]).toEqual([p, false]);
     }
+    // So a session takes a Query's decision again for another text of its shape (frame-judge.ts).
+    expect(readsQueryText(trie)).toBe(false);
     // What they do read of a statement: its classification.
     expect(reaches(trie, ['statements', '*', 'command'])).toBe(true);
     expect(reaches(trie, ['statements', '*', 'prepared', 'inner', 'relations', '*', 'name'])).toBe(true);

@@ -6,9 +6,15 @@ import {
   readFrontendMessage,
   type JudgedMessage,
 } from '../protocol';
-import { classify, initSqlParser } from '../sql';
+import { classify, initSqlParser, sessionClassifier } from '../sql';
 import { UNKNOWN_STATEMENT_ERROR } from './input';
-import { FrameJudge, mayChangeLexicalState, type JudgeContext } from './frame-judge';
+import {
+  CONNECTION_FIELDS,
+  FrameJudge,
+  mayChangeLexicalState,
+  sameConnection,
+  type JudgeContext,
+} from './frame-judge';
 import { readSqlText } from '../sql/lexical';
 import { ReplayStatements } from '../session/judged-ops';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
@@ -321,5 +327,220 @@ describe('FrameJudge: a repeated Query or Parse reuses its text, classification 
     for (let i = 0; i < 4; i++) last = refusing.judge(msg(encodeQuery('SELECT 1')), conn, c);
     expect(calls.decode).toBe(4);
     expect(last!.decision.allow).toBe(false);
+  });
+});
+
+describe('FrameJudge: a decision taken again for an equal document, without evaluating', () => {
+  beforeAll(async () => {
+    await initSqlParser();
+  });
+
+  /**
+   * An engine that can make its decisions again (PolicyEngine.again), counting evaluations and
+   * repeats; `verdict` is what the next evaluation returns; the bundle reads no Bind value.
+   */
+  class RepeatingEngine extends RecordingEngine {
+    repeats = 0;
+    verdict: Partial<Decision> = {};
+    private info = super.bundle();
+    constructor() {
+      super({
+        input_paths: [
+          ['connection', 'user'],
+          ['message', 'type'],
+        ],
+      });
+    }
+    override evaluate(input: InputDocument): Decision {
+      return { ...super.evaluate(input), id: `e${this.inputs.length}`, ...this.verdict };
+    }
+    again(d: Decision): Decision {
+      this.repeats++;
+      return { ...d, id: `again-${d.id}` };
+    }
+    override bundle(): BundleInfo {
+      return this.info;
+    }
+    reload(): void {
+      this.info = { ...this.info, revision: 'r2' };
+    }
+  }
+
+  function setup() {
+    const engine = new RepeatingEngine();
+    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 }, (bytes) => ({
+      ok: true,
+      sql: bytes.toString('utf8'),
+    }));
+    const view = new ReplayStatements();
+    const c: JudgeContext = { ...ctx(view), decoderState: () => view };
+    const conn = session();
+    view.judged(judge.judge(msg(encodeParse('s', 'SELECT $1::int, $2::text', [23, 25])), conn, c), true);
+    const evaluations = () => engine.inputs.length;
+    return { engine, judge, c, conn, evaluations };
+  }
+
+  const bind = (values: (string | null)[], portal = '') =>
+    msg(
+      encodeBind(
+        portal,
+        's',
+        values.map((v) => ({ format: 0 as const, value: v === null ? null : Buffer.from(v) })),
+      ),
+    );
+
+  it('takes a Bind decision again for the same statement, portal and parameter shape, values aside', () => {
+    const { engine, judge, c, conn, evaluations } = setup();
+    const first = judge.judge(bind(['1', 'a']), conn, c);
+    const n = evaluations();
+    const again = judge.judge(bind(['2', 'b']), conn, c);
+    expect(evaluations()).toBe(n);
+    expect(engine.repeats).toBe(1);
+    expect(again.decision.id).toBe(`again-${first.decision.id}`);
+    expect(again.input).toBe(first.input);
+    expect(again).toMatchObject({
+      type: 'Bind',
+      statementName: 's',
+      portalName: '',
+      original: first.original,
+    });
+    expect(again.message).not.toBe(first.message);
+    // Another portal, a NULL where a value was: other documents, evaluated.
+    judge.judge(bind(['2', 'b'], 'p'), conn, c);
+    expect(evaluations()).toBe(n + 1);
+    judge.judge(bind(['2', null], 'p'), conn, c);
+    expect(evaluations()).toBe(n + 2);
+  });
+
+  it('evaluates again after any change of the connection, or of the bundle', () => {
+    const { engine, judge, c, conn, evaluations } = setup();
+    const changed: Record<string, unknown> = {
+      transaction_status: 'T',
+      authenticated: false,
+      server: Object.freeze({}),
+      user: 'other',
+      database: 'other',
+      tls: Object.freeze({ ...conn.tls }),
+      parameters: Object.freeze({ user: 'app' }),
+      options: Object.freeze({}),
+      application_name: 'psql',
+      protocol_version: '3.2',
+      client_addr: '10.0.0.2',
+      client_port: 1,
+      id: 'abc-2',
+    };
+    expect(Object.keys(changed).sort()).toEqual([...CONNECTION_FIELDS].sort());
+    judge.judge(bind(['1', 'a']), conn, c);
+    for (const field of CONNECTION_FIELDS) {
+      const before = { ...conn };
+      (conn as unknown as Record<string, unknown>)[field] = changed[field];
+      expect(sameConnection(before, conn)).toBe(false);
+      const n = evaluations();
+      judge.judge(bind(['1', 'a']), conn, c);
+      expect([field, evaluations()]).toEqual([field, n + 1]);
+      judge.judge(bind(['1', 'a']), conn, c);
+      expect([field, evaluations()]).toEqual([field, n + 1]);
+    }
+    engine.reload();
+    const n = evaluations();
+    judge.judge(bind(['1', 'a']), conn, c);
+    expect(evaluations()).toBe(n + 1);
+  });
+
+  it('keeps no denial, alert or failure, nor a decision an engine cannot make again', () => {
+    const { engine, judge, c, conn, evaluations } = setup();
+    const verdicts: Partial<Decision>[] = [
+      { allow: false, reasons: ['no'] },
+      { alerts: [{ rule: 'a', severity: 'low', message: 'm' }] },
+      { error_code: 'PGWARD_ERR_POLICY_EVAL' },
+    ];
+    for (const verdict of verdicts) {
+      engine.verdict = verdict;
+      const n = evaluations();
+      for (let i = 0; i < 3; i++) judge.judge(bind(['1', 'a']), conn, c);
+      expect(evaluations()).toBe(n + 3);
+    }
+    engine.verdict = {};
+    engine.again = () => null as never;
+    const n = evaluations();
+    for (let i = 0; i < 3; i++) judge.judge(bind(['1', 'a']), conn, c);
+    expect(evaluations()).toBe(n + 3);
+  });
+
+  it('evaluates every Bind when the bundle reads values', () => {
+    const engine = new RepeatingEngine();
+    engine.bundle().input_paths = [['message', 'parameters']];
+    const judge = new FrameJudge(engine, classify, { maxSqlBytes: 1024 });
+    const view = new ReplayStatements();
+    const c = ctx(view);
+    const conn = session();
+    view.judged(judge.judge(msg(encodeParse('s', 'SELECT $1::int, $2::text', [23, 25])), conn, c), true);
+    const n = engine.inputs.length;
+    for (let i = 0; i < 3; i++) judge.judge(bind(['1', 'a']), conn, c);
+    expect(engine.inputs.length).toBe(n + 3);
+    expect(engine.repeats).toBe(0);
+  });
+
+  it('takes the decision of a Query of the same shape again when the bundle reads no SQL text', () => {
+    for (const [paths, evaluated] of [
+      [
+        [
+          ['connection', 'user'],
+          ['statements', '*', 'command'],
+        ],
+        1,
+      ],
+      [
+        [
+          ['connection', 'user'],
+          ['statements', '*', 'sql'],
+        ],
+        4,
+      ],
+      [[['message', 'sql']], 4],
+      [[['message', 'truncated']], 4],
+    ] as const) {
+      const engine = new RepeatingEngine();
+      engine.bundle().input_paths = paths.map((p) => [...p]);
+      // The gateway's classifier: a text of a known shape gets the shape's statements (sessionClassifier).
+      const judge = new FrameJudge(engine, sessionClassifier(100), { maxSqlBytes: 1024 });
+      const conn = session();
+      const text = (n: number) => `SELECT abalance FROM pgbench_accounts WHERE aid = ${1000 + n}`;
+      const texts = [1, 2, 3, 4].map(text);
+      // A first judgement of the shape fills the shape cache (its template is made there).
+      judge.judge(msg(encodeQuery(text(0))), conn, ctx());
+      const n = engine.inputs.length;
+      const js = texts.map((t) => judge.judge(msg(encodeQuery(t)), conn, ctx()));
+      expect([paths, engine.inputs.length - n]).toEqual([paths, evaluated]);
+      // Each judgement keeps its own text in its input and its report.
+      expect(js.map((j) => (j.input.message as { sql: string }).sql)).toEqual(texts);
+      expect(js.map((j) => j.original!.sql)).toEqual(texts);
+      if (evaluated === 1) {
+        conn.user = 'other';
+        judge.judge(msg(encodeQuery(texts[1]!)), conn, ctx());
+        expect(engine.inputs.length - n).toBe(2);
+        judge.judge(
+          msg(encodeQuery('SELECT abalance FROM pgbench_accounts WHERE aid = 1 OR aid = 2')),
+          conn,
+          ctx(),
+        );
+        expect(engine.inputs.length - n).toBe(3);
+      }
+    }
+  });
+
+  it('takes the decision of a repeated Query or Parse again while the connection is the same', () => {
+    const { engine, judge, c, conn, evaluations } = setup();
+    for (const frame of [encodeQuery('SELECT 1'), encodeParse('', 'SELECT 1')]) {
+      const n = evaluations();
+      const r = engine.repeats;
+      for (let i = 0; i < 4; i++) judge.judge(msg(frame), conn, c);
+      // Judged in full twice (the memo is made at the first repeat), then taken again.
+      expect(evaluations()).toBe(n + 2);
+      expect(engine.repeats).toBe(r + 2);
+      conn.transaction_status = conn.transaction_status === 'I' ? 'T' : 'I';
+      judge.judge(msg(frame), conn, c);
+      expect(evaluations()).toBe(n + 3);
+    }
   });
 });

@@ -9,7 +9,7 @@
 import { ErrorCodes } from '../errors';
 import type { Query } from '../protocol/frontend/query';
 import type { Parse } from '../protocol/frontend/parse';
-import type { Bind } from '../protocol/frontend/bind';
+import type { Bind, BindParam } from '../protocol/frontend/bind';
 import type { JudgedMessage } from '../protocol/frontend/frontend-message';
 import type { Classification, StatementInfo } from '../sql/types';
 import { LEXICAL_SETTINGS, type LexicalRefusal, type SqlTextResult } from '../sql/lexical';
@@ -22,8 +22,9 @@ import {
   type InputOptions,
 } from './input';
 import { bundleInputOptions } from './input-project';
-import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
+import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
 import { gatewayDenial } from './decision';
+import { textFreeTemplate } from '../sql/frozen';
 import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
@@ -90,8 +91,9 @@ export interface JudgeContext {
  * text, its classification and the input document. Only for text without a backslash (the
  * decoder may refuse those depending on the pipeline), decoded without refusal, whose
  * classification the statement view leaves as it is (no PREPARE / EXECUTE / DEALLOCATE /
- * DISCARD), under the same decoder state and input options. The decision is always evaluated
- * again: the connection the document refers to may have changed since.
+ * DISCARD), under the same decoder state and input options. The document refers to the live
+ * connection, which may have changed since: the decision is taken again only while it has not
+ * (Decided), else evaluated again.
  */
 interface TextMemo {
   frame: Buffer;
@@ -101,6 +103,106 @@ interface TextMemo {
   classification: Classification;
   input: InputDocument;
   ref: Statement['ref'] | null;
+  /** The decision on `input`, while it may be taken again (see Decided). */
+  decided: Decided | null;
+}
+
+/**
+ * A decision that a later message whose evaluated document is equal may take again, without
+ * building the document nor evaluating it (PolicyEngine.again: a new id, a decision-cache hit).
+ * Documents are equal when the engine is the same (its BundleInfo), the connection is the same
+ * (every field the same value: its nested objects are frozen and replaced, never changed in place,
+ * see session/core.ts), and the message part is the same (the caller's key: the frame of a repeated
+ * Query or Parse; the prepared statement, portal and parameter shape of a Bind whose values the
+ * bundle does not read). Only allowed decisions without alerts or error are kept: a denial, an
+ * alert and a failure take the full path every time.
+ */
+interface Decided {
+  bundle: BundleInfo;
+  /** A copy of the connection's fields when it was decided. */
+  conn: ConnectionInfo;
+  decision: Decision;
+}
+
+/**
+ * Every field of ConnectionInfo, in the order sameConnection compares them. A field added to
+ * ConnectionInfo and not here does not compile (Unlisted), and the unit test changes each one
+ * listed here and expects a new evaluation.
+ */
+export const CONNECTION_FIELDS = [
+  'transaction_status',
+  'authenticated',
+  'server',
+  'user',
+  'database',
+  'tls',
+  'parameters',
+  'options',
+  'application_name',
+  'protocol_version',
+  'client_addr',
+  'client_port',
+  'id',
+] as const;
+type Unlisted = Exclude<keyof ConnectionInfo, (typeof CONNECTION_FIELDS)[number]>;
+const everyFieldListed: [Unlisted] extends [never] ? true : Unlisted = true;
+void everyFieldListed;
+
+/** Whether `c` holds the same values as the copy `a` (identity: nested objects are frozen). */
+export function sameConnection(a: ConnectionInfo, c: ConnectionInfo): boolean {
+  return (
+    a.transaction_status === c.transaction_status &&
+    a.authenticated === c.authenticated &&
+    a.server === c.server &&
+    a.user === c.user &&
+    a.database === c.database &&
+    a.tls === c.tls &&
+    a.parameters === c.parameters &&
+    a.options === c.options &&
+    a.application_name === c.application_name &&
+    a.protocol_version === c.protocol_version &&
+    a.client_addr === c.client_addr &&
+    a.client_port === c.client_port &&
+    a.id === c.id
+  );
+}
+
+/** A Bind's decision kept for the next Bind of the same prepared statement (see Decided). */
+interface BindMemo {
+  portal: string;
+  /** Per parameter: its type oid, format code, and 1 for NULL (the input's parameters without values). */
+  shape: number[];
+  input: InputDocument;
+  decided: Decided;
+}
+
+function bindShape(params: readonly BindParam[], types: readonly number[]): number[] {
+  const shape: number[] = new Array(params.length * 3);
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i] as BindParam;
+    shape[3 * i] = types[i] ?? 0;
+    shape[3 * i + 1] = p.format;
+    shape[3 * i + 2] = p.value === null ? 1 : 0;
+  }
+  return shape;
+}
+
+function sameShape(
+  shape: readonly number[],
+  params: readonly BindParam[],
+  types: readonly number[],
+): boolean {
+  if (shape.length !== params.length * 3) return false;
+  for (let i = 0; i < params.length; i++) {
+    const p = params[i] as BindParam;
+    if (
+      shape[3 * i] !== (types[i] ?? 0) ||
+      shape[3 * i + 1] !== p.format ||
+      shape[3 * i + 2] !== (p.value === null ? 1 : 0)
+    )
+      return false;
+  }
+  return true;
 }
 
 /** Frames longer than this are not kept for reuse (their bytes would be held per session). */
@@ -203,35 +305,61 @@ export class FrameJudge {
     // Buffer.from would be a slice of a shared pool slab, which holding would pin.
     const own = Buffer.allocUnsafeSlow(frame.length);
     frame.copy(own);
-    return { frame: own, decoderState, opts, sql: text.sql, classification: c, input, ref };
+    return { frame: own, decoderState, opts, sql: text.sql, classification: c, input, ref, decided: null };
   }
 
-  /** The judgement of `m`, whose frame repeats the memo's: the decision evaluated again. */
-  private judgeAgain(memo: TextMemo, m: Query | Parse): Judgement {
+  /**
+   * The judgement of `m`, whose frame repeats the memo's: its decision made again while the
+   * connection has not changed (recall), else evaluated again.
+   */
+  private judgeAgain(memo: TextMemo, m: Query | Parse, conn: ConnectionInfo): Judgement {
     const c = memo.classification;
+    let decision = this.recall(memo.decided, conn);
+    if (decision === null) {
+      decision = this.engine.evaluate(memo.input);
+      memo.decided = this.remember(decision, conn);
+    }
     return {
       type: m.name,
       message: m,
       input: memo.input,
-      decision: this.engine.evaluate(memo.input),
+      decision,
       classification: c,
       original: { sql: memo.sql, statements: c.statements },
     };
   }
 
+  /** What a later equal document may take again of `d` (see Decided), or null. */
+  private remember(d: Decision, conn: ConnectionInfo): Decided | null {
+    const bundle = this.optsFor;
+    if (bundle === null || bundle === undefined || this.engine.again === undefined) return null;
+    if (!d.allow || d.alerts.length > 0 || d.error_code !== null) return null;
+    return { bundle, conn: { ...conn }, decision: d };
+  }
+
+  /** `decided` made again when it still holds for `conn` and the active bundle, else null. */
+  private recall(decided: Decided | null | undefined, conn: ConnectionInfo): Decision | null {
+    if (decided === null || decided === undefined) return null;
+    if (decided.bundle !== this.optsFor || !sameConnection(decided.conn, conn)) return null;
+    return this.engine.again!(decided.decision);
+  }
+
   private query(m: Query, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     const again = this.reusable(this.lastQuery, m.bytes, conn, opts, ctx);
-    if (again !== null) return this.judgeAgain(again, m);
+    if (again !== null) return this.judgeAgain(again, m, conn);
     const text = this.decodeSql(m.sqlBytes, ctx.serverParameters);
     const sql = text.ok ? text.sql : '';
     const c = text.ok ? ctx.view.expand(this.classify(sql)) : unreadable(text.reason);
     const input = buildQueryInput(conn, sql, c, opts);
-    this.lastQuery = this.memo(m.bytes, m.sqlBytes, text, c, opts, ctx, input, null);
+    const memo = this.memo(m.bytes, m.sqlBytes, text, c, opts, ctx, input, null);
+    this.lastQuery = memo;
+    const decision = this.queryDecision(text, c, input, conn, opts);
+    if (memo !== null) memo.decided = this.remember(decision, conn);
     const j: Judgement = {
       type: 'Query',
       message: m,
       input,
-      decision: refused(this.engine.evaluate(input), text),
+      decision,
       classification: c,
       original: { sql, statements: c.statements },
     };
@@ -242,7 +370,7 @@ export class FrameJudge {
   private parse(p: Parse, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     const again = this.reusable(this.lastParse, p.bytes, conn, opts, ctx);
     if (again !== null && again.ref !== null) {
-      const j = this.judgeAgain(again, p);
+      const j = this.judgeAgain(again, p, conn);
       j.statementName = p.statement;
       j.statement = { ref: again.ref, paramTypes: p.paramTypes };
       return j;
@@ -257,12 +385,15 @@ export class FrameJudge {
       opts,
     );
     const ref = { name: p.statement, sql, statements: c.statements, parse_error: c.parse_error };
-    this.lastParse = this.memo(p.bytes, p.sqlBytes, text, c, opts, ctx, input, ref);
+    const memo = this.memo(p.bytes, p.sqlBytes, text, c, opts, ctx, input, ref);
+    this.lastParse = memo;
+    const decision = refused(this.engine.evaluate(input), text);
+    if (memo !== null) memo.decided = this.remember(decision, conn);
     const j: Judgement = {
       type: 'Parse',
       message: p,
       input,
-      decision: refused(this.engine.evaluate(input), text),
+      decision,
       statementName: p.statement,
       statement: { ref, paramTypes: p.paramTypes },
       classification: c,
@@ -272,10 +403,69 @@ export class FrameJudge {
     return j;
   }
 
+  /**
+   * Query decisions by the shape of their text (the shape cache's frozen template of the
+   * statements), for a bundle that reads no SQL text: another text of the same shape makes the
+   * same evaluated document, so its decision is taken again (see Decided).
+   */
+  private readonly shapeMemos = new WeakMap<
+    readonly StatementInfo[],
+    { parseError: string | null; decided: Decided }
+  >();
+
+  private queryDecision(
+    text: SqlTextResult,
+    c: Classification,
+    input: InputDocument,
+    conn: ConnectionInfo,
+    opts: InputOptions,
+  ): Decision {
+    // The statements as the input holds them (not cut by maxSqlBytes), a shape-cache hit's.
+    const shape =
+      text.ok && opts.sqlTextRead === false && input.statements === c.statements
+        ? textFreeTemplate(c.statements)
+        : undefined;
+    if (shape === undefined) return refused(this.engine.evaluate(input), text);
+    const memo = this.shapeMemos.get(shape);
+    if (memo !== undefined && memo.parseError === c.parse_error) {
+      const again = this.recall(memo.decided, conn);
+      if (again !== null) return again;
+    }
+    const d = this.engine.evaluate(input);
+    // readsQueryText looks at the statements' own texts only: a template never holds prepared ones.
+    const decided = shape.every((x) => x.prepared === null) ? this.remember(d, conn) : null;
+    if (decided !== null) this.shapeMemos.set(shape, { parseError: c.parse_error, decided });
+    else this.shapeMemos.delete(shape);
+    return d;
+  }
+
+  /** Bind decisions that the next Bind of the same prepared statement may take again. */
+  private readonly bindMemos = new WeakMap<PreparedRef, BindMemo>();
+
   private bind(b: Bind, conn: ConnectionInfo, opts: InputOptions, ctx: JudgeContext): Judgement {
     const r = ctx.view.resolve(b.statement);
     const stmt = typeof r === 'string' ? null : r;
     const types = stmt ? stmt.paramTypes : [];
+    // Without values (the bundle reads none), a Bind's document is its connection, portal,
+    // statement and parameter shape: a repeat of all four takes the decision again.
+    const memoize = stmt !== null && opts.bindParameterValues === false;
+    if (memoize) {
+      const memo = this.bindMemos.get(stmt.ref);
+      if (memo !== undefined && memo.portal === b.portal && sameShape(memo.shape, b.params, types)) {
+        const decision = this.recall(memo.decided, conn);
+        if (decision !== null)
+          return {
+            type: 'Bind',
+            message: b,
+            input: memo.input,
+            decision,
+            statementName: b.statement,
+            portalName: b.portal,
+            resolution: r,
+            original: { sql: stmt.ref.sql, statements: stmt.ref.statements },
+          };
+      }
+    }
     const input = buildBindInput(
       conn,
       {
@@ -286,6 +476,12 @@ export class FrameJudge {
       opts,
     );
     let decision = this.engine.evaluate(input);
+    if (memoize) {
+      const decided = this.remember(decision, conn);
+      if (decided !== null)
+        this.bindMemos.set(stmt.ref, { portal: b.portal, shape: bindShape(b.params, types), input, decided });
+      else this.bindMemos.delete(stmt.ref);
+    }
     if (stmt === null) {
       // Never let a statement pgward cannot name run, whatever the policy says. A name the server
       // does not have gets the server's own error (26000); one pgward cannot tell is denied with

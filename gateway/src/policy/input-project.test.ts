@@ -2,7 +2,7 @@ import { ErrorCodes, PgwardError } from '../errors';
 import { deepFreeze } from '../sql/frozen';
 import type { LoadedBundle } from './bundle';
 import { minimalPaths } from './input-paths';
-import { cut, decisionTime, evaluatedInput, pathTrie, reaches } from './input-project';
+import { cut, decisionTime, evaluatedInput, pathTrie, reaches, readsQueryText } from './input-project';
 import { bundleInputPaths } from './opa-engine';
 import type { ConnectionInfo, InputDocument } from './types';
 
@@ -117,6 +117,36 @@ describe('evaluatedInput', () => {
     const c = { ...conn(), parameters: { user: 'app' } };
     evaluatedInput(doc(c), pathTrie([['connection', 'parameters']]), now);
     expect(Object.isFrozen(c.parameters)).toBe(false);
+  });
+});
+
+describe('readsQueryText', () => {
+  const reads = (...paths: string[]) =>
+    readsQueryText(pathTrie(paths.map((p) => (p === '' ? [] : p.split('.')))));
+
+  it('is false for paths that never reach a text (the shipped kind), nor a prepared statement (no template has one)', () => {
+    expect(
+      reads('connection.user', 'message.type', 'statements.*.command', 'statements.*.relations.*.name'),
+    ).toBe(false);
+    expect(reads('statements.*.prepared.inner.prepared.inner.command', 'message.statement.parse_error')).toBe(
+      false,
+    );
+  });
+
+  it('is true for the text, its length flag, a statement text, or a whole above them', () => {
+    for (const p of [
+      'message.sql',
+      'message.truncated',
+      'message',
+      'message.*',
+      'statements.*.sql',
+      'statements.*.*',
+      'statements',
+      'statements.*',
+      '*',
+      '',
+    ])
+      expect([p, reads('connection.user', p)]).toEqual([p, true]);
   });
 });
 

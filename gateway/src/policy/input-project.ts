@@ -86,13 +86,29 @@ export function readsBindValues(node: PathNode): boolean {
 }
 
 /**
+ * Whether a policy reading `node` can tell apart two Query texts of one shape (a shape-cache
+ * template's statements: alike but for their `sql`, and none with `prepared`: see
+ * sql/shape-cache.ts shapeIndependent): it reads `message.sql`, `message.truncated` (how long
+ * the text is) or a statement's `sql`.
+ */
+export function readsQueryText(node: PathNode): boolean {
+  return (
+    reaches(node, ['message', 'sql']) ||
+    reaches(node, ['message', 'truncated']) ||
+    reaches(node, ['statements', ANY_KEY, 'sql'])
+  );
+}
+
+/**
  * The builder options for a bundle: Bind values decoded only when one of its input paths reaches
- * them. The live session (frame-judge.ts), replay and explain all take them from here.
+ * them, and whether it reads SQL text. The live session (frame-judge.ts), replay and explain all
+ * take them from here.
  */
 export function bundleInputOptions(base: InputOptions, bundle: BundleInfo | null): InputOptions {
   const paths = bundle?.input_paths;
   if (paths === undefined || paths === null) return base;
-  return { ...base, bindParameterValues: readsBindValues(pathTrie(paths)) };
+  const trie = pathTrie(paths);
+  return { ...base, bindParameterValues: readsBindValues(trie), sqlTextRead: readsQueryText(trie) };
 }
 
 const listCuts = new WeakMap<

@@ -20,6 +20,13 @@ export interface InputOptions {
    * are not decoded at all.
    */
   bindParameterValues?: boolean;
+  /**
+   * false: no input path of the bundle reaches a Query's SQL text (`message.sql`,
+   * `message.truncated`, a statement's `sql`: input-project.ts readsQueryText), so two texts of
+   * one shape make the same evaluated document (the judge then takes the decision again).
+   * Absent: they may differ.
+   */
+  sqlTextRead?: boolean;
 }
 
 /** One parameter as it arrives in Bind or FunctionCall: its type (0 = unspecified), format code, bytes. */

@@ -266,6 +266,32 @@ describe('decision cache', () => {
     expect(e.cacheStats().misses - before.misses).toBe(2);
   });
 
+  it('makes a decision again (new id, a cache hit) only for a bundle whose decisions follow its paths', async () => {
+    const bundle = await loadBundle(bundles['echo']!);
+    bundle.manifest.metadata = {
+      pgward: {
+        input_paths: [
+          ['connection', 'user'],
+          ['message', 'type'],
+        ],
+      },
+    };
+    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const d = e.evaluate(startup);
+    const before = e.cacheStats();
+    const again = e.again(d)!;
+    expect(again.id).not.toBe(d.id);
+    expect({ ...again, id: '', eval_seconds: 0 }).toEqual({ ...d, id: '', eval_seconds: 0 });
+    expect(e.cacheStats()).toEqual({ hits: before.hits + 1, misses: before.misses });
+    expect(new ActiveEngine(e).again(d)!.reasons).toEqual(d.reasons);
+    expect(new ActiveEngine(null).again(d)).toBeNull();
+    // Without input paths (whole document, time included) or reading time: never.
+    expect((await engine('echo')).again(d)).toBeNull();
+    const timed = await loadBundle(bundles['echo']!);
+    timed.manifest.metadata = { pgward: { input_paths: [['connection', 'user'], ['time']] } };
+    expect((await OpaWasmEngine.create(timed, { entrypoint: 'pgward/decision' })).again(d)).toBeNull();
+  });
+
   it('keeps no cache for a bundle without input paths (whole document, time included)', async () => {
     const e = await engine('echo');
     expect(e.bundle().input_paths).toBeNull();

@@ -349,6 +349,19 @@ export class OpaWasmEngine implements PolicyEngine {
   }
 
   /**
+   * `d` (made by this engine) again, for a document equal to the one it was made for: the decision
+   * cache's answer without building a key (FrameJudge keeps which documents are equal). Only when
+   * the lean cache serves this bundle: its decisions are a function of the document's paths alone
+   * (no `time`, no `rand.intn`, input paths recorded; see leafPlan).
+   */
+  again(d: Decision): DetailedDecision | null {
+    if (this.leaves === null) return null;
+    const start = performance.now();
+    this.hits++;
+    return stamp(d, (d as Partial<DetailedDecision>).error_message ?? null, this.info.revision, start);
+  }
+
+  /**
    * After a trap (out of memory, abort) the instance's heap bookkeeping may be inconsistent; a
    * fresh instance from the compiled module costs about a millisecond and is always sound.
    */
@@ -384,6 +397,11 @@ export class ActiveEngine implements PolicyEngine {
 
   bundle(): BundleInfo | null {
     return this.current === null ? null : this.current.bundle();
+  }
+
+  again(d: Decision): Decision | null {
+    const engine = this.current;
+    return engine === null || engine.again === undefined ? null : engine.again(d);
   }
 
   /** Makes `next` the active engine and returns the previous one. */

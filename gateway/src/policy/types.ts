@@ -158,4 +158,11 @@ export interface PolicyEngine {
   evaluate(input: InputDocument): Decision;
   /** null when no bundle is active (then evaluate denies with PGWARD_ERR_POLICY_NO_BUNDLE). */
   bundle(): BundleInfo | null;
+  /**
+   * `d`, a decision this engine made, made again for a document equal to the one it judged: a new
+   * id and time, counted as a decision-cache hit, without evaluating. null when this engine's
+   * decisions may not be reused that way (they depend on more than the document: `time`,
+   * `rand.intn`, a bundle without input paths). Absent: never (FrameJudge then always evaluates).
+   */
+  again?(d: Decision): Decision | null;
 }
