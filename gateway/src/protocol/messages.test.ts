@@ -464,7 +464,7 @@ const BACKEND_SAMPLES: BackendSample[] = [
   ].map((tag): BackendSample => ({
     label: `CommandComplete ${tag}`,
     bytes: encodeCommandComplete(tag),
-    expected: { name: 'CommandComplete', tag, ...parseCommandTag(tag) },
+    expected: { name: 'CommandComplete', tag },
     pg: { name: 'commandComplete', text: tag },
   })),
   {

@@ -9,16 +9,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
-import {
-  BackendScanner,
-  BackendType,
-  FrontendFramer,
-  ProtocolError,
-  SESSION_INSPECTED_BACKEND_TYPES,
-  readBackendMessage,
-  typeTable,
-  type FrontendMessage,
-} from '../protocol';
+// From the modules, not the protocol/ index: its re-exports are getters, run on every use.
+import { BackendScanner, FrontendFramer } from '../protocol/framing';
+import { BackendType, SESSION_INSPECTED_BACKEND_TYPES, typeTable } from '../protocol/message-types';
+import { ProtocolError } from '../protocol/errors';
+import { readBackendMessage } from '../protocol/backend/backend-message';
+import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { ConnectionInfo } from '../policy/types';
 import { encodeFatal } from '../enforcement/deny';
 import type { Cancellable } from './cancel-registry';

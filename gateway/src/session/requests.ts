@@ -8,22 +8,16 @@
  */
 import { ErrorCodes } from '../errors';
 import { redactVerdicts } from '../audit/redact';
+// From the modules, not the protocol/ index: its re-exports are getters, run on every use.
+import { BackendType, FrontendType, typeTable } from '../protocol/message-types';
+import { ProtocolError, malformed } from '../protocol/errors';
+import { encodeBackendKeyData, type BackendKeyData } from '../protocol/backend/backend-key-data';
 import {
-  BackendType,
-  FrontendType,
-  ProtocolError,
-  encodeBackendKeyData,
-  malformed,
   readFrontendMessage,
-  typeTable,
-  type BackendKeyData,
-  type BackendMessage,
-  type Close,
-  type ErrorResponse,
-  type FrontendFrame,
   type FrontendMessage,
   type JudgedMessage,
-} from '../protocol';
+} from '../protocol/frontend/frontend-message';
+import type { BackendMessage, Close, ErrorResponse, FrontendFrame } from '../protocol';
 import {
   FrameJudge,
   deniedByGateway,

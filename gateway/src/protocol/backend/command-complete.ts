@@ -11,21 +11,22 @@ export interface CommandComplete {
   readonly name: 'CommandComplete';
   /** The original message (a view). */
   readonly bytes: Buffer;
-  /** The whole tag as sent, e.g. "INSERT 0 3", "PREPARE", "DEALLOCATE ALL". */
-  readonly tag: string;
-  /** The tag without its counts, e.g. "INSERT", "CREATE TABLE". */
-  readonly command: string;
   /**
-   * The row count for INSERT/UPDATE/DELETE/SELECT/MERGE/COPY/FETCH/MOVE, else null. PostgreSQL
-   * counts in uint64; a count above 2^53 loses precision here.
+   * The whole tag as sent, e.g. "INSERT 0 3", "PREPARE", "DEALLOCATE ALL" (its command and row
+   * count: parseCommandTag; not split here, as the session reads one per statement and never
+   * needs them).
    */
-  readonly rows: number | null;
+  readonly tag: string;
 }
 
 const ROW_COUNT_TAGS = new Set(['SELECT', 'UPDATE', 'DELETE', 'MERGE', 'FETCH', 'MOVE', 'COPY']);
 const DIGITS = /^[0-9]+$/;
 
-/** Splits a tag into its command and row count (null for tags without one, or not as PostgreSQL writes them). */
+/**
+ * Splits a tag into its command (the tag without its counts, e.g. "INSERT", "CREATE TABLE") and
+ * row count (INSERT/UPDATE/DELETE/SELECT/MERGE/COPY/FETCH/MOVE; null for tags without one, or not
+ * as PostgreSQL writes them). PostgreSQL counts in uint64; a count above 2^53 loses precision.
+ */
 export function parseCommandTag(tag: string): { command: string; rows: number | null } {
   const sp = tag.lastIndexOf(' ');
   if (sp > 0) {
@@ -46,8 +47,7 @@ export function readCommandComplete(msg: Buffer): CommandComplete {
   const r = new BodyReader(msg, 5);
   const tag = r.cstring();
   r.done('CommandComplete');
-  const { command, rows } = parseCommandTag(tag);
-  return { name: 'CommandComplete', bytes: msg, tag, command, rows };
+  return { name: 'CommandComplete', bytes: msg, tag };
 }
 
 export function encodeCommandComplete(tag: string): Buffer {
