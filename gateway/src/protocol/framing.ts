@@ -36,6 +36,22 @@ class ChunkQueue {
     this.length += chunk.length;
   }
 
+  /**
+   * The type byte and length word of the frame at the head when its 5 header bytes lie in the
+   * first chunk (the common case: no loop over chunks), else -1: then read them with byteAt.
+   */
+  headerInFirst(): number {
+    const c = this.chunks[this.first];
+    const h = this.head;
+    if (c === undefined || c.length - h < 5) return -1;
+    return h;
+  }
+
+  /** The first chunk (see headerInFirst). */
+  get firstChunk(): Buffer {
+    return this.chunks[this.first] as Buffer;
+  }
+
   byteAt(i: number): number {
     let idx = this.head + i;
     for (let k = this.first; k < this.chunks.length; k++) {
@@ -136,12 +152,14 @@ export class FrontendFramer {
       return { type: 0, bytes: q.take(len), bodyOffset: 4 };
     }
     if (q.length < 1) return null;
-    const type = q.byteAt(0);
+    const at = q.headerInFirst();
+    const c = q.firstChunk;
+    const type = at >= 0 ? (c[at] as number) : q.byteAt(0);
     if (frontendTypeName(type) === undefined) {
       throw new ProtocolError(ErrorCodes.PROTOCOL_UNKNOWN_MESSAGE, `invalid frontend message type ${type}`);
     }
     if (q.length < 5) return null;
-    const len = q.int32At(1);
+    const len = at >= 0 ? c.readInt32BE(at + 1) : q.int32At(1);
     if (len < 4) {
       throw new ProtocolError(ErrorCodes.PROTOCOL_BAD_LENGTH, `invalid message length ${len}`);
     }

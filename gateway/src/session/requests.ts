@@ -354,7 +354,9 @@ export class RequestPhase implements StatementView {
     const s = this.portals.get(portal);
     if (s === undefined) return null;
     const c = s.ref;
-    if (!c.statements.some((x) => x.prepared !== null)) return null;
+    let prepares = false;
+    for (const x of c.statements) if (x.prepared !== null) prepares = true;
+    if (!prepares) return null;
     return this.namespace.sqlOps(
       { statements: c.statements, parse_error: c.parse_error },
       this.pipeline.cycle,

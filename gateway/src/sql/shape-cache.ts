@@ -15,6 +15,8 @@ import type { Classification, StatementInfo } from './types';
 interface Template {
   classification: Classification;
   spans: Array<[number, number]>;
+  /** Used since eviction last passed it (a second chance: hits do not reorder the map). */
+  used: boolean;
 }
 
 /** Whether no fact of this classification can change with the value of a constant. */
@@ -82,8 +84,7 @@ export class ShapeCache {
   get(key: string, sql: string): Classification | undefined {
     const t = this.templates.get(key);
     if (t === undefined) return undefined;
-    this.templates.delete(key);
-    this.templates.set(key, t);
+    t.used = true;
     this.hits++;
     const from = t.classification.statements;
     const statements: StatementInfo[] = new Array<StatementInfo>(from.length);
@@ -100,11 +101,25 @@ export class ShapeCache {
     const spans: Array<[number, number]> = [];
     const c = classifyWithSpans(sql, spans);
     if (key !== null && spans.length === c.statements.length && shapeIndependent(c)) {
-      this.templates.set(key, { classification: deepFreeze(c), spans });
-      if (this.templates.size > this.maxEntries)
-        this.templates.delete(this.templates.keys().next().value as string);
+      // Room first, so that the new template is never the one evicted.
+      if (!this.templates.has(key) && this.templates.size >= this.maxEntries) this.evictOne();
+      this.templates.set(key, { classification: deepFreeze(c), spans, used: false });
     }
     return c;
+  }
+
+  /**
+   * Drops the oldest template not used since eviction last passed it; a used one goes to the
+   * back, unmarked (CLOCK: what is used survives, and a hit costs no reordering).
+   */
+  private evictOne(): void {
+    for (let n = this.templates.size; n >= 0; n--) {
+      const [key, t] = this.templates.entries().next().value as [string, Template];
+      this.templates.delete(key);
+      if (!t.used || n === 0) return;
+      t.used = false;
+      this.templates.set(key, t);
+    }
   }
 }
 

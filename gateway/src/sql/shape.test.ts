@@ -109,6 +109,21 @@ describe('ShapeCache', () => {
     }
     expect(cache.size).toBe(3);
   });
+
+  it('keeps what is used: the oldest unused shape goes first', () => {
+    const cache = new ShapeCache(3);
+    const sql = (t: string) => `SELECT * FROM ${t} WHERE id = 1`;
+    const other = (t: string) => `SELECT * FROM ${t} WHERE id = 2`;
+    for (const t of ['a', 'b', 'c']) cache.classify(cache.key(sql(t)), sql(t));
+    expect(cache.get(cache.key(other('a'))!, other('a'))).toBeDefined();
+    cache.classify(cache.key(sql('d')), sql('d'));
+    const kept = (t: string) => cache.get(cache.key(other(t))!, other(t)) !== undefined;
+    expect(['a', 'b', 'c', 'd'].map(kept)).toEqual([true, false, true, true]);
+    // Everything used (just now, by kept): the oldest goes, never the new one.
+    cache.classify(cache.key(sql('e')), sql('e'));
+    expect(['c', 'd', 'a', 'e'].map(kept)).toEqual([false, true, true, true]);
+    expect(cache.size).toBe(3);
+  });
 });
 
 describe('withSql', () => {
