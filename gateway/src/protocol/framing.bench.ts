@@ -128,8 +128,8 @@ function benchScanner(rounds: number): ThroughputResult {
   const { stream, messages } = backendStream(32 * 1024 * 1024);
   const chunks = chunk(stream, 64 * 1024);
   let inspected = 0;
-  const inspector = (_type: number, msg: Buffer): null => {
-    if (readBackendMessage(msg).name !== 'DataRow') inspected++;
+  const inspector = (_type: number, source: Buffer, start: number, end: number): null => {
+    if (readBackendMessage(source.subarray(start, end)).name !== 'DataRow') inspected++;
     return null;
   };
   const runOnce = (): void => {

@@ -145,7 +145,8 @@ function scan(
   const counts = new Float64Array(256);
   const scanner = new BackendScanner(INSPECT, counts);
   const seen: Buffer[] = [];
-  const inspector: BackendInspector = (type, msg) => {
+  const inspector: BackendInspector = (type, source, start, end) => {
+    const msg = source.subarray(start, end);
     expect(msg[0]).toBe(type);
     expect(msg.readInt32BE(1) + 1).toBe(msg.length);
     seen.push(Buffer.from(msg));

@@ -176,10 +176,12 @@ export class FrontendFramer {
 }
 
 /**
- * What the session does with an inspected backend message: `null` forwards the original bytes,
- * a Buffer replaces them (an empty Buffer drops the message).
+ * What the session does with an inspected backend message, the bytes `source[start, end)`: `null`
+ * forwards the original bytes, a Buffer replaces them (an empty Buffer drops the message). The
+ * message is given by place, not as a view: an inspector that reads only the type (most answers)
+ * makes no view of it.
  */
-export type BackendInspector = (type: number, message: Buffer) => Buffer | null;
+export type BackendInspector = (type: number, source: Buffer, start: number, end: number) => Buffer | null;
 
 /**
  * Scans backend bytes without holding them. `inspect[type]` marks the types handed to the
@@ -243,7 +245,7 @@ export class BackendScanner {
         this.heldLength = 0;
         const type = whole[0] as number;
         if (this.inspects(type, whole.readInt32BE(1))) {
-          const rep = inspector(type, whole);
+          const rep = inspector(type, whole, 0, whole.length);
           out.push(rep ?? whole);
         } else {
           // A header that was split across chunks of a message that is not inspected.
@@ -286,8 +288,7 @@ export class BackendScanner {
       }
       const total = len + 1;
       if (n - pos >= total) {
-        const msg = chunk.subarray(pos, pos + total);
-        const rep = inspector(type, msg);
+        const rep = inspector(type, chunk, pos, pos + total);
         if (rep !== null) {
           // Only a replacement splits the chunk; an inspected message kept as is stays in place.
           if (pos > passStart) out.push(chunk.subarray(passStart, pos));

@@ -603,8 +603,8 @@ describe('backend: through BackendScanner, however the bytes are split', () => {
     const decoded: BackendMessage[] = [];
     const out: Buffer[] = [];
     for (const c of chunks) {
-      for (const b of scanner.push(c, (_t, msg) => {
-        decoded.push(readBackendMessage(msg));
+      for (const b of scanner.push(c, (_t, source, start, end) => {
+        decoded.push(readBackendMessage(source.subarray(start, end)));
         return null;
       }))
         out.push(b);

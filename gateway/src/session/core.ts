@@ -363,8 +363,14 @@ export class SessionCore {
     this.fatal('XX000', 'pgward: internal error', ErrorCodes.PROTOCOL_MALFORMED);
   }
 
-  private readonly inspect = (type: number, msg: Buffer): Buffer | null => {
-    const m = DECODED[type] ? readBackendMessage(msg, { protocolMinor: this.startup.protocolMinor }) : null;
+  /** The answers counted by type only (not DECODED) are never even cut out of their chunk. */
+  private readonly inspect = (type: number, source: Buffer, start: number, end: number): Buffer | null => {
+    if (!DECODED[type]) {
+      if (this.phase === 'auth' || this.phase === 'connecting') return null;
+      return this.requests.onAnswer(type);
+    }
+    const msg = source.subarray(start, end);
+    const m = readBackendMessage(msg, { protocolMinor: this.startup.protocolMinor });
     if (this.phase === 'auth' || this.phase === 'connecting') return this.startup.onBackend(type, msg, m);
     return this.requests.onBackend(type, msg, m);
   };

@@ -413,16 +413,15 @@ export class RequestPhase implements StatementView {
 
   // ------------------------------------------------------------ server messages
 
-  /**
-   * A backend message the core inspects: `m` is it decoded once (core.ts DECODED: the ones whose
-   * content matters), null for the answers only counted by type (ParseComplete, RowDescription, …).
-   */
-  onBackend(type: number, msg: Buffer, m: BackendMessage | null): Buffer | null {
+  /** An answer the core reads by type only (ParseComplete, BindComplete, RowDescription, …). */
+  onAnswer(type: number): null {
+    this.reconcile(type, null);
+    return null;
+  }
+
+  /** A backend message the core inspects, decoded once (core.ts DECODED: the ones whose content matters). */
+  onBackend(type: number, msg: Buffer, m: BackendMessage): Buffer | null {
     const core = this.core;
-    if (m === null) {
-      this.reconcile(type, null);
-      return null;
-    }
     switch (m.name) {
       case 'ReadyForQuery':
         core.conn.transaction_status = m.status;

@@ -237,9 +237,8 @@ export class StartupPhase {
   }
 
   /** Backend messages before the first ReadyForQuery (`m`: decoded once by the core, see core.ts DECODED). */
-  onBackend(type: number, msg: Buffer, m: BackendMessage | null): Buffer | null {
+  onBackend(type: number, msg: Buffer, m: BackendMessage): Buffer | null {
     const core = this.core;
-    if (m === null) return null;
     switch (m.name) {
       case 'ReadyForQuery':
         core.conn.transaction_status = m.status;
