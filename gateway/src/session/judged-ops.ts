@@ -16,9 +16,11 @@ export function opsForJudgement(
   switch (j.type) {
     case 'Query':
       // A simple Query (a sentinel Query too) drops the unnamed statement before it runs, failed or not.
-      return allowed && j.classification
-        ? [dropUnnamed(cycle), ...ns.sqlOps(j.classification, cycle)]
-        : [dropUnnamed(cycle)];
+      if (allowed && j.classification) {
+        const sql = ns.sqlOps(j.classification, cycle);
+        if (sql.length > 0) return [dropUnnamed(cycle), ...sql];
+      }
+      return [dropUnnamed(cycle)];
     case 'FunctionCall':
       return allowed ? null : [dropUnnamed(cycle)];
     case 'Parse': {

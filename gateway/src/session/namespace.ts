@@ -188,8 +188,13 @@ export class StatementNamespace {
    */
   expand(c: Classification, cycle: number): Classification {
     // `c` itself when no statement names a prepared statement: the judge reuses the classification
-    // of a repeated frame only then (FrameJudge's memo).
-    if (!c.statements.some((s) => s.prepared !== null)) return c;
+    // of a repeated frame only then (FrameJudge's memo). (A loop and a second method: the closures
+    // below would cost their context on every call.)
+    for (const s of c.statements) if (s.prepared !== null) return this.expandPrepared(c, cycle);
+    return c;
+  }
+
+  private expandPrepared(c: Classification, cycle: number): Classification {
     const overlay = new Map<string, StatementInfo | null>();
     let cleared = false;
     const lookup = (name: string): StatementInfo | null => {
