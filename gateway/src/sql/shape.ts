@@ -14,18 +14,31 @@ const isIdentStart = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 &&
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 const isIdentPart = (c: number): boolean => isIdentStart(c) || isDigit(c) || c === 36; // $
 
-const UNSURE = /[^\x00-\x7f]|\\/;
+/** Runs of '0' and of spaces, cut to a constant's length (longer ones are repeated). */
+const ZEROS = '0'.repeat(64);
+const SPACES = ' '.repeat(64);
+const run = (of: string, n: number): string => (n <= 64 ? of.slice(0, n) : of[0]!.repeat(n));
 
+/** Whether the text holds a non-ASCII character or a backslash anywhere. */
+function unsure(sql: string): boolean {
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (c > 0x7f || c === 92 /* \\ */) return true;
+  }
+  return false;
+}
+
+/**
+ * One pass over the text (after a check for what it is not sure about), the key assembled from
+ * the text's own slices and runs of '0' and spaces: no closure, no regular expression (this runs
+ * for every simple Query whose exact text is not cached).
+ */
 export function shapeKey(sql: string): string | null {
-  if (UNSURE.test(sql)) return null;
+  if (unsure(sql)) return null;
   const n = sql.length;
-  const out: string[] = [];
+  let key = '';
   let i = 0;
   let copied = 0; // sql[copied, i) is still to be copied as is
-  const flush = (to: number): void => {
-    if (to > copied) out.push(sql.slice(copied, to));
-    copied = to;
-  };
   while (i < n) {
     const c = sql.charCodeAt(i);
     if (isIdentStart(c)) {
@@ -51,16 +64,14 @@ export function shapeKey(sql: string): string | null {
     if (isDigit(c)) {
       const start = i;
       while (i < n && isDigit(sql.charCodeAt(i))) i++;
-      flush(start);
-      out.push('0'.repeat(i - start));
+      key += sql.slice(copied, start) + run(ZEROS, i - start);
       copied = i;
       continue;
     }
     if (c === 39 /* ' */) {
       const end = endOfString(sql, i);
       if (end < 0) return null;
-      flush(i + 1);
-      out.push(' '.repeat(end - i - 2));
+      key += sql.slice(copied, i + 1) + run(SPACES, end - i - 2);
       copied = end - 1;
       i = end;
       continue;
@@ -93,8 +104,7 @@ export function shapeKey(sql: string): string | null {
     }
     i++;
   }
-  flush(n);
-  return out.join('');
+  return copied === 0 ? sql : key + sql.slice(copied);
 }
 
 /** Index just past the closing quote of a '…' string starting at `open` ('' is a quote inside), or -1. */
