@@ -408,10 +408,7 @@ export class FrameJudge {
    * statements), for a bundle that reads no SQL text: another text of the same shape makes the
    * same evaluated document, so its decision is taken again (see Decided).
    */
-  private readonly shapeMemos = new WeakMap<
-    readonly StatementInfo[],
-    { parseError: string | null; decided: Decided }
-  >();
+  private readonly shapeMemos = new WeakMap<readonly StatementInfo[], Decided>();
 
   private queryDecision(
     text: SqlTextResult,
@@ -426,15 +423,13 @@ export class FrameJudge {
         ? textFreeTemplate(c.statements)
         : undefined;
     if (shape === undefined) return refused(this.engine.evaluate(input), text);
-    const memo = this.shapeMemos.get(shape);
-    if (memo !== undefined && memo.parseError === c.parse_error) {
-      const again = this.recall(memo.decided, conn);
-      if (again !== null) return again;
-    }
+    // A template's classification has no parse error (shapeIndependent): the list is the key.
+    const again = this.recall(this.shapeMemos.get(shape), conn);
+    if (again !== null) return again;
     const d = this.engine.evaluate(input);
     // readsQueryText looks at the statements' own texts only: a template never holds prepared ones.
     const decided = shape.every((x) => x.prepared === null) ? this.remember(d, conn) : null;
-    if (decided !== null) this.shapeMemos.set(shape, { parseError: c.parse_error, decided });
+    if (decided !== null) this.shapeMemos.set(shape, decided);
     else this.shapeMemos.delete(shape);
     return d;
   }

@@ -59,7 +59,12 @@ function seconds(start: number): number {
   return (performance.now() - start) / 1e3;
 }
 
-function stamp(body: DecisionBody, error: string | null, revision: string, start: number): DetailedDecision {
+function stamp(
+  body: DecisionBody,
+  error: string | null,
+  revision: string,
+  evalSeconds: number,
+): DetailedDecision {
   return {
     id: nextDecisionId(),
     allow: body.allow,
@@ -70,7 +75,7 @@ function stamp(body: DecisionBody, error: string | null, revision: string, start
     session_parameters: body.session_parameters,
     error_code: body.error_code,
     revision,
-    eval_seconds: seconds(start),
+    eval_seconds: evalSeconds,
     error_message: error,
   };
 }
@@ -294,7 +299,7 @@ export class OpaWasmEngine implements PolicyEngine {
         ErrorCodes.POLICY_INPUT,
         'the input was built without Bind values (for a bundle that reads none), and this bundle reads them',
       );
-      return stamp(d.body, d.error, revision, start);
+      return stamp(d.body, d.error, revision, seconds(start));
     }
     const leaves = this.leaves;
     let leafKeyed = false;
@@ -302,7 +307,7 @@ export class OpaWasmEngine implements PolicyEngine {
       const hit = leaves.get(input);
       if (hit !== undefined && hit !== UNKEYABLE) {
         this.hits++;
-        return stamp(hit.body, hit.error, revision, start);
+        return stamp(hit.body, hit.error, revision, seconds(start));
       }
       leafKeyed = hit !== UNKEYABLE;
     }
@@ -315,14 +320,14 @@ export class OpaWasmEngine implements PolicyEngine {
           const hit = cache.get(key);
           if (hit !== undefined) {
             this.hits++;
-            return stamp(hit.body, hit.error, revision, start);
+            return stamp(hit.body, hit.error, revision, seconds(start));
           }
         }
       }
       text = inputJson(doc);
     } catch (err) {
       const d = denyBody(ErrorCodes.POLICY_INPUT, `input is not serializable: ${describeThrown(err)}`);
-      return stamp(d.body, d.error, revision, start);
+      return stamp(d.body, d.error, revision, seconds(start));
     }
     this.misses++;
     const bytes = this.encoder.encode(text);
@@ -336,7 +341,7 @@ export class OpaWasmEngine implements PolicyEngine {
       const detail =
         recreateError === null ? message : `${message}; recreating the instance failed: ${recreateError}`;
       const d = denyBody(ErrorCodes.POLICY_EVAL, `policy evaluation failed: ${detail}`);
-      return stamp(d.body, d.error, revision, start);
+      return stamp(d.body, d.error, revision, seconds(start));
     }
     const parsed = parseDecision(raw);
     if (leafKeyed || (cache !== null && key !== null)) {
@@ -345,7 +350,7 @@ export class OpaWasmEngine implements PolicyEngine {
       if (leafKeyed) leaves!.set(parsed);
       else cache!.set(key!, parsed);
     }
-    return stamp(parsed.body, parsed.error, revision, start);
+    return stamp(parsed.body, parsed.error, revision, seconds(start));
   }
 
   /**
@@ -358,19 +363,7 @@ export class OpaWasmEngine implements PolicyEngine {
     if (this.leaves === null) return null;
     this.hits++;
     // Nothing is evaluated: no time to measure (two clock reads would cost more than the rest).
-    return {
-      id: nextDecisionId(),
-      allow: d.allow,
-      denials: d.denials,
-      reasons: d.reasons,
-      alerts: d.alerts,
-      sqlstate: d.sqlstate,
-      session_parameters: d.session_parameters,
-      error_code: d.error_code,
-      revision: this.info.revision,
-      eval_seconds: 0,
-      error_message: (d as Partial<DetailedDecision>).error_message ?? null,
-    };
+    return stamp(d, (d as Partial<DetailedDecision>).error_message ?? null, this.info.revision, 0);
   }
 
   /**
@@ -402,7 +395,7 @@ export class ActiveEngine implements PolicyEngine {
     const engine = this.current;
     if (engine === null) {
       const d = denyBody(ErrorCodes.POLICY_NO_BUNDLE, 'no policy bundle is loaded');
-      return stamp(d.body, d.error, '', performance.now());
+      return stamp(d.body, d.error, '', 0);
     }
     return engine.evaluate(input);
   }
