@@ -43,6 +43,9 @@ const POLICIES: Record<string, string> = {
     json.marshal(object.get(input.message, "statement", "absent")),
   ],
 }`,
+  'bind-values': `decision := {"allow": count(_d) == 0, "denials": _d, "alerts": []}
+
+_d := [d | some p in input.message.parameters; p.value == "forbidden"; d := {"rule": "v", "message": "v", "priority": 1}]`,
   echo: `decision := {
   "allow": input.phase == "startup",
   "reasons": [input.message.type, input.connection.user],
@@ -394,6 +397,46 @@ describe('the decision cache never answers for another input', () => {
     expect(e.evaluate(bind(null)).reasons[3]).toBe('null');
     expect(e.evaluate(q(conn, insert)).reasons[3]).toBe('"absent"');
     expect(e.cacheStats()).toEqual({ hits: 2, misses: 4 });
+  });
+});
+
+describe('the cache gate', () => {
+  it('stops keying Binds whose values never repeat, judging each one all the same, and keeps Parse cached', async () => {
+    const bundle = await loadBundle(bundles['bind-values']!);
+    bundle.manifest.metadata = {
+      pgward: {
+        input_paths: [
+          ['message', 'parameters'],
+          ['message', 'type'],
+        ],
+      },
+    };
+    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const bind = (value: string) =>
+      buildBindInput(
+        conn,
+        { portalName: '', statement: null, params: [{ typeOid: 25, format: 0, value: Buffer.from(value) }] },
+        { maxSqlBytes: 100 },
+      );
+    const parse = buildQueryInput(
+      conn,
+      'SELECT 1',
+      { statements: [], parse_error: null },
+      { maxSqlBytes: 100 },
+    );
+    for (let i = 0; i < 2000; i++) {
+      expect(e.evaluate(bind(`v${i}`)).allow).toBe(true);
+      expect(e.evaluate(parse).allow).toBe(true);
+    }
+    // 2000 distinct Binds all ran the policy; the Query was evaluated once.
+    expect(e.cacheStats()).toEqual({ hits: 1999, misses: 2001 });
+    const gate = (e as unknown as { gate: { resting(kind: string): boolean } }).gate;
+    expect(gate.resting('Bind')).toBe(true);
+    expect(gate.resting('Query')).toBe(false);
+    // Resting changes only the cost: a forbidden value is still denied, an allowed one allowed.
+    expect(e.evaluate(bind('forbidden'))).toMatchObject({ allow: false, denials: [{ rule: 'v' }] });
+    expect(e.evaluate(bind('v1')).allow).toBe(true);
+    expect(e.evaluate(bind('forbidden')).allow).toBe(false);
   });
 });
 

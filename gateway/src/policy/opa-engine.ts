@@ -7,13 +7,14 @@ import { performance } from 'node:perf_hooks';
 import { loadPolicy, loadPolicySync, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
 import { loadBundle, type LoadBundleOptions, type LoadedBundle } from './bundle';
-import { denyBody, parseDecision, type DecisionBody } from './decision';
+import { denyBody, type DecisionBody, type ParsedDecision } from './decision';
 import { buildQueryInput, buildStartupInput } from './input';
 import { inputJson, inputKey } from './input-json';
 import { parseInputPaths } from './input-paths';
 import { evaluatedInput, pathTrie, readsBindValues, type PathNode } from './input-project';
-import { deepFreeze } from '../sql/frozen';
 import { LeafCache, leafPlan, UNKEYABLE } from './leaf-cache';
+import { WasmEvaluator } from './wasm-eval';
+import { CacheGate } from './cache-gate';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine } from './types';
 
 /** A Decision plus the detail of a fail-closed error, for logs only (never sent to a client). */
@@ -131,6 +132,12 @@ function valuesOmitted(input: InputDocument): boolean {
   return false;
 }
 
+/** The kind of a document for the cache gate: its message type. */
+function messageKind(input: InputDocument): string {
+  const type = (input.message as { type?: unknown } | undefined)?.type;
+  return typeof type === 'string' ? type : '';
+}
+
 const DECISION_CACHE_ENTRIES = 8192;
 
 /**
@@ -174,10 +181,10 @@ export class GenerationalCache<V> {
 const DECISION_CACHE_MAX_KEY = 8192;
 
 export class OpaWasmEngine implements PolicyEngine {
-  private policy: LoadedPolicy;
+  /** The instance's evaluation (through the module's exports, wasm-eval.ts). */
+  private evaluator: WasmEvaluator;
   /** Instances replaced after a failed evaluation (a trap can leave the wasm heap inconsistent). */
   private recreated = 0;
-  private readonly encoder = new TextEncoder();
   /**
    * Decisions by evaluated document (inputKey of the input cut to the bundle's input paths: the
    * JSON text, with kept connection and statement texts as numbers). A wasm policy is a pure
@@ -187,12 +194,14 @@ export class OpaWasmEngine implements PolicyEngine {
    * revision). Sessions repeat themselves (the same Parse text, the same Query), which is where
    * this pays. A bundle without input paths (whole document, time included) has no cache.
    */
-  private readonly cache: GenerationalCache<ReturnType<typeof parseDecision>> | null;
+  private readonly cache: GenerationalCache<ParsedDecision> | null;
   /**
    * The same decisions found without cutting the document nor building a key (leaf-cache.ts), for
    * bundles whose input paths allow it; documents it cannot key take `cache`.
    */
-  private readonly leaves: LeafCache<ReturnType<typeof parseDecision>> | null;
+  private readonly leaves: LeafCache<ParsedDecision> | null;
+  /** Which kinds of documents are worth a cache lookup now. */
+  private readonly gate = new CacheGate();
 
   private constructor(
     private readonly module: CompiledModule,
@@ -203,7 +212,7 @@ export class OpaWasmEngine implements PolicyEngine {
     private readonly info: BundleInfo,
     private readonly now: () => number,
   ) {
-    this.policy = policy;
+    this.evaluator = new WasmEvaluator(policy, entrypointId);
     this.paths = pathTrie(info.input_paths ?? [[]]);
     this.readsValues = readsBindValues(this.paths);
     // Without input paths the whole document is evaluated, `time` included (to the millisecond):
@@ -301,28 +310,34 @@ export class OpaWasmEngine implements PolicyEngine {
       );
       return stamp(d.body, d.error, revision, seconds(start));
     }
-    const leaves = this.leaves;
+    // Documents of a kind that do not repeat skip the cache, key and lookup (cache-gate.ts).
+    const gate = cache === null ? null : this.gate.enter(messageKind(input));
+    const leaves = gate === null ? null : this.leaves;
     let leafKeyed = false;
     if (leaves !== null) {
       const hit = leaves.get(input);
       if (hit !== undefined && hit !== UNKEYABLE) {
         this.hits++;
+        this.gate.leave(gate!, true);
         return stamp(hit.body, hit.error, revision, seconds(start));
       }
       leafKeyed = hit !== UNKEYABLE;
+      if (leafKeyed) this.gate.leave(gate!, false);
     }
     try {
       const doc = evaluatedInput(input, this.paths, this.now);
-      if (cache !== null && !leafKeyed) {
+      if (gate !== null && !leafKeyed) {
         key = inputKey(doc);
         if (key.length > DECISION_CACHE_MAX_KEY) key = null;
         else {
-          const hit = cache.get(key);
+          const hit = cache!.get(key);
           if (hit !== undefined) {
             this.hits++;
+            this.gate.leave(gate, true);
             return stamp(hit.body, hit.error, revision, seconds(start));
           }
         }
+        this.gate.leave(gate, false);
       }
       text = inputJson(doc);
     } catch (err) {
@@ -330,11 +345,9 @@ export class OpaWasmEngine implements PolicyEngine {
       return stamp(d.body, d.error, revision, seconds(start));
     }
     this.misses++;
-    const bytes = this.encoder.encode(text);
-    let raw: unknown;
+    let parsed: ParsedDecision;
     try {
-      // An ArrayBuffer is taken as JSON text as is; encode() returns one of exactly that length.
-      raw = this.policy.evaluate(bytes.buffer, this.entrypointId);
+      parsed = this.evaluator.evaluate(text);
     } catch (err) {
       const message = describeThrown(err);
       const recreateError = this.recreate();
@@ -343,13 +356,9 @@ export class OpaWasmEngine implements PolicyEngine {
       const d = denyBody(ErrorCodes.POLICY_EVAL, `policy evaluation failed: ${detail}`);
       return stamp(d.body, d.error, revision, seconds(start));
     }
-    const parsed = parseDecision(raw);
-    if (leafKeyed || (cache !== null && key !== null)) {
-      // Every decision made from a cached body shares its lists: nobody may change them.
-      deepFreeze(parsed.body);
-      if (leafKeyed) leaves!.set(parsed);
-      else cache!.set(key!, parsed);
-    }
+    // Every decision the evaluator returns is deeply frozen (decisions share their lists).
+    if (leafKeyed) leaves!.set(parsed);
+    else if (key !== null) cache!.set(key, parsed);
     return stamp(parsed.body, parsed.error, revision, seconds(start));
   }
 
@@ -374,7 +383,7 @@ export class OpaWasmEngine implements PolicyEngine {
     try {
       const policy = loadPolicySync(this.module, { ...this.memory });
       policy.setData(this.loaded.data);
-      this.policy = policy;
+      this.evaluator = new WasmEvaluator(policy, this.entrypointId);
       this.recreated += 1;
       return null;
     } catch (err) {
