@@ -401,7 +401,7 @@ describe('the decision cache never answers for another input', () => {
 });
 
 describe('the cache gate', () => {
-  it('stops keying Binds whose values never repeat, judging each one all the same, and keeps Parse cached', async () => {
+  it('stops keying Binds whose values never repeat, judging each one all the same, and keeps Query cached', async () => {
     const bundle = await loadBundle(bundles['bind-values']!);
     bundle.manifest.metadata = {
       pgward: {
@@ -430,6 +430,8 @@ describe('the cache gate', () => {
     }
     // 2000 distinct Binds all ran the policy; the Query was evaluated once.
     expect(e.cacheStats()).toEqual({ hits: 1999, misses: 2001 });
+    // Only the first window's Binds (1024) were keyed and stored (the Query is in the lean cache).
+    expect((e as unknown as { cache: { size: number } }).cache.size).toBe(1024);
     const gate = (e as unknown as { gate: { resting(kind: string): boolean } }).gate;
     expect(gate.resting('Bind')).toBe(true);
     expect(gate.resting('Query')).toBe(false);

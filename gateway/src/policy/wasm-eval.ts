@@ -98,15 +98,13 @@ export class WasmEvaluator {
       bytes = this.view(mem);
     }
     const inputLen = bytes.write(text, inputAddr, 'utf8');
-    const addr = this.opaEval(
-      0,
-      this.entrypoint,
-      p.dataAddr as number,
-      inputAddr,
-      inputLen,
-      inputAddr + inputLen,
-      0,
-    );
+    // UTF-8 is never shorter than UTF-16 units: fewer bytes means a cut input, which opa_eval would
+    // evaluate as an undefined input rather than refuse.
+    if (inputLen < text.length) throw new Error('the input was not written whole into the policy memory');
+    // An address (unsigned) above 2 GiB comes back from wasm as a negative i32.
+    const addr =
+      this.opaEval(0, this.entrypoint, p.dataAddr as number, inputAddr, inputLen, inputAddr + inputLen, 0) >>>
+      0;
     // The evaluation may have grown the memory (a new buffer).
     bytes = this.view(mem);
     const end = bytes.indexOf(0, addr);
