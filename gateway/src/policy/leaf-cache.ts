@@ -19,7 +19,7 @@
  * whose user or transaction status changed, another statement list, another message type, all
  * give other tuples.
  *
- * Bounded like GenerationalCache (opa-engine.ts): two generations of at most half the entries.
+ * Bounded like GenerationalCache (generational-cache.ts): two generations of at most half the entries.
  */
 import { ANY_KEY } from './input-paths';
 import { deeplyFrozen, reaches, type PathNode } from './input-project';

@@ -124,6 +124,13 @@ async function engine(name: string, memoryMaxPages?: number): Promise<OpaWasmEng
   return OpaWasmEngine.create(await loadBundle(bundles[name]!), opts);
 }
 
+/** An engine for bundle `name` whose manifest records `paths` as the input paths its policy reads. */
+async function engineReading(name: string, paths: string[][]): Promise<OpaWasmEngine> {
+  const bundle = await loadBundle(bundles[name]!);
+  bundle.manifest.metadata = { pgward: { input_paths: paths } };
+  return OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+}
+
 describe('OpaWasmEngine', () => {
   it('allow-all allows, with an id, the revision and the time taken', async () => {
     const e = await engine('allow-all');
@@ -270,16 +277,10 @@ describe('decision cache', () => {
   });
 
   it('makes a decision again (new id, a cache hit) only for a bundle whose decisions follow its paths', async () => {
-    const bundle = await loadBundle(bundles['echo']!);
-    bundle.manifest.metadata = {
-      pgward: {
-        input_paths: [
-          ['connection', 'user'],
-          ['message', 'type'],
-        ],
-      },
-    };
-    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const e = await engineReading('echo', [
+      ['connection', 'user'],
+      ['message', 'type'],
+    ]);
     const d = e.evaluate(startup);
     const before = e.cacheStats();
     const again = e.again(d)!;
@@ -402,16 +403,10 @@ describe('the decision cache never answers for another input', () => {
 
 describe('the cache gate', () => {
   it('stops keying Binds whose values never repeat, judging each one all the same, and keeps Query cached', async () => {
-    const bundle = await loadBundle(bundles['bind-values']!);
-    bundle.manifest.metadata = {
-      pgward: {
-        input_paths: [
-          ['message', 'parameters'],
-          ['message', 'type'],
-        ],
-      },
-    };
-    const e = await OpaWasmEngine.create(bundle, { entrypoint: 'pgward/decision' });
+    const e = await engineReading('bind-values', [
+      ['message', 'parameters'],
+      ['message', 'type'],
+    ]);
     const bind = (value: string) =>
       buildBindInput(
         conn,

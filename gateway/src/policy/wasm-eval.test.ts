@@ -87,7 +87,7 @@ describe('WasmEvaluator', () => {
     expect(e.evaluate(JSON.stringify({ n: 8, s: 'c' })).body.denials[0]!.message).toBe('c');
   });
 
-  it('keeps results apart byte for byte, and answers right after the memo is emptied', async () => {
+  it('keeps results apart byte for byte, and answers right after the memo turns over', async () => {
     const e = new WasmEvaluator(await instance(), 0);
     expect(e.evaluate(JSON.stringify({ n: 8, s: 'é' })).body.denials[0]!.message).toBe('é');
     expect(e.evaluate(JSON.stringify({ n: 8, s: 'è' })).body.denials[0]!.message).toBe('è');

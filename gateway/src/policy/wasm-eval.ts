@@ -15,6 +15,7 @@
 import type { LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import { parseDecision, type ParsedDecision } from './decision';
 import { deepFreeze } from '../sql/frozen';
+import { GenerationalCache } from './generational-cache';
 
 interface WasmMemory {
   readonly buffer: ArrayBuffer;
@@ -41,7 +42,7 @@ type OpaEval = (
 ) => number;
 
 const PAGE = 64 * 1024;
-/** Distinct result texts kept with their parsed decision; all forgotten when full. */
+/** Distinct result texts kept with their parsed decision (the ones in use survive: GenerationalCache). */
 const MAX_RESULTS = 256;
 /** Longer result texts are parsed every time (a decision quoting its input, say). */
 const MAX_RESULT_TEXT = 4096;
@@ -54,7 +55,7 @@ export class WasmEvaluator {
   /** A Buffer over the linear memory, made again when the memory grows (its buffer changes). */
   private buffer: ArrayBuffer | null = null;
   private bytes: Buffer = Buffer.alloc(0);
-  private results = new Map<string, ParsedDecision>();
+  private readonly results = new GenerationalCache<ParsedDecision>(MAX_RESULTS);
   private readonly encoder = new TextEncoder();
 
   constructor(
@@ -116,7 +117,6 @@ export class WasmEvaluator {
     if (parsed === undefined) {
       // latin1 keeps one char per byte: exact as a key; the decision is parsed from the UTF-8 text.
       parsed = deepFreeze(parseDecision(JSON.parse(bytes.toString('utf8', addr, end))));
-      if (this.results.size >= MAX_RESULTS) this.results = new Map();
       this.results.set(result, parsed);
     }
     return parsed;
