@@ -29,6 +29,11 @@ import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
 
+/**
+ * Every Judgement is made by `judgement` below, with all its fields present (the optional ones
+ * undefined) in one order: one object shape for every message kind, so the session's reads of
+ * `j.type`, `j.original`, … stay monomorphic (several shapes make them megamorphic lookups).
+ */
 export interface Judgement {
   type: JudgedType;
   /** The message judged, as decoded once (null for the startup decision). */
@@ -39,22 +44,44 @@ export interface Judgement {
    * The SQL as sent and its statements with their texts, for audit and replay reports (the input's
    * texts are cut to the configured maximum).
    */
-  original?: { sql: string; statements: StatementInfo[] };
+  original?: { sql: string; statements: StatementInfo[] } | undefined;
   /**
    * Query and Parse whose SQL text the decoder refused to read (the decision is denied with its
    * code; `original.sql` is then ''): capture records it, so replay denies what the live session
    * denied even when the text is redacted or the refusal depended on the pipeline.
    */
-  refusal?: LexicalRefusal;
+  refusal?: LexicalRefusal | undefined;
   /** Parse and Bind: the statement name. */
-  statementName?: string;
+  statementName?: string | undefined;
   /** Parse: the statement it creates when the server accepts it. */
-  statement?: Statement;
+  statement?: Statement | undefined;
   /** Bind: the portal name, and what the statement name meant to the view. */
-  portalName?: string;
-  resolution?: Resolution;
+  portalName?: string | undefined;
+  resolution?: Resolution | undefined;
   /** Query and Parse: the classification (its SQL-level PREPARE / DEALLOCATE / DISCARD). */
-  classification?: Classification;
+  classification?: Classification | undefined;
+}
+
+/** A Judgement with the optional fields unset (see Judgement). */
+export function judgement(
+  type: JudgedType,
+  message: JudgedMessage | null,
+  input: InputDocument,
+  decision: Decision,
+): Judgement {
+  return {
+    type,
+    message,
+    input,
+    decision,
+    original: undefined,
+    refusal: undefined,
+    statementName: undefined,
+    statement: undefined,
+    portalName: undefined,
+    resolution: undefined,
+    classification: undefined,
+  };
 }
 
 /** What statement names mean for the message being judged. */
@@ -240,7 +267,7 @@ export class FrameJudge {
 
   startup(conn: ConnectionInfo): Judgement {
     const input = buildStartupInput(conn);
-    return { type: 'StartupMessage', message: null, input, decision: this.engine.evaluate(input) };
+    return judgement('StartupMessage', null, input, this.engine.evaluate(input));
   }
 
   /** Judges a client message of the ready phase, as decoded once by readFrontendMessage. */
@@ -256,7 +283,7 @@ export class FrameJudge {
         return this.bind(m, conn, opts, ctx);
       default: {
         const input = buildFunctionCallInput(conn, { oid: m.oid, args: m.args }, opts);
-        return { type: 'FunctionCall', message: m, input, decision: this.engine.evaluate(input) };
+        return judgement('FunctionCall', m, input, this.engine.evaluate(input));
       }
     }
   }
@@ -319,14 +346,10 @@ export class FrameJudge {
       decision = this.engine.evaluate(memo.input);
       memo.decided = this.remember(decision, conn);
     }
-    return {
-      type: m.name,
-      message: m,
-      input: memo.input,
-      decision,
-      classification: c,
-      original: { sql: memo.sql, statements: c.statements },
-    };
+    const j = judgement(m.name, m, memo.input, decision);
+    j.classification = c;
+    j.original = { sql: memo.sql, statements: c.statements };
+    return j;
   }
 
   /** What a later equal document may take again of `d` (see Decided), or null. */
@@ -355,14 +378,9 @@ export class FrameJudge {
     this.lastQuery = memo;
     const decision = this.queryDecision(text, c, input, conn, opts);
     if (memo !== null) memo.decided = this.remember(decision, conn);
-    const j: Judgement = {
-      type: 'Query',
-      message: m,
-      input,
-      decision,
-      classification: c,
-      original: { sql, statements: c.statements },
-    };
+    const j = judgement('Query', m, input, decision);
+    j.classification = c;
+    j.original = { sql, statements: c.statements };
     if (!text.ok) j.refusal = text;
     return j;
   }
@@ -389,16 +407,11 @@ export class FrameJudge {
     this.lastParse = memo;
     const decision = refused(this.engine.evaluate(input), text);
     if (memo !== null) memo.decided = this.remember(decision, conn);
-    const j: Judgement = {
-      type: 'Parse',
-      message: p,
-      input,
-      decision,
-      statementName: p.statement,
-      statement: { ref, paramTypes: p.paramTypes },
-      classification: c,
-      original: { sql, statements: c.statements },
-    };
+    const j = judgement('Parse', p, input, decision);
+    j.statementName = p.statement;
+    j.statement = { ref, paramTypes: p.paramTypes };
+    j.classification = c;
+    j.original = { sql, statements: c.statements };
     if (!text.ok) j.refusal = text;
     return j;
   }
@@ -448,17 +461,14 @@ export class FrameJudge {
       const memo = this.bindMemos.get(stmt.ref);
       if (memo !== undefined && memo.portal === b.portal && sameShape(memo.shape, b.params, types)) {
         const decision = this.recall(memo.decided, conn);
-        if (decision !== null)
-          return {
-            type: 'Bind',
-            message: b,
-            input: memo.input,
-            decision,
-            statementName: b.statement,
-            portalName: b.portal,
-            resolution: r,
-            original: { sql: stmt.ref.sql, statements: stmt.ref.statements },
-          };
+        if (decision !== null) {
+          const j = judgement('Bind', b, memo.input, decision);
+          j.statementName = b.statement;
+          j.portalName = b.portal;
+          j.resolution = r;
+          j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
+          return j;
+        }
       }
     }
     const input = buildBindInput(
@@ -486,15 +496,10 @@ export class FrameJudge {
         : decision;
       decision = { ...denied, sqlstate: '26000' };
     }
-    const j: Judgement = {
-      type: 'Bind',
-      message: b,
-      input,
-      decision,
-      statementName: b.statement,
-      portalName: b.portal,
-      resolution: r,
-    };
+    const j = judgement('Bind', b, input, decision);
+    j.statementName = b.statement;
+    j.portalName = b.portal;
+    j.resolution = r;
     if (stmt) j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
     return j;
   }

@@ -7,9 +7,9 @@ import type { Cancellable } from './cancel-registry';
 
 export type Action =
   /** Original bytes (or sentinels) for the server: one action per client read. */
-  | { kind: 'writeUpstream'; data: Buffer[]; bytes: number }
+  | WriteAction<'writeUpstream'>
   /** Bytes for the client. */
-  | { kind: 'writeClient'; data: Buffer[]; bytes: number }
+  | WriteAction<'writeClient'>
   /** Answer the SSLRequest with 'S' and start the TLS handshake; then call tlsEstablished. */
   | { kind: 'startTls' }
   /** Open the upstream connection and send it this StartupMessage; then call upstreamConnected/Failed. */
@@ -31,6 +31,19 @@ export type Action =
    * `cancelFirst` cancels what is still running.
    */
   | { kind: 'closeUpstream'; terminate: boolean; cancelFirst: boolean };
+
+/**
+ * The two write actions are instances of one class (the other actions are literals): the
+ * adapter tells the per-read writes from the rest by `instanceof` and reads one object shape,
+ * where a `kind` read across every action's shape would be a megamorphic lookup on each read.
+ */
+export class WriteAction<K extends 'writeUpstream' | 'writeClient' = 'writeUpstream' | 'writeClient'> {
+  constructor(
+    readonly kind: K,
+    readonly data: Buffer[],
+    readonly bytes: number,
+  ) {}
+}
 
 export interface TlsInfo {
   version: string | null;

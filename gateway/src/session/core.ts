@@ -18,7 +18,7 @@ import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { ConnectionInfo } from '../policy/types';
 import { encodeFatal } from '../enforcement/deny';
 import type { Cancellable } from './cancel-registry';
-import type { Action, Refusal, TlsInfo, UpstreamInfo } from './actions';
+import { WriteAction, type Action, type Refusal, type TlsInfo, type UpstreamInfo } from './actions';
 import { StartupPhase } from './startup';
 import { RequestPhase } from './requests';
 import type { DecisionEvent, SessionDeps } from './types';
@@ -169,7 +169,7 @@ export class SessionCore {
     if ((this.phase as Phase) === 'closed') return;
     let n = 0;
     for (const p of parts) n += p.length;
-    if (n > 0) this.emit({ kind: 'writeClient', data: parts, bytes: n });
+    if (n > 0) this.emit(new WriteAction('writeClient', parts, n));
     if (this.held !== null) this.pump();
     if (this.draining && this.isIdle) this.shutdownIdle();
   }
@@ -251,7 +251,7 @@ export class SessionCore {
 
   toClient(bytes: Buffer): void {
     if (this.phase === 'closed') return;
-    this.emit({ kind: 'writeClient', data: [bytes], bytes: bytes.length });
+    this.emit(new WriteAction('writeClient', [bytes], bytes.length));
   }
 
   /** Ends the connection after a FATAL error. */
@@ -341,7 +341,7 @@ export class SessionCore {
   private flushUpstream(): void {
     const bytes = this.out.bytes;
     const data = this.out.take();
-    if (data !== null) this.emit({ kind: 'writeUpstream', data, bytes });
+    if (data !== null) this.emit(new WriteAction('writeUpstream', data, bytes));
   }
 
   private onClientFailure(err: unknown): void {

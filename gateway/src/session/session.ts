@@ -13,7 +13,7 @@ import { encodeCancelRequest, encodeTerminate } from '../protocol';
 import type { ConnectionInfo } from '../policy/types';
 import { connectUpstream, sendCancelRequest } from './upstream';
 import { SessionCore } from './core';
-import type { Action, Refusal } from './actions';
+import { WriteAction, type Action, type Refusal } from './actions';
 import type { SessionDeps } from './types';
 import type { BunSocket } from './bun-socket';
 
@@ -134,9 +134,14 @@ export class Session {
     });
   }
 
-  /** Carries out the core's actions, in order. */
+  /** Carries out the core's actions, in order (the writes of every read first tested, one shape). */
   private run(): void {
-    for (const a of this.core.takeActions()) this.act(a);
+    for (const a of this.core.takeActions()) {
+      if (a instanceof WriteAction) {
+        if (a.kind === 'writeUpstream') this.writeUpstream(a.data, a.bytes);
+        else this.writeClient(a.data, a.bytes);
+      } else this.act(a);
+    }
   }
 
   private act(a: Action): void {
