@@ -341,6 +341,37 @@ describe('forwarding', () => {
     expect(h.core.isIdle).toBe(true);
   });
 
+  it.each([
+    ['a ReadyForQuery with a bad status', new MessageWriter().int8(0x58).message('Z')],
+    ['a ReadyForQuery with a trailing byte', new MessageWriter().int8(0x49).int8(0).message('Z')],
+    [
+      'a CommandComplete without its terminator',
+      new MessageWriter().bytes(Buffer.from('SELECT 1')).message('C'),
+    ],
+    ['a CommandComplete with trailing bytes', new MessageWriter().cstring('SELECT 1').int8(7).message('C')],
+    ['an empty CommandComplete', new MessageWriter().message('C')],
+  ])('closes with 08P01 on %s, read in place (no tag wanted)', (_what, bad) => {
+    const h = ready();
+    h.client(Q('SELECT 1'));
+    const r = h.server(pg.rowDescription(), pg.dataRow('1'), bad);
+    expect(errorText(r.down.find((m) => m.type === 'E'))).toMatchObject({ C: '08P01' });
+    expect(h.errors).toContain('PGWARD_ERR_UPSTREAM_PROTOCOL');
+  });
+
+  it('reads the tag of a CommandComplete only when it confirms something (PREPARE)', () => {
+    const h = ready();
+    h.client(Q('PREPARE p AS SELECT 1'));
+    h.server(pg.complete('PREPARE'), pg.ready());
+    // The server confirmed p by its tag: a Bind of it is judged at once, not held.
+    h.client(B('p'), E(), S());
+    expect(h.core.requests.resolve('p')).not.toBe('absent');
+    // Without the tag read, the PREPARE would not have been confirmed.
+    const g = ready();
+    g.client(Q('PREPARE p AS SELECT 1'));
+    g.server(pg.complete('SELECT 1'), pg.ready());
+    expect(g.core.requests.resolve('p')).toBe('absent');
+  });
+
   it('closes with 08P01 on an answer nobody asked for', () => {
     const h = ready();
     const r = h.server(pg.parseComplete());
@@ -1351,8 +1382,13 @@ describe('decode once', () => {
         pg.ready(),
       ),
     );
-    // (ReadyForQuery is read by length and status byte, without a BodyReader.)
-    expect(names).toEqual(['CommandComplete']);
+    // ReadyForQuery is read by length and status byte, and a CommandComplete whose tag nothing
+    // reads is checked in place: neither is decoded.
+    expect(names).toEqual([]);
     expect(h.core.isIdle).toBe(true);
+    // A tag that confirms a statement (PREPARE) is decoded, once.
+    h.client(Q('PREPARE p AS SELECT 1'));
+    expect(decodes(() => h.server(pg.complete('PREPARE'), pg.ready()))).toEqual(['CommandComplete']);
+    expect(h.core.requests.resolve('p')).not.toBe('absent');
   });
 });

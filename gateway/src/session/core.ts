@@ -14,6 +14,8 @@ import { BackendScanner, FrontendFramer } from '../protocol/framing';
 import { BackendType, SESSION_INSPECTED_BACKEND_TYPES, typeTable } from '../protocol/message-types';
 import { ProtocolError } from '../protocol/errors';
 import { readBackendMessage } from '../protocol/backend/backend-message';
+import { checkCommandCompleteAt } from '../protocol/backend/command-complete';
+import { readReadyForQueryAt } from '../protocol/backend/ready-for-query';
 import type { FrontendMessage } from '../protocol/frontend/frontend-message';
 import type { ConnectionInfo } from '../policy/types';
 import { encodeFatal } from '../enforcement/deny';
@@ -369,9 +371,18 @@ export class SessionCore {
       if (this.phase === 'auth' || this.phase === 'connecting') return null;
       return this.requests.onAnswer(type);
     }
+    const startup = this.phase === 'auth' || this.phase === 'connecting';
+    // The two answers of every cycle are read in place, without a view or a decoded message:
+    // ReadyForQuery's status byte, and a CommandComplete whose tag nothing reads (checked whole).
+    if (!startup && type === BackendType.ReadyForQuery)
+      return this.requests.onReadyForQuery(readReadyForQueryAt(source, start, end), source, start, end);
+    if (!startup && type === BackendType.CommandComplete && !this.requests.pipeline.wantsTag()) {
+      checkCommandCompleteAt(source, start, end);
+      return this.requests.onAnswer(type);
+    }
     const msg = source.subarray(start, end);
     const m = readBackendMessage(msg, { protocolMinor: this.startup.protocolMinor });
-    if (this.phase === 'auth' || this.phase === 'connecting') return this.startup.onBackend(type, msg, m);
+    if (startup) return this.startup.onBackend(type, msg, m);
     return this.requests.onBackend(type, msg, m);
   };
 

@@ -57,6 +57,16 @@ export class Pipeline {
     return this.cyclesSent;
   }
 
+  /**
+   * Whether the next answer's CommandComplete tag is read: the oldest entry has namespace changes
+   * a tag confirms (confirmTag) or a statement log record. Otherwise received() is given no tag
+   * and the answer is only checked in place, never decoded (core.ts).
+   */
+  wantsTag(): boolean {
+    const e = this.peek();
+    return e !== undefined && (e.ops !== null || e.stmt !== null);
+  }
+
   /** Records a forwarded message (after its ops were added to the namespace). */
   sent(type: number, ops: Op[] | null): void {
     const stmt = this.carry;

@@ -12,6 +12,7 @@ import { redactVerdicts } from '../audit/redact';
 import { BackendType, FrontendType, typeTable } from '../protocol/message-types';
 import { ProtocolError, malformed } from '../protocol/errors';
 import { encodeBackendKeyData, type BackendKeyData } from '../protocol/backend/backend-key-data';
+import type { TransactionStatus } from '../protocol/backend/ready-for-query';
 import {
   readFrontendMessage,
   type FrontendMessage,
@@ -419,21 +420,29 @@ export class RequestPhase implements StatementView {
     return null;
   }
 
+  /** ReadyForQuery, whose status the core read in place: the message the server ends every cycle with. */
+  onReadyForQuery(status: TransactionStatus, source: Buffer, start: number, end: number): null {
+    const core = this.core;
+    core.conn.transaction_status = status;
+    if (core.deps.observer.onFrame)
+      core.deps.observer.onFrame('backend', source.subarray(start, end), core.conn);
+    this.reconcile(BackendType.ReadyForQuery, null);
+    this.enforcer.settle(this.pipeline.lastEnded);
+    if (this.lexicalChangeSent && status === 'I' && !this.lexicalInFlight) this.lexicalChangeSent = false;
+    return null;
+  }
+
   /** A backend message the core inspects, decoded once (core.ts DECODED: the ones whose content matters). */
   onBackend(type: number, msg: Buffer, m: BackendMessage): Buffer | null {
     const core = this.core;
     switch (m.name) {
       case 'ReadyForQuery':
-        core.conn.transaction_status = m.status;
-        if (core.deps.observer.onFrame) core.deps.observer.onFrame('backend', msg, core.conn);
-        this.reconcile(type, null);
-        this.enforcer.settle(this.pipeline.lastEnded);
-        if (this.lexicalChangeSent && core.conn.transaction_status === 'I' && !this.lexicalInFlight)
-          this.lexicalChangeSent = false;
-        return null;
+        // Read in place by the core (onReadyForQuery): never decoded in this phase.
+        return this.onReadyForQuery(m.status, msg, 0, msg.length);
       case 'ErrorResponse':
         return this.onError(m);
       case 'CommandComplete':
+        // Decoded only when its tag is read (core.ts, Pipeline.wantsTag).
         this.reconcile(type, m.tag);
         return null;
       case 'ParameterStatus':

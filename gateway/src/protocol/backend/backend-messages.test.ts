@@ -15,7 +15,8 @@ import { encodeCopyInResponse, readCopyResponse } from './copy-response';
 import { encodeErrorResponse, encodeNoticeResponse, readErrorFields } from './error-response';
 import { encodeNegotiateProtocolVersion, readNegotiateProtocolVersion } from './negotiate-protocol-version';
 import { encodeParameterStatus, readParameterStatus } from './parameter-status';
-import { encodeReadyForQuery, readReadyForQuery } from './ready-for-query';
+import { encodeReadyForQuery, readReadyForQuery, readReadyForQueryAt } from './ready-for-query';
+import { checkCommandCompleteAt, encodeCommandComplete, readCommandComplete } from './command-complete';
 
 function malformedCode(fn: () => unknown): string {
   try {
@@ -228,6 +229,49 @@ describe('ParameterStatus, ReadyForQuery, CopyInResponse', () => {
     expect(malformedCode(() => readReadyForQuery(new MessageWriter().int8(0x49).int8(0).message('Z')))).toBe(
       ErrorCodes.PROTOCOL_MALFORMED,
     );
+  });
+
+  test('ReadyForQuery and CommandComplete read in place answer as the decoding readers do', () => {
+    const outcome = (fn: () => unknown): string => {
+      try {
+        fn();
+        return 'ok';
+      } catch (e) {
+        expect(e).toBeInstanceOf(ProtocolError);
+        return (e as ProtocolError).message;
+      }
+    };
+    const pad = Buffer.from([1, 2, 3]);
+    const at = (m: Buffer) => Buffer.concat([pad, m, pad]);
+    const readies = [
+      encodeReadyForQuery('I'),
+      encodeReadyForQuery('T'),
+      encodeReadyForQuery('E'),
+      new MessageWriter().int8(0x58).message('Z'),
+      new MessageWriter().int8(0x49).int8(0).message('Z'),
+      new MessageWriter().message('Z'),
+    ];
+    for (const m of readies) {
+      expect(outcome(() => readReadyForQueryAt(at(m), 3, 3 + m.length))).toBe(
+        outcome(() => readReadyForQuery(m)),
+      );
+      if (outcome(() => readReadyForQuery(m)) === 'ok')
+        expect(readReadyForQueryAt(at(m), 3, 3 + m.length)).toBe(readReadyForQuery(m));
+    }
+    const completes = [
+      encodeCommandComplete('SELECT 1'),
+      encodeCommandComplete(''),
+      encodeCommandComplete('INSERT 0 3'),
+      new MessageWriter().message('C'),
+      new MessageWriter().bytes(Buffer.from('SELECT 1')).message('C'),
+      new MessageWriter().cstring('SELECT 1').int8(0).message('C'),
+      new MessageWriter().cstring('SELECT 1').int8(7).int8(0).message('C'),
+      new MessageWriter().cstring('A').cstring('B').message('C'),
+    ];
+    for (const m of completes)
+      expect(outcome(() => checkCommandCompleteAt(at(m), 3, 3 + m.length))).toBe(
+        outcome(() => readCommandComplete(m)),
+      );
   });
 
   test('CopyInResponse', () => {

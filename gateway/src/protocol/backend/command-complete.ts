@@ -4,6 +4,7 @@
  * display_rowcount): "INSERT 0 <rows>" (the 0 was the OID), "SELECT|UPDATE|DELETE|MERGE|FETCH|MOVE|COPY
  * <rows>". https://www.postgresql.org/docs/current/protocol-message-formats.html#PROTOCOL-MESSAGE-FORMATS-COMMANDCOMPLETE
  */
+import { malformed } from '../errors';
 import { BodyReader } from '../reader';
 import { MessageWriter } from '../writer';
 
@@ -48,6 +49,18 @@ export function readCommandComplete(msg: Buffer): CommandComplete {
   const tag = r.cstring();
   r.done('CommandComplete');
   return { name: 'CommandComplete', bytes: msg, tag };
+}
+
+/**
+ * Checks in place that `source[start, end)` (a whole CommandComplete, header included) is what
+ * readCommandComplete accepts (one String, nothing after it), with its errors, without making a
+ * view or the tag's string: for an answer whose tag nobody reads (session/pipeline.ts wantsTag).
+ */
+export function checkCommandCompleteAt(source: Buffer, start: number, end: number): void {
+  let nul = start + 5;
+  while (nul < end && source[nul] !== 0) nul++;
+  if (nul >= end) throw malformed('string not terminated');
+  if (nul !== end - 1) throw malformed(`CommandComplete: ${end - 1 - nul} trailing bytes`);
 }
 
 export function encodeCommandComplete(tag: string): Buffer {

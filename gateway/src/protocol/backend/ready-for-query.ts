@@ -16,10 +16,17 @@ export function readReadyForQueryMessage(msg: Buffer): ReadyForQuery {
 }
 
 export function readReadyForQuery(msg: Buffer): TransactionStatus {
-  if (msg.length !== 6) throw malformed('ReadyForQuery: bad length');
-  const s = String.fromCharCode(msg[5] as number);
-  if (s !== 'I' && s !== 'T' && s !== 'E') throw malformed(`ReadyForQuery: bad status ${s}`);
-  return s;
+  return readReadyForQueryAt(msg, 0, msg.length);
+}
+
+/** The status of the ReadyForQuery at `source[start, end)` (header included), read in place. */
+export function readReadyForQueryAt(source: Buffer, start: number, end: number): TransactionStatus {
+  if (end - start !== 6) throw malformed('ReadyForQuery: bad length');
+  const c = source[start + 5] as number;
+  if (c === 0x49) return 'I';
+  if (c === 0x54) return 'T';
+  if (c === 0x45) return 'E';
+  throw malformed(`ReadyForQuery: bad status ${String.fromCharCode(c)}`);
 }
 
 export function encodeReadyForQuery(status: TransactionStatus): Buffer {
