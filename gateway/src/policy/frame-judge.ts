@@ -325,7 +325,7 @@ export class FrameJudge {
       this.seen[kind] = sig;
       return null;
     }
-    if (sqlBytes.includes(BACKSLASH) || c.statements.some((s) => s.prepared !== null)) return null;
+    if (sqlBytes.includes(BACKSLASH) || namesPrepared(c.statements)) return null;
     const decoderState = ctx.decoderState();
     if (decoderState === null) return null;
     // A copy in memory of its own: the frame is a view of the read it came in, and a small
@@ -565,14 +565,29 @@ const lexicalSetting = (x: { name: string }): boolean =>
  * ROLLBACK, ROLLBACK TO, … may undo it).
  */
 export function mayChangeLexicalState(statements: readonly StatementInfo[], afterChange = false): boolean {
-  for (const s of statements) {
-    if (s.node === 'DiscardStmt' || s.settings.some(lexicalSetting)) return true;
+  // Indexed loops: the lists are frozen, and V8 iterates frozen arrays with for-of or some()
+  // through its generic iterator (this runs for every Parse, Bind and Execute).
+  for (let i = 0; i < statements.length; i++) {
+    const s = statements[i] as StatementInfo;
+    if (s.node === 'DiscardStmt' || anyLexicalSetting(s.settings)) return true;
     const inner = s.prepared?.inner;
     if (s.prepared?.kind === 'execute' && inner === undefined) return true;
-    if (inner && (inner.node === 'DiscardStmt' || inner.settings.some(lexicalSetting))) return true;
-    if (s.sql_text_calls?.some((x) => !x.classified)) return true;
+    if (inner && (inner.node === 'DiscardStmt' || anyLexicalSetting(inner.settings))) return true;
+    const calls = s.sql_text_calls;
+    if (calls !== undefined) for (let k = 0; k < calls.length; k++) if (!calls[k]!.classified) return true;
     if (afterChange && s.transaction !== null) return true;
   }
+  return false;
+}
+
+/** Whether a statement of the (frozen) list is a PREPARE, EXECUTE or DEALLOCATE (an indexed loop). */
+function namesPrepared(statements: readonly StatementInfo[]): boolean {
+  for (let i = 0; i < statements.length; i++) if (statements[i]!.prepared !== null) return true;
+  return false;
+}
+
+function anyLexicalSetting(settings: readonly { name: string }[]): boolean {
+  for (let i = 0; i < settings.length; i++) if (lexicalSetting(settings[i]!)) return true;
   return false;
 }
 

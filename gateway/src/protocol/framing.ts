@@ -12,6 +12,7 @@ import {
   MIN_STARTUP_PACKET_BYTES,
 } from './limits';
 import { frontendTypeName } from './message-types';
+import { bufferView } from './view';
 
 /** One complete client frame: `bytes` are the original bytes, header included. */
 export interface FrontendFrame {
@@ -29,6 +30,12 @@ class ChunkQueue {
   private first = 0;
   private head = 0; // offset into chunks[first]
   length = 0;
+  /**
+   * The first chunk's ArrayBuffer and offset in it, read once per chunk (null: not yet): frames
+   * are views made from them (bufferView), not with subarray.
+   */
+  private firstAb: ArrayBufferLike | null = null;
+  private firstBase = 0;
 
   push(chunk: Buffer): void {
     if (chunk.length === 0) return;
@@ -71,6 +78,7 @@ class ChunkQueue {
   private dropFirst(): void {
     this.first++;
     this.head = 0;
+    this.firstAb = null;
     if (this.first === this.chunks.length) {
       this.chunks = [];
       this.first = 0;
@@ -84,7 +92,11 @@ class ChunkQueue {
   take(n: number): Buffer {
     const firstChunk = this.chunks[this.first] as Buffer;
     if (firstChunk.length - this.head >= n) {
-      const out = firstChunk.subarray(this.head, this.head + n);
+      if (this.firstAb === null) {
+        this.firstAb = firstChunk.buffer;
+        this.firstBase = firstChunk.byteOffset;
+      }
+      const out = bufferView(this.firstAb, this.firstBase + this.head, n);
       this.head += n;
       if (this.head === firstChunk.length) this.dropFirst();
       this.length -= n;

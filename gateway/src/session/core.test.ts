@@ -372,6 +372,25 @@ describe('forwarding', () => {
     expect(g.core.requests.resolve('p')).toBe('absent');
   });
 
+  it('reconciles a pipeline deeper than its kept slots, then the next ones on reused slots', () => {
+    const h = ready();
+    const names = Array.from({ length: 100 }, (_, i) => `s${i}`);
+    h.client(...names.map((n) => P(n, 'SELECT 1')), S());
+    h.server(...names.map(() => pg.parseComplete()), pg.ready());
+    expect(h.core.isIdle).toBe(true);
+    for (const n of ['s0', 's50', 's99']) expect(h.core.requests.resolve(n)).not.toBe('absent');
+    // On reused slots: a failed Parse, one skipped to the Sync, then a cycle that succeeds.
+    h.client(P('x', 'SELEC 1'), P('y', 'SELECT 1'), S(), P('z', 'SELECT 1'), S());
+    h.server(pg.error('42601', 'syntax error'), pg.ready(), pg.parseComplete(), pg.ready());
+    expect(h.core.requests.resolve('x')).toBe('absent');
+    expect(h.core.requests.resolve('y')).toBe('absent');
+    expect(h.core.requests.resolve('z')).not.toBe('absent');
+    expect(h.core.isIdle).toBe(true);
+    // An answer nobody asked for is still one, however many slots are kept.
+    const r = h.server(pg.parseComplete());
+    expect(errorText(r.down.find((m) => m.type === 'E'))).toMatchObject({ C: '08P01' });
+  });
+
   it('closes with 08P01 on an answer nobody asked for', () => {
     const h = ready();
     const r = h.server(pg.parseComplete());

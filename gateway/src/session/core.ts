@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { ErrorCodes, PgwardError, type ErrorCode } from '../errors';
 // From the modules, not the protocol/ index: its re-exports are getters, run on every use.
 import { BackendScanner, FrontendFramer } from '../protocol/framing';
+import { bufferView } from '../protocol/view';
 import { BackendType, SESSION_INSPECTED_BACKEND_TYPES, typeTable } from '../protocol/message-types';
 import { ProtocolError } from '../protocol/errors';
 import { readBackendMessage } from '../protocol/backend/backend-message';
@@ -431,8 +432,12 @@ export class SessionCore {
  */
 export class UpstreamRuns {
   private done: Buffer[] = [];
-  /** The first view of the run being extended, and where the run ends in its buffer. */
+  /**
+   * The first view of the run being extended, its ArrayBuffer (read once per run: the getter is a
+   * C++ call), and where the run ends in it.
+   */
   private first: Buffer | null = null;
+  private ab: ArrayBufferLike | null = null;
   private end = 0;
   bytes = 0;
   /** The client read being processed (null: none). */
@@ -442,13 +447,14 @@ export class UpstreamRuns {
     this.bytes += b.length;
     const f = this.first;
     if (f !== null) {
-      if (b.buffer === f.buffer && b.byteOffset === this.end) {
+      if (b.byteOffset === this.end && b.buffer === this.ab) {
         this.end += b.length;
         return;
       }
       this.done.push(this.close(f));
     }
     this.first = b;
+    this.ab = b.buffer;
     this.end = b.byteOffset + b.length;
   }
 
@@ -465,6 +471,7 @@ export class UpstreamRuns {
   clear(): void {
     this.done = [];
     this.first = null;
+    this.ab = null;
     this.bytes = 0;
   }
 
@@ -472,8 +479,9 @@ export class UpstreamRuns {
     const len = this.end - f.byteOffset;
     if (len === f.length) return f;
     const c = this.chunk;
-    if (c !== null && c.buffer === f.buffer && c.byteOffset === f.byteOffset && c.length === len) return c;
-    return Buffer.from(f.buffer, f.byteOffset, len);
+    const ab = this.ab as ArrayBufferLike;
+    if (c !== null && c.byteOffset === f.byteOffset && c.length === len && c.buffer === ab) return c;
+    return bufferView(ab, f.byteOffset, len);
   }
 }
 

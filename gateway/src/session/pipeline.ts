@@ -32,8 +32,13 @@ function endsCycle(type: number): boolean {
 }
 
 export class Pipeline {
+  /**
+   * Entries [head, tail) are unanswered, oldest first. The slots past `tail` keep entries already
+   * answered, reused by the next messages sent (no object nor array growth per message).
+   */
   private queue: Expect[] = [];
   private head = 0;
+  private tail = 0;
   /** Cycle-ending messages forwarded (the id of the next cycle; never reused). */
   cyclesSent = 0;
   /** The id of the last cycle the server ended (ReadyForQuery) or skipped; -1 before any. */
@@ -49,7 +54,7 @@ export class Pipeline {
 
   /** Entries still unanswered. */
   get outstanding(): number {
-    return this.queue.length - this.head;
+    return this.tail - this.head;
   }
 
   /** The cycle a message forwarded now belongs to. */
@@ -77,7 +82,15 @@ export class Pipeline {
       return;
     }
     if (!expectsAnswer(type)) return;
-    this.queue.push({ type, cycle: this.cyclesSent, ops, stmt });
+    const spare = this.queue[this.tail];
+    if (spare === undefined) this.queue.push({ type, cycle: this.cyclesSent, ops, stmt });
+    else {
+      spare.type = type;
+      spare.cycle = this.cyclesSent;
+      spare.ops = ops;
+      spare.stmt = stmt;
+    }
+    this.tail++;
     if (endsCycle(type)) this.cyclesSent++;
   }
 
@@ -147,16 +160,23 @@ export class Pipeline {
   }
 
   private peek(): Expect | undefined {
-    return this.queue[this.head];
+    return this.head < this.tail ? this.queue[this.head] : undefined;
   }
 
+  /** Drops the oldest entry; its slot is reused once the queue is empty (see queue). */
   private shift(): void {
+    const e = this.queue[this.head] as Expect;
+    e.ops = null;
+    e.stmt = null;
     this.head++;
-    if (this.head === this.queue.length) {
-      this.queue = [];
+    if (this.head === this.tail) {
       this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
-      this.queue = this.queue.slice(this.head);
+      this.tail = 0;
+      // A deep pipeline leaves many spare slots: keep a few.
+      if (this.queue.length > 64) this.queue.length = 64;
+    } else if (this.head >= 1024 && this.head * 2 >= this.tail) {
+      this.queue = this.queue.slice(this.head, this.tail);
+      this.tail -= this.head;
       this.head = 0;
     }
   }
@@ -250,9 +270,10 @@ export class Pipeline {
     this.copyIn = true;
     const e = this.peek();
     if (e === undefined) return;
-    const kept = this.queue.slice(this.head + 1).filter((x) => x.type !== FrontendType.Sync);
+    const kept = this.queue.slice(this.head + 1, this.tail).filter((x) => x.type !== FrontendType.Sync);
     this.queue = [e, ...kept];
     this.head = 0;
+    this.tail = this.queue.length;
   }
 }
 

@@ -356,7 +356,8 @@ export class RequestPhase implements StatementView {
     if (s === undefined) return null;
     const c = s.ref;
     let prepares = false;
-    for (const x of c.statements) if (x.prepared !== null) prepares = true;
+    // Indexed: the list is frozen (V8 iterates frozen arrays with for-of through its generic iterator).
+    for (let i = 0; i < c.statements.length; i++) if (c.statements[i]!.prepared !== null) prepares = true;
     if (!prepares) return null;
     return this.namespace.sqlOps(
       { statements: c.statements, parse_error: c.parse_error },
