@@ -6,6 +6,9 @@
 // classifier; each shape in its own process, best of 5 rounds of CYCLES (default 50000). The CPU
 // cost of pgward's own per-transaction work without sockets, steadier than the pgbench figures on
 // a shared machine. The last line of stdout is one JSON object.
+// BENCH_CORE_SESSIONS=N and BENCH_CORE_THRASH_KB=K: the cycles go round N sessions and K KiB of other
+// memory are written after every read (core.bench.ts: caches as cold as under load; for example
+// 8 and 256).
 'use strict';
 /* eslint-disable @typescript-eslint/no-require-imports -- a plain CommonJS script */
 const path = require('node:path');
@@ -20,10 +23,26 @@ if (!Number.isInteger(n) || n < 1) {
   process.exit(2);
 }
 
+const cold = {
+  sessions: Number(process.env.BENCH_CORE_SESSIONS || 1),
+  thrashKb: Number(process.env.BENCH_CORE_THRASH_KB || 0),
+};
+if (
+  !Number.isInteger(cold.sessions) ||
+  cold.sessions < 1 ||
+  !Number.isInteger(cold.thrashKb) ||
+  cold.thrashKb < 0
+) {
+  console.error(
+    'bench-core: BENCH_CORE_SESSIONS must be a positive integer, BENCH_CORE_THRASH_KB a non-negative one',
+  );
+  process.exit(2);
+}
+
 if (shapeArg) {
   // One shape, in this process.
   const { runCoreBench } = require(path.join(root, 'dist/session/core.bench.js'));
-  runCoreBench(shapeArg, 5, n, bundle).then(
+  runCoreBench(shapeArg, 5, n, bundle, cold).then(
     (r) => console.log(JSON.stringify(r)),
     (err) => {
       console.error(`bench-core: ${err.message || err}`);
@@ -31,7 +50,13 @@ if (shapeArg) {
     },
   );
 } else {
-  const out = { benchmark: 'session core', bundle, cycles: n };
+  const out = {
+    benchmark: 'session core',
+    bundle,
+    cycles: n,
+    sessions: cold.sessions,
+    thrash_kb: cold.thrashKb,
+  };
   for (const shape of ['simple', 'extended', 'prepared']) {
     const line = execFileSync(process.execPath, [__filename, bundle, String(n), shape], { encoding: 'utf8' })
       .trim()

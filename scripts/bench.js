@@ -90,6 +90,15 @@ function buildBundle(dir, out, revision) {
   return out;
 }
 
+/** Whether the pgward built in `root` has `serve --workers`. */
+function knowsWorkers(root) {
+  try {
+    return fs.readFileSync(path.join(root, 'dist/cli.js'), 'utf8').includes('--workers');
+  } catch {
+    return false;
+  }
+}
+
 /** extra: { upstream: 'host:port', workers: N (this checkout only; default BENCH_WORKERS) }. */
 async function startPgward(bundle, tag, extra = {}, root = ROOT) {
   const port = await freePort();
@@ -112,8 +121,12 @@ async function startPgward(bundle, tag, extra = {}, root = ROOT) {
       'serve',
       '--config',
       path.join(dir, 'pgward.yaml'),
-      // A baseline checkout may predate --workers; this one defaults to one worker per CPU.
-      ...(root === ROOT ? ['--workers', String(extra.workers ?? WORKERS)] : []),
+      // This checkout defaults to one worker per CPU; a baseline checkout that knows --workers runs
+      // with one too (else its figures are those of a primary and a worker per CPU), one that
+      // predates it runs as it does.
+      ...(root === ROOT || knowsWorkers(root)
+        ? ['--workers', String(root === ROOT ? (extra.workers ?? WORKERS) : 1)]
+        : []),
     ],
     {
       cwd: root,

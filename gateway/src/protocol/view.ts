@@ -4,11 +4,17 @@
  * reads each chunk's ArrayBuffer once and makes its frames' views from it (framing.ts).
  *
  * A ByteView is a Buffer to every caller: `Buffer.isBuffer`, `instanceof Buffer`, every Buffer
- * method, sockets write it as is; only its `constructor` differs. Under Bun, whose Buffer methods
+ * method, `constructor`; sockets write it as is. Under Bun, whose Buffer methods
  * may check the receiver natively, views are plain `Buffer.from(ab, offset, length)`.
  */
 class ByteView extends Uint8Array {}
 Object.setPrototypeOf(ByteView.prototype, Buffer.prototype);
+// As Node does for its own FastBuffer: a view inspects and serializes as a Buffer.
+Object.defineProperty(ByteView.prototype, 'constructor', {
+  value: Buffer,
+  writable: true,
+  configurable: true,
+});
 
 const BUN = typeof (process.versions as Record<string, string | undefined>).bun === 'string';
 

@@ -51,6 +51,17 @@ beforeAll(async () => {
   await initSqlParser();
 });
 
+/** The messages decoded (BodyReader#done's names) while `run` runs. */
+function decodes(run: () => void): string[] {
+  const spy = jest.spyOn(BodyReader.prototype, 'done');
+  try {
+    run();
+    return spy.mock.calls.map((c) => c[0]);
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 function ready(): Harness {
   const h = new Harness();
   h.login();
@@ -351,11 +362,19 @@ describe('forwarding', () => {
     ['a CommandComplete with trailing bytes', new MessageWriter().cstring('SELECT 1').int8(7).message('C')],
     ['an empty CommandComplete', new MessageWriter().message('C')],
   ])('closes with 08P01 on %s, read in place (no tag wanted)', (_what, bad) => {
-    const h = ready();
-    h.client(Q('SELECT 1'));
-    const r = h.server(pg.rowDescription(), pg.dataRow('1'), bad);
-    expect(errorText(r.down.find((m) => m.type === 'E'))).toMatchObject({ C: '08P01' });
-    expect(h.errors).toContain('PGWARD_ERR_UPSTREAM_PROTOCOL');
+    for (const extended of [false, true]) {
+      const h = ready();
+      if (extended) {
+        h.client(P('', 'SELECT 1'), B(''), E(), S());
+        h.server(pg.parseComplete(), pg.bindComplete());
+      } else h.client(Q('SELECT 1'));
+      // Neither answer is decoded: it is refused in place, and nothing of its read goes on.
+      let r: ReturnType<Harness['server']> | undefined;
+      expect(decodes(() => (r = h.server(pg.rowDescription(), pg.dataRow('1'), bad)))).toEqual([]);
+      expect(r!.down.map((m) => m.type)).toEqual(['E']);
+      expect(errorText(r!.down[0])).toMatchObject({ C: '08P01' });
+      expect(h.errors).toContain('PGWARD_ERR_UPSTREAM_PROTOCOL');
+    }
   });
 
   it('reads the tag of a CommandComplete only when it confirms something (PREPARE)', () => {
@@ -370,6 +389,24 @@ describe('forwarding', () => {
     g.client(Q('PREPARE p AS SELECT 1'));
     g.server(pg.complete('SELECT 1'), pg.ready());
     expect(g.core.requests.resolve('p')).toBe('absent');
+  });
+
+  it('reconciles a pipeline answered part-way, then sent on, on reused slots', () => {
+    const h = ready();
+    h.client(P('a', 'SELECT 1'), S(), P('b', 'SELECT 1'), S());
+    h.server(pg.parseComplete(), pg.ready());
+    expect(h.core.requests.outstanding).toBe(2);
+    h.client(P('c', 'SELEC 1'), P('d', 'SELECT 1'), S(), P('e', 'SELECT 1'), S());
+    h.server(pg.parseComplete(), pg.ready(), pg.error('42601', 'syntax error'), pg.ready());
+    h.server(pg.parseComplete(), pg.ready());
+    expect(['a', 'b', 'c', 'd', 'e'].map((n) => h.core.requests.resolve(n) === 'absent')).toEqual([
+      false,
+      false,
+      true,
+      true,
+      false,
+    ]);
+    expect(h.core.isIdle).toBe(true);
   });
 
   it('reconciles a pipeline deeper than its kept slots, then the next ones on reused slots', () => {
@@ -1351,15 +1388,6 @@ function encodeFlush(): Buffer {
 
 describe('decode once', () => {
   /** The name every decoder passes to BodyReader.done (one call per message decoded). */
-  function decodes(run: () => void): string[] {
-    const spy = jest.spyOn(BodyReader.prototype, 'done');
-    try {
-      run();
-      return spy.mock.calls.map((c) => c[0]);
-    } finally {
-      spy.mockRestore();
-    }
-  }
 
   it('reads each client frame once on the judged path, and its SQL text once', () => {
     const h = ready();

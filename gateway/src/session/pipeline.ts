@@ -63,13 +63,18 @@ export class Pipeline {
   }
 
   /**
-   * Whether the next answer's CommandComplete tag is read: the oldest entry has namespace changes
-   * a tag confirms (confirmTag) or a statement log record. Otherwise received() is given no tag
-   * and the answer is only checked in place, never decoded (core.ts).
+   * Whether the next answer's CommandComplete tag is read: the oldest entry has a namespace change
+   * a tag confirms (an op with a tag: confirmTag) or a statement log record. Otherwise received()
+   * is given no tag and the answer is only checked in place, never decoded (core.ts).
    */
   wantsTag(): boolean {
     const e = this.peek();
-    return e !== undefined && (e.ops !== null || e.stmt !== null);
+    if (e === undefined) return false;
+    if (e.stmt !== null) return true;
+    // confirmTag acts on ops named by a tag only (a simple Query's drop of the unnamed statement is not).
+    const ops = e.ops;
+    if (ops !== null) for (let i = 0; i < ops.length; i++) if (ops[i]!.tag !== null) return true;
+    return false;
   }
 
   /** Records a forwarded message (after its ops were added to the namespace). */

@@ -241,7 +241,8 @@ describe('ParameterStatus, ReadyForQuery, CopyInResponse', () => {
         return (e as ProtocolError).message;
       }
     };
-    const pad = Buffer.from([1, 2, 3]);
+    // Zeros and a status byte around the message: a reader that looked past its bounds would see them.
+    const pad = Buffer.from([0, 0x49, 0]);
     const at = (m: Buffer) => Buffer.concat([pad, m, pad]);
     const readies = [
       encodeReadyForQuery('I'),

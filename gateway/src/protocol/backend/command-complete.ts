@@ -55,6 +55,8 @@ export function readCommandComplete(msg: Buffer): CommandComplete {
  * Checks in place that `source[start, end)` (a whole CommandComplete, header included) is what
  * readCommandComplete accepts (one String, nothing after it), with its errors, without making a
  * view or the tag's string: for an answer whose tag nobody reads (session/pipeline.ts wantsTag).
+ * The length word is not checked here: BackendScanner hands over whole messages only, `end` being
+ * the message's start + its length word + 1.
  */
 export function checkCommandCompleteAt(source: Buffer, start: number, end: number): void {
   let nul = start + 5;

@@ -19,7 +19,10 @@ export function readReadyForQuery(msg: Buffer): TransactionStatus {
   return readReadyForQueryAt(msg, 0, msg.length);
 }
 
-/** The status of the ReadyForQuery at `source[start, end)` (header included), read in place. */
+/**
+ * The status of the ReadyForQuery at `source[start, end)` (header included), read in place; the
+ * length word is BackendScanner's to check (it hands over `end` = start + length word + 1).
+ */
 export function readReadyForQueryAt(source: Buffer, start: number, end: number): TransactionStatus {
   if (end - start !== 6) throw malformed('ReadyForQuery: bad length');
   const c = source[start + 5] as number;
