@@ -450,9 +450,11 @@ async function idleMemory(bundle) {
 
 function micro() {
   const res = {};
-  const run = (name, script, args = []) => {
+  const run = (name, script, args = [], env = {}) => {
     try {
-      const out = sh(process.execPath, [path.join(ROOT, 'scripts', script), ...args]);
+      const out = sh(process.execPath, [path.join(ROOT, 'scripts', script), ...args], {
+        env: { ...process.env, ...env },
+      });
       res[name] = JSON.parse(
         out
           .trim()
@@ -468,6 +470,10 @@ function micro() {
   run('eval_shipped', 'bench-eval.js');
   // pgward's own work per pgbench-like cycle, without sockets (shipped bundle, real engine).
   run('session_core', 'bench-core.js');
+  // The same with caches as cold as under load (8 sessions, 256 KiB written after every read):
+  // this one follows the live gateway's cost, where the hot loop flatters (benchmarks.md, "Where
+  // the rest of pgward's CPU goes").
+  run('session_core_cold', 'bench-core.js', [], { BENCH_CORE_SESSIONS: '8', BENCH_CORE_THRASH_KB: '256' });
   if (fs.existsSync(path.join(ROOT, 'scripts/bench-replay.js'))) run('replay', 'bench-replay.js');
   if (fs.existsSync(path.join(ROOT, 'scripts/bench-framing.js'))) run('framing', 'bench-framing.js');
   return res;
