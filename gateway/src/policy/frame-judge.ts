@@ -24,7 +24,7 @@ import {
 import { bundleInputOptions } from './input-project';
 import type { BundleInfo, ConnectionInfo, Decision, InputDocument, PolicyEngine, PreparedRef } from './types';
 import { gatewayDenial } from './decision';
-import { textFreeTemplate } from '../sql/frozen';
+import { namesPrepared, textFreeTemplate } from '../sql/frozen';
 import type { Resolution, Statement } from '../session/namespace';
 
 export type JudgedType = 'StartupMessage' | 'Query' | 'Parse' | 'Bind' | 'FunctionCall';
@@ -126,10 +126,11 @@ interface TextMemo {
   frame: Buffer;
   decoderState: object;
   opts: InputOptions;
-  sql: string;
   classification: Classification;
   input: InputDocument;
   ref: Statement['ref'] | null;
+  /** The judgement's `original`, shared by every repeat (frozen). */
+  original: NonNullable<Judgement['original']>;
   /** The decision on `input`, while it may be taken again (see Decided). */
   decided: Decided | null;
 }
@@ -201,6 +202,8 @@ interface BindMemo {
   shape: number[];
   input: InputDocument;
   decided: Decided;
+  /** The judgement's `original` (the statement's text and statements), shared by every repeat (frozen). */
+  original: NonNullable<Judgement['original']>;
 }
 
 function bindShape(params: readonly BindParam[], types: readonly number[]): number[] {
@@ -332,7 +335,17 @@ export class FrameJudge {
     // Buffer.from would be a slice of a shared pool slab, which holding would pin.
     const own = Buffer.allocUnsafeSlow(frame.length);
     frame.copy(own);
-    return { frame: own, decoderState, opts, sql: text.sql, classification: c, input, ref, decided: null };
+    const original = Object.freeze({ sql: text.sql, statements: c.statements });
+    return {
+      frame: own,
+      decoderState,
+      opts,
+      classification: c,
+      input,
+      ref,
+      original,
+      decided: null,
+    };
   }
 
   /**
@@ -348,7 +361,7 @@ export class FrameJudge {
     }
     const j = judgement(m.name, m, memo.input, decision);
     j.classification = c;
-    j.original = { sql: memo.sql, statements: c.statements };
+    j.original = memo.original;
     return j;
   }
 
@@ -441,7 +454,7 @@ export class FrameJudge {
     if (again !== null) return again;
     const d = this.engine.evaluate(input);
     // readsQueryText looks at the statements' own texts only: a template never holds prepared ones.
-    const decided = shape.every((x) => x.prepared === null) ? this.remember(d, conn) : null;
+    const decided = namesPrepared(shape) ? null : this.remember(d, conn);
     if (decided !== null) this.shapeMemos.set(shape, decided);
     else this.shapeMemos.delete(shape);
     return d;
@@ -466,7 +479,7 @@ export class FrameJudge {
           j.statementName = b.statement;
           j.portalName = b.portal;
           j.resolution = r;
-          j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
+          j.original = memo.original;
           return j;
         }
       }
@@ -484,7 +497,13 @@ export class FrameJudge {
     if (memoize) {
       const decided = this.remember(decision, conn);
       if (decided !== null)
-        this.bindMemos.set(stmt.ref, { portal: b.portal, shape: bindShape(b.params, types), input, decided });
+        this.bindMemos.set(stmt.ref, {
+          portal: b.portal,
+          shape: bindShape(b.params, types),
+          input,
+          decided,
+          original: Object.freeze({ sql: stmt.ref.sql, statements: stmt.ref.statements }),
+        });
       else this.bindMemos.delete(stmt.ref);
     }
     if (stmt === null) {
@@ -577,12 +596,6 @@ export function mayChangeLexicalState(statements: readonly StatementInfo[], afte
     if (calls !== undefined) for (let k = 0; k < calls.length; k++) if (!calls[k]!.classified) return true;
     if (afterChange && s.transaction !== null) return true;
   }
-  return false;
-}
-
-/** Whether a statement of the (frozen) list is a PREPARE, EXECUTE or DEALLOCATE (an indexed loop). */
-function namesPrepared(statements: readonly StatementInfo[]): boolean {
-  for (let i = 0; i < statements.length; i++) if (statements[i]!.prepared !== null) return true;
   return false;
 }
 

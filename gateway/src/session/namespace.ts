@@ -15,7 +15,7 @@
  */
 import type { Classification, StatementInfo } from '../sql/types';
 import type { PreparedRef } from '../policy/types';
-import { deepFreeze } from '../sql/frozen';
+import { deepFreeze, namesPrepared } from '../sql/frozen';
 
 export interface Statement {
   ref: PreparedRef;
@@ -189,12 +189,8 @@ export class StatementNamespace {
   expand(c: Classification, cycle: number): Classification {
     // `c` itself when no statement names a prepared statement: the judge reuses the classification
     // of a repeated frame only then (FrameJudge's memo). (A loop and a second method: the closures
-    // below would cost their context on every call; indexed: the list is frozen, and V8 iterates
-    // frozen arrays with for-of through its generic iterator.)
-    const list = c.statements;
-    for (let i = 0; i < list.length; i++)
-      if (list[i]!.prepared !== null) return this.expandPrepared(c, cycle);
-    return c;
+    // below would cost their context on every call.)
+    return namesPrepared(c.statements) ? this.expandPrepared(c, cycle) : c;
   }
 
   private expandPrepared(c: Classification, cycle: number): Classification {

@@ -30,6 +30,7 @@ import {
   type StatementView,
 } from '../policy/frame-judge';
 import type { Classification, StatementInfo } from '../sql/types';
+import { namesPrepared } from '../sql/frozen';
 import {
   DEFAULT_LEXICAL_STATE,
   LEXICAL_SETTINGS,
@@ -355,10 +356,7 @@ export class RequestPhase implements StatementView {
     const s = this.portals.get(portal);
     if (s === undefined) return null;
     const c = s.ref;
-    let prepares = false;
-    // Indexed: the list is frozen (V8 iterates frozen arrays with for-of through its generic iterator).
-    for (let i = 0; i < c.statements.length; i++) if (c.statements[i]!.prepared !== null) prepares = true;
-    if (!prepares) return null;
+    if (!namesPrepared(c.statements)) return null;
     return this.namespace.sqlOps(
       { statements: c.statements, parse_error: c.parse_error },
       this.pipeline.cycle,

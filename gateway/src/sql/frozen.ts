@@ -13,6 +13,16 @@ export function deepFreeze<T>(value: T): T {
   return value;
 }
 
+/**
+ * Whether a statement of the list is a PREPARE, EXECUTE or DEALLOCATE. An indexed loop: the lists
+ * are frozen, and V8 walks frozen arrays with for-of, some() or every() through its generic
+ * iterator (this runs for every Query, Parse and Execute).
+ */
+export function namesPrepared(statements: readonly StatementInfo[]): boolean {
+  for (let i = 0; i < statements.length; i++) if (statements[i]!.prepared !== null) return true;
+  return false;
+}
+
 /** Text-free forms of frozen statement lists. */
 const textFree = new WeakMap<readonly StatementInfo[], readonly StatementInfo[]>();
 /** On a shape-cache hit's list: the frozen template it was made from (a property, not a WeakMap entry, to keep the per-query cost low). */
