@@ -22,6 +22,8 @@
 // BENCH_BASELINE=DIR: another built checkout of pgward (dist/ and wasm-build/out/bundle.tar.gz),
 // measured in the same run with its own shipped bundle ("baseline"), to compare two versions in
 // one machine state.
+// BENCH_WARMUP=S (default 2): seconds of unmeasured pgbench against every proxy before each mode's
+// rounds (0: none).
 // BENCH_WORKERS=N (default 1): this checkout's pgward runs with `--workers N`; its CPU and RSS are
 // those of the primary and every worker together (the process tree).
 // The idle-memory phase also measures this checkout's pgward with `--workers 2` (key
@@ -42,6 +44,7 @@ const MODES = (process.env.BENCH_MODES || 'simple,extended,prepared').split(',')
 const IDLE = Number(process.env.BENCH_IDLE || 1000);
 const SKIP = new Set((process.env.BENCH_SKIP || '').split(',').filter(Boolean));
 const WORKERS = Number(process.env.BENCH_WORKERS || 1);
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 2);
 const DB = 'pgward_bench';
 const PG = { host: '127.0.0.1', port: 5432, user: 'postgres' };
 
@@ -244,7 +247,7 @@ async function startNodeFloor(upstreamPort, runtime = 'node') {
   return { port, proc, stop };
 }
 
-function pgbench(port, mode, clients) {
+function pgbench(port, mode, clients, seconds = SECONDS) {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pgward-bench-log-'));
   const args = [
     '-h',
@@ -262,7 +265,7 @@ function pgbench(port, mode, clients) {
     '-j',
     String(Math.min(clients, 2)),
     '-T',
-    String(SECONDS),
+    String(seconds),
     '-l',
     '--log-prefix',
     path.join(logDir, 'tx'),
@@ -314,13 +317,16 @@ function processTree(pid) {
  * of /proc/PID/stat); a descendant that has exited is counted in its parent's cutime/cstime only
  * once waited for, so the tree is taken while it runs.
  */
-function cpuSeconds(pid) {
-  let t = 0;
+/** User and system CPU seconds of the process tree (utime and stime of /proc/PID/stat). */
+function cpuSplit(pid) {
+  let user = 0;
+  let system = 0;
   for (const p of processTree(pid)) {
     const f = statFields(p);
-    t += (Number(f[11]) + Number(f[12])) / CLK_TCK;
+    user += Number(f[11]) / CLK_TCK;
+    system += Number(f[12]) / CLK_TCK;
   }
-  return t;
+  return { user, system };
 }
 
 /** Until /readyz answers 200 (with workers: every worker runs the bundle). */
@@ -486,6 +492,7 @@ function machine() {
 
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const f1d = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 
 /** The median over the rounds of `a`'s `key` (tps, cpu_us_per_tx) divided by `b`'s in the same round. */
 function roundRatio(rounds, key, a, b) {
@@ -608,6 +615,13 @@ async function main() {
     lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
     try {
       for (const mode of MODES) {
+        // Unmeasured: every proxy runs this mode first (its code paths compiled, its caches
+        // filled), so the first measured round of a mode is not the one that pays for it.
+        if (WARMUP > 0)
+          for (const [name, port] of targets) {
+            log(`warm-up: pgbench -S -M ${mode} -c 8 → ${name}`);
+            pgbench(port, mode, 8, WARMUP);
+          }
         for (const c of CLIENTS) {
           // rounds[i][name]: round i's run against `name`; r[name]: the median of the rounds.
           const rounds = [];
@@ -616,11 +630,14 @@ async function main() {
             const order = targets.map((_, k) => targets[(k + i) % targets.length]);
             for (const [name, port, pid] of order) {
               log(`round ${i + 1}/${ROUNDS}: pgbench -S -M ${mode} -c ${c} → ${name}`);
-              const cpu0 = pid ? cpuSeconds(pid) : NaN;
+              const cpu0 = pid ? cpuSplit(pid) : null;
               round[name] = pgbench(port, mode, c);
-              round[name].cpu_us_per_tx = pid
-                ? ((cpuSeconds(pid) - cpu0) / round[name].transactions) * 1e6
-                : NaN;
+              const cpu1 = pid ? cpuSplit(pid) : null;
+              const perTx = (k) =>
+                cpu0 && cpu1 ? ((cpu1[k] - cpu0[k]) / round[name].transactions) * 1e6 : NaN;
+              round[name].user_us_per_tx = perTx('user');
+              round[name].system_us_per_tx = perTx('system');
+              round[name].cpu_us_per_tx = round[name].user_us_per_tx + round[name].system_us_per_tx;
               if (round[name].failed) log(`  ${round[name].failed} failed transactions!`);
             }
             rounds.push(round);
@@ -633,6 +650,8 @@ async function main() {
               p50: of('p50'),
               p99: of('p99'),
               cpu_us_per_tx: of('cpu_us_per_tx'),
+              user_us_per_tx: of('user_us_per_tx'),
+              system_us_per_tx: of('system_us_per_tx'),
               failed: rounds.reduce((n, x) => n + x[name].failed, 0),
             };
           }
@@ -671,6 +690,29 @@ async function main() {
         '',
         `Each figure is the median of ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (every proxy in turn, the order rotated each round); each ratio is the median of the per-round ratios.`,
       );
+      // The same CPU split into user and system time: the system part (the same reads and writes
+      // in every proxy) moves with the machine's state and scheduling; the user part is each
+      // proxy's own work. A ratio that moved between runs can be read here.
+      const split = [
+        'pgbouncer',
+        'node floor',
+        'pgward (shipped policies)',
+        'pgward (connection rule)',
+      ].filter((n) => proxies.includes(n));
+      lines.push(
+        '',
+        '#### User and system time per transaction (µs, user / system, medians of the rounds)',
+        '',
+        `| mode | clients | ${split.join(' | ')} | shipped − floor, user | shipped − floor, system |`,
+        `|---|---|${split.map(() => '---|').join('')}---|---|`,
+      );
+      for (const { mode, c, r } of cpuRows) {
+        const S = 'pgward (shipped policies)';
+        const FL = 'node floor';
+        lines.push(
+          `| ${mode} | ${c} | ${split.map((n) => `${f1d(r[n].user_us_per_tx)} / ${f1d(r[n].system_us_per_tx)}`).join(' | ')} | ${f1d(r[S].user_us_per_tx - r[FL].user_us_per_tx)} | ${f1d(r[S].system_us_per_tx - r[FL].system_us_per_tx)} |`,
+        );
+      }
       if (gwBaseline) {
         lines.push(
           '',
