@@ -313,11 +313,10 @@ function processTree(pid) {
 }
 
 /**
- * User + system CPU seconds of a process and its descendants so far, all threads (fields 14 and 15
- * of /proc/PID/stat); a descendant that has exited is counted in its parent's cutime/cstime only
- * once waited for, so the tree is taken while it runs.
+ * User and system CPU seconds, apart, of a process and its descendants so far, all threads (utime
+ * and stime, fields 14 and 15 of /proc/PID/stat); a descendant that has exited is counted in its
+ * parent's cutime/cstime only once waited for, so the tree is taken while it runs.
  */
-/** User and system CPU seconds of the process tree (utime and stime of /proc/PID/stat). */
 function cpuSplit(pid) {
   let user = 0;
   let system = 0;
