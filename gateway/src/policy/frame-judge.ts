@@ -393,7 +393,8 @@ export class FrameJudge {
     if (memo !== null) memo.decided = this.remember(decision, conn);
     const j = judgement('Query', m, input, decision);
     j.classification = c;
-    j.original = { sql, statements: c.statements };
+    // The memo's (made only for text read as is: the same text and statements).
+    j.original = memo !== null ? memo.original : { sql, statements: c.statements };
     if (!text.ok) j.refusal = text;
     return j;
   }
@@ -424,7 +425,7 @@ export class FrameJudge {
     j.statementName = p.statement;
     j.statement = { ref, paramTypes: p.paramTypes };
     j.classification = c;
-    j.original = { sql, statements: c.statements };
+    j.original = memo !== null ? memo.original : { sql, statements: c.statements };
     if (!text.ok) j.refusal = text;
     return j;
   }
@@ -494,6 +495,7 @@ export class FrameJudge {
       opts,
     );
     let decision = this.engine.evaluate(input);
+    const original = stmt ? { sql: stmt.ref.sql, statements: stmt.ref.statements } : undefined;
     if (memoize) {
       const decided = this.remember(decision, conn);
       if (decided !== null)
@@ -502,7 +504,7 @@ export class FrameJudge {
           shape: bindShape(b.params, types),
           input,
           decided,
-          original: Object.freeze({ sql: stmt.ref.sql, statements: stmt.ref.statements }),
+          original: Object.freeze(original!),
         });
       else this.bindMemos.delete(stmt.ref);
     }
@@ -519,7 +521,7 @@ export class FrameJudge {
     j.statementName = b.statement;
     j.portalName = b.portal;
     j.resolution = r;
-    if (stmt) j.original = { sql: stmt.ref.sql, statements: stmt.ref.statements };
+    j.original = original;
     return j;
   }
 
