@@ -188,8 +188,8 @@ export class StatementNamespace {
    */
   expand(c: Classification, cycle: number): Classification {
     // `c` itself when no statement names a prepared statement: the judge reuses the classification
-    // of a repeated frame only then (FrameJudge's memo). (A loop and a second method: the closures
-    // below would cost their context on every call.)
+    // of a repeated frame only then (FrameJudge's memo). (A second method: the closures of
+    // expandPrepared would cost their context on every call.)
     return namesPrepared(c.statements) ? this.expandPrepared(c, cycle) : c;
   }
 
