@@ -218,6 +218,14 @@ const NODE_FLOOR = (upstreamPort, port) =>
   `require('net').createServer({ noDelay: true }, (c) => { const u = require('net').connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${port}, '127.0.0.1')`;
 
 /**
+ * The same proxy reading the way pgward reads plain TCP sockets (session/shared-reads.ts: one
+ * shared read buffer, each read copied out, no stream `data` path), writing with `write()`: the
+ * floor of a Node.js proxy that reads as pgward does.
+ */
+const NODE_FLOOR_SHARED = (upstreamPort, port) =>
+  `const net = require('net'); const { useSharedReads } = require(${JSON.stringify(path.join(ROOT, 'dist/session/shared-reads.js'))}); net.createServer({ noDelay: true }, (c) => { const u = net.connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); const toU = (b) => u.write(b); const toC = (b) => c.write(b); if (useSharedReads(c, toU) !== 'switched') c.on('data', toU); u.once('connect', () => { if (useSharedReads(u, toC) !== 'switched') u.on('data', toC); }); c.on('error', () => {}); u.on('error', () => {}); c.on('close', () => u.destroy()); u.on('close', () => c.destroy()); }).listen(${port}, '127.0.0.1')`;
+
+/**
  * The same on Bun's own sockets (`Bun.listen`/`Bun.connect`, bytes written as they come): the
  * floor of a proxy on Bun, beside pgward under Bun (session/bun-socket.ts).
  */
@@ -233,12 +241,13 @@ Bun.listen({ hostname: '127.0.0.1', port: ${port}, socket: {
 const BUN = path.join(ROOT, '.tmp/bun/node_modules/.bin/bun');
 const HAVE_BUN = fs.existsSync(BUN);
 
+/** runtime: 'node' (pipe), 'node-shared' (shared reads, NODE_FLOOR_SHARED) or 'bun'. */
 async function startNodeFloor(upstreamPort, runtime = 'node') {
   const port = await freePort();
-  const proc =
-    runtime === 'bun'
-      ? spawn(BUN, ['-e', BUN_FLOOR(upstreamPort, port)], { stdio: 'ignore' })
-      : spawn(process.execPath, ['-e', NODE_FLOOR(upstreamPort, port)], { stdio: 'ignore' });
+  const code = { node: NODE_FLOOR, 'node-shared': NODE_FLOOR_SHARED, bun: BUN_FLOOR }[runtime];
+  const proc = spawn(runtime === 'bun' ? BUN : process.execPath, ['-e', code(upstreamPort, port)], {
+    stdio: 'ignore',
+  });
   await waitPort(port);
   const stop = () =>
     proc.exitCode !== null || proc.signalCode !== null
@@ -570,6 +579,7 @@ async function main() {
     const gwConn = await startPgward(connRule, 'connection-rule');
     const gwBind = await startPgward(bindRule, 'bind-values');
     const floor = await startNodeFloor(PG.port);
+    const sharedFloor = await startNodeFloor(PG.port, 'node-shared');
     // pgward under Bun (its own sockets, session/bun-socket.ts) and a bare proxy on Bun's sockets.
     const gwBun = HAVE_BUN ? await startPgward(shipped, 'shipped-bun', { runtime: 'bun' }) : null;
     const gwBunConn = HAVE_BUN
@@ -591,6 +601,7 @@ async function main() {
       ['direct', PG.port, null],
       ['pgbouncer', bouncer.port, bouncer.pid],
       ['node floor', floor.port, floor.proc.pid],
+      ['node floor, shared reads', sharedFloor.port, sharedFloor.proc.pid],
       ['pgward (allow-all)', gwBare.port, gwBare.proc.pid],
       ['pgward (shipped policies)', gwShipped.port, gwShipped.proc.pid],
       ['pgward (connection rule)', gwConn.port, gwConn.proc.pid],
@@ -604,7 +615,7 @@ async function main() {
     const cpuRows = [];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
     lines.push(
-      '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine.',
+      '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine; the issues\' CPU bars are read against it. "node floor, shared reads" (CPU tables only): the same proxy reading as pgward reads plain TCP sockets (session/shared-reads.ts), writing with `write()`.',
       `Median of ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (TPS, p50 and p99 each).`,
       '',
     );
@@ -671,10 +682,10 @@ async function main() {
       lines.push('', '### CPU of the proxy process per transaction (µs, user + system, all threads)', '');
       const proxies = targets.filter(([, , pid]) => pid).map(([name]) => name);
       lines.push(
-        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''}${gwBun ? ' | on Bun/node floor | on Bun/Bun floor | on Bun, connection rule/node floor | on Bun, every Bind value/node floor' : ''} |`,
+        `| mode | clients | ${proxies.join(' | ')} | shipped/floor | connection rule/floor | every Bind value/floor | shipped/floor with shared reads | shipped/pgbouncer${gwBaseline ? ' | shipped/baseline' : ''}${gwBun ? ' | on Bun/node floor | on Bun/Bun floor | on Bun, connection rule/node floor | on Bun, every Bind value/node floor' : ''} |`,
       );
       lines.push(
-        `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|---|---|' : ''}`,
+        `|---|---|${proxies.map(() => '---|').join('')}---|---|---|---|---|${gwBaseline ? '---|' : ''}${gwBun ? '---|---|---|---|' : ''}`,
       );
       for (const { mode, c, r, rounds } of cpuRows) {
         const cpu = (n) => r[n].cpu_us_per_tx;
@@ -682,7 +693,7 @@ async function main() {
         const q = (a, b) => f2(roundRatio(rounds, 'cpu_us_per_tx', a, b));
         const S = 'pgward (shipped policies)';
         lines.push(
-          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${q(S, 'node floor')} | ${q('pgward (connection rule)', 'node floor')} | ${q('pgward (every Bind value)', 'node floor')} | ${q(S, 'pgbouncer')}${gwBaseline ? ` | ${q(S, 'baseline (shipped policies)')}` : ''}${gwBun ? ` | ${q('pgward on Bun (shipped policies)', 'node floor')} | ${q('pgward on Bun (shipped policies)', 'Bun floor')} | ${q('pgward on Bun (connection rule)', 'node floor')} | ${q('pgward on Bun (every Bind value)', 'node floor')}` : ''} |`,
+          `| ${mode} | ${c} | ${proxies.map((n) => f1(cpu(n))).join(' | ')} | ${q(S, 'node floor')} | ${q('pgward (connection rule)', 'node floor')} | ${q('pgward (every Bind value)', 'node floor')} | ${q(S, 'node floor, shared reads')} | ${q(S, 'pgbouncer')}${gwBaseline ? ` | ${q(S, 'baseline (shipped policies)')}` : ''}${gwBun ? ` | ${q('pgward on Bun (shipped policies)', 'node floor')} | ${q('pgward on Bun (shipped policies)', 'Bun floor')} | ${q('pgward on Bun (connection rule)', 'node floor')} | ${q('pgward on Bun (every Bind value)', 'node floor')}` : ''} |`,
         );
       }
       lines.push(
@@ -695,6 +706,7 @@ async function main() {
       const split = [
         'pgbouncer',
         'node floor',
+        'node floor, shared reads',
         'pgward (shipped policies)',
         'pgward (connection rule)',
       ].filter((n) => proxies.includes(n));
@@ -750,6 +762,7 @@ async function main() {
         gwConn.stop(),
         gwBind.stop(),
         floor.stop(),
+        sharedFloor.stop(),
         ...(gwBaseline ? [gwBaseline.stop()] : []),
         ...(gwBun ? [gwBun.stop()] : []),
         ...(gwBunConn ? [gwBunConn.stop()] : []),

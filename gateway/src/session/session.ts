@@ -16,6 +16,7 @@ import { SessionCore } from './core';
 import { WriteAction, type Action, type Refusal } from './actions';
 import type { SessionDeps } from './types';
 import type { BunSocket } from './bun-socket';
+import { useSharedReads } from './shared-reads';
 
 /** What the adapter uses of a socket: `node:net`/`node:tls`, or Bun's own (bun-socket.ts). */
 interface Sock {
@@ -45,6 +46,12 @@ export class Session {
   private loginTimer: NodeJS.Timeout | null = null;
   private clientPaused = false;
   private upstreamPaused = false;
+  /**
+   * Whether each side still reads through the stream's `data` event: once the session is ready,
+   * plain TCP sockets switch to shared reads (shared-reads.ts), each as soon as it is not paused.
+   */
+  private clientStreamReads = true;
+  private upstreamStreamReads = true;
 
   constructor(
     socket: (net.Socket | BunSocket) & {
@@ -116,11 +123,18 @@ export class Session {
     );
   }
 
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.core.clientData(chunk);
+    this.run();
+  };
+
+  private readonly onServerData = (chunk: Buffer): void => {
+    this.core.serverData(chunk);
+    this.run();
+  };
+
   private attachClient(s: Sock): void {
-    s.on('data', (chunk: Buffer) => {
-      this.core.clientData(chunk);
-      this.run();
-    });
+    s.on('data', this.onClientData);
     s.on('error', (err) => {
       this.log.debug({ err: err.message }, 'client socket error');
       this.close('client_error');
@@ -137,6 +151,19 @@ export class Session {
   /** Carries out the core's actions, in order. */
   private run(): void {
     for (const a of this.core.takeActions()) this.act(a);
+    if ((this.clientStreamReads || this.upstreamStreamReads) && this.core.phase === 'ready')
+      this.shareReads();
+  }
+
+  /**
+   * Moves each plain TCP side that is not paused to shared reads (shared-reads.ts); a TLS side,
+   * or a runtime without them, keeps the stream path for good.
+   */
+  private shareReads(): void {
+    if (this.clientStreamReads && !this.clientPaused)
+      this.clientStreamReads = useSharedReads(this.client, this.onClientData) === 'later';
+    if (this.upstreamStreamReads && this.upstream !== null && !this.upstreamPaused)
+      this.upstreamStreamReads = useSharedReads(this.upstream, this.onServerData) === 'later';
   }
 
   private act(a: Action): void {
@@ -286,10 +313,7 @@ export class Session {
       own !== null &&
       (socket as tls.TLSSocket).getPeerCertificate().raw?.equals(own) === true;
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => {
-      this.core.serverData(chunk);
-      this.run();
-    });
+    socket.on('data', this.onServerData);
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'upstream socket error'));
     socket.on('close', () => {
       this.core.upstreamClosed();
