@@ -14,19 +14,31 @@ async function pair(): Promise<{ accepted: net.Socket; dialed: net.Socket; close
   const dialed = net.connect(port, '127.0.0.1');
   await once(dialed, 'connect');
   const [accepted] = (await accepting) as [net.Socket];
-  return {
+  let closing: Promise<void> | null = null;
+  const p = {
     accepted,
     dialed,
-    close: async () => {
-      accepted.destroy();
-      dialed.destroy();
-      server.close();
-      await once(server, 'close');
+    close: (): Promise<void> => {
+      closing ??= (async () => {
+        accepted.destroy();
+        dialed.destroy();
+        server.close();
+        await once(server, 'close');
+      })();
+      return closing;
     },
   };
+  opened.push(p);
+  return p;
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** Every pair a test opened, closed after it whether it passed or not (no open handle left). */
+const opened: Array<{ close: () => Promise<void> }> = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((p) => p.close()));
+});
 
 describe('shared reads', () => {
   test('every read of several sockets arrives whole, in order, and stays intact while kept', async () => {
