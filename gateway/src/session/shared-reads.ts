@@ -20,7 +20,8 @@
  * own (stable since Node.js 12, but internal) `kBuffer`/`kBufferCb` slots and its handle's
  * `useUserBuffer` are set the way the constructor's `onread` sets them. Anything missing (another
  * Node.js, Bun's node:net, a TLS socket, a socket that is paused or holds buffered data) leaves
- * the socket on the stream path: `useSharedReads` returns false and nothing changed.
+ * the socket on the stream path: `useSharedReads` says `never` (or `later`: paused, or holding read
+ * data) and changes nothing.
  */
 import net from 'node:net';
 import tls from 'node:tls';
