@@ -497,7 +497,9 @@ export function createMetrics(registry: Registry = new Registry()): Metrics {
       else unknownBackend.pending += n;
     },
     countDecision(decision, phase) {
-      if (decision.allow && decision.error_code === null) allowed[phase].pending++;
+      // A comparison, not allowed[phase]: a keyed lookup by a string is megamorphic here.
+      if (decision.allow && decision.error_code === null)
+        (phase === 'message' ? allowed.message : allowed.startup).pending++;
       else
         decisionsTotal.inc({
           outcome: decision.allow ? 'allow' : 'deny',

@@ -21,6 +21,13 @@ export interface FrontendFrame {
   readonly bytes: Buffer;
   /** Offset of the body inside `bytes` (4 for startup packets, 5 for typed messages). */
   readonly bodyOffset: number;
+  /**
+   * Where `bytes` lie, when the framer knows it without asking (null: ask `bytes`): its
+   * ArrayBuffer and its offset there. Node reads `buffer` and `byteOffset` through getters that
+   * cost 25–40 ns each (protocol/view.ts), so views of a frame's parts are made from these.
+   */
+  readonly ab?: ArrayBufferLike | null;
+  readonly at?: number;
 }
 
 /** Chunk queue that never concatenates until a frame is complete (no quadratic copying). */
@@ -88,6 +95,10 @@ class ChunkQueue {
     }
   }
 
+  /** Where the bytes `take` last returned lie (null: a copy, ask the Buffer). */
+  takenAb: ArrayBufferLike | null = null;
+  takenAt = 0;
+
   /** Removes and returns the next n bytes; a view when they lie in one chunk. */
   take(n: number): Buffer {
     const firstChunk = this.chunks[this.first] as Buffer;
@@ -96,12 +107,15 @@ class ChunkQueue {
         this.firstAb = firstChunk.buffer;
         this.firstBase = firstChunk.byteOffset;
       }
-      const out = bufferView(this.firstAb, this.firstBase + this.head, n);
+      this.takenAb = this.firstAb;
+      this.takenAt = this.firstBase + this.head;
+      const out = bufferView(this.firstAb, this.takenAt, n);
       this.head += n;
       if (this.head === firstChunk.length) this.dropFirst();
       this.length -= n;
       return out;
     }
+    this.takenAb = null;
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
     while (filled < n) {
@@ -161,7 +175,8 @@ export class FrontendFramer {
         );
       }
       if (q.length < len) return null;
-      return { type: 0, bytes: q.take(len), bodyOffset: 4 };
+      const bytes = q.take(len);
+      return { type: 0, bytes, bodyOffset: 4, ab: q.takenAb, at: q.takenAt };
     }
     if (q.length < 1) return null;
     const at = q.headerInFirst();
@@ -183,7 +198,8 @@ export class FrontendFramer {
     }
     const total = len + 1;
     if (q.length < total) return null;
-    return { type, bytes: q.take(total), bodyOffset: 5 };
+    const bytes = q.take(total);
+    return { type, bytes, bodyOffset: 5, ab: q.takenAb, at: q.takenAt };
   }
 }
 

@@ -1,6 +1,9 @@
 import fc from 'fast-check';
 import { coalesce } from './session';
 import { UpstreamRuns } from './core';
+import { FrontendFramer } from '../protocol/framing';
+import { encodeParse } from '../protocol/frontend/parse';
+import { encodeSync } from '../protocol/frontend/simple-messages';
 
 describe('coalesce', () => {
   it('merges adjacent views of one chunk, keeps everything else, and loses no byte', () => {
@@ -43,7 +46,7 @@ describe('UpstreamRuns', () => {
 
   it('writes a read whose frames all go on as the chunk itself, in one write', () => {
     const r = new UpstreamRuns();
-    r.chunk = chunk;
+    r.setChunk(chunk);
     for (const f of frames) r.push(f);
     expect(r.bytes).toBe(chunk.length);
     const out = r.take();
@@ -55,7 +58,7 @@ describe('UpstreamRuns', () => {
 
   it('keeps the order and every byte when a frame is replaced or left out', () => {
     const r = new UpstreamRuns();
-    r.chunk = chunk;
+    r.setChunk(chunk);
     const other = Buffer.from('ZZ');
     r.push(frames[0]!);
     r.push(other);
@@ -64,6 +67,39 @@ describe('UpstreamRuns', () => {
     const out = r.take()!;
     expect(out.map((b) => b.toString())).toEqual(['Pxxxx', 'ZZ', 'ExxxS']);
     expect(out[0]).toBe(frames[0]);
+  });
+
+  it('merges the frames of a read by where the framer says they lie, and the sentinel replacing one by its own', () => {
+    // As the core pushes them: `frame` is set to each frame as it is processed, and a denied
+    // frame's sentinel is pushed while its frame is current.
+    const read = Buffer.concat([encodeParse('', 'SELECT 1'), encodeSync(), encodeSync()]);
+    const framer = new FrontendFramer(1 << 20);
+    framer.setStartupPhase(false);
+    framer.push(read);
+    const r = new UpstreamRuns();
+    r.setChunk(read);
+    const sentinel = Buffer.from(read.subarray(read.length - 5)); // same bytes, another buffer
+    for (let i = 0; i < 3; i++) {
+      const f = framer.next()!;
+      expect(f.ab).not.toBeNull();
+      r.frame = f;
+      r.push(i === 1 ? sentinel : f.bytes);
+    }
+    r.frame = null;
+    const out = r.take()!;
+    expect(out).toHaveLength(3);
+    expect(out[1]).toBe(sentinel);
+    expect(Buffer.concat(out)).toEqual(read);
+    // All three as they came: the read itself, one write.
+    framer.push(read);
+    r.setChunk(read);
+    for (let f = framer.next(); f !== null; f = framer.next()) {
+      r.frame = f;
+      r.push(f.bytes);
+    }
+    const whole = r.take()!;
+    expect(whole).toHaveLength(1);
+    expect(whole[0]).toBe(read);
   });
 
   it('forgets what was queued when cleared (a FATAL)', () => {

@@ -73,8 +73,9 @@ export function readInt16s(r: BodyReader, count: number, what: string): number[]
   return out;
 }
 
-export function readBind(frame: Buffer, bodyOffset = 5): Bind {
-  const r = new BodyReader(frame, bodyOffset);
+/** `ab`/`at`: where `frame` lies, when known (FrontendFrame; views of it are then cheaper). */
+export function readBind(frame: Buffer, bodyOffset = 5, ab: ArrayBufferLike | null = null, at = 0): Bind {
+  const r = new BodyReader(frame, bodyOffset, frame.length, ab, at);
   const portal = r.cstring();
   const statement = r.cstring();
   const formats = readInt16s(r, r.uint16(), 'Bind');

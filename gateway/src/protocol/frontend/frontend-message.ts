@@ -108,11 +108,11 @@ export function readFrontendMessage(frame: FrontendFrame, options?: ReadFrontend
     case 0:
       return readStartupPacket(bytes);
     case FrontendType.Query:
-      return readQuery(bytes);
+      return readQuery(bytes, 5, frame.ab ?? null, frame.at ?? 0);
     case FrontendType.Parse:
-      return readParse(bytes);
+      return readParse(bytes, 5, frame.ab ?? null, frame.at ?? 0);
     case FrontendType.Bind:
-      return readBind(bytes);
+      return readBind(bytes, 5, frame.ab ?? null, frame.at ?? 0);
     case FrontendType.Execute:
       return readExecute(bytes);
     case FrontendType.Describe:

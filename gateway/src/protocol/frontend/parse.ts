@@ -20,8 +20,9 @@ export interface Parse {
   readonly paramTypes: readonly number[];
 }
 
-export function readParse(frame: Buffer, bodyOffset = 5): Parse {
-  const r = new BodyReader(frame, bodyOffset);
+/** `ab`/`at`: where `frame` lies, when known (FrontendFrame; views of it are then cheaper). */
+export function readParse(frame: Buffer, bodyOffset = 5, ab: ArrayBufferLike | null = null, at = 0): Parse {
+  const r = new BodyReader(frame, bodyOffset, frame.length, ab, at);
   const statement = r.cstring();
   const sqlBytes = r.cstringBytes();
   const n = r.uint16();

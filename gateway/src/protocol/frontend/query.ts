@@ -13,8 +13,9 @@ export interface Query {
   readonly sqlBytes: Buffer;
 }
 
-export function readQuery(frame: Buffer, bodyOffset = 5): Query {
-  const r = new BodyReader(frame, bodyOffset);
+/** `ab`/`at`: where `frame` lies, when known (FrontendFrame; views of it are then cheaper). */
+export function readQuery(frame: Buffer, bodyOffset = 5, ab: ArrayBufferLike | null = null, at = 0): Query {
+  const r = new BodyReader(frame, bodyOffset, frame.length, ab, at);
   const sqlBytes = r.cstringBytes();
   r.done('Query');
   return { name: 'Query', bytes: frame, sqlBytes };
