@@ -218,12 +218,13 @@ const NODE_FLOOR = (upstreamPort, port) =>
   `require('net').createServer({ noDelay: true }, (c) => { const u = require('net').connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); c.pipe(u); u.pipe(c); c.on('error', () => {}); u.on('error', () => {}); }).listen(${port}, '127.0.0.1')`;
 
 /**
- * The same proxy reading the way pgward reads plain TCP sockets (session/shared-reads.ts: one
- * shared read buffer, each read copied out, no stream `data` path), writing with `write()`: the
- * floor of a Node.js proxy that reads as pgward does.
+ * The same proxy reading and writing the way pgward does with plain TCP sockets
+ * (session/shared-reads.ts: one shared read buffer, each read copied out, no stream `data` path;
+ * session/direct-writes.ts: writes through the socket's handle, no Writable), still without any
+ * parsing: the floor of a Node.js proxy that moves bytes as pgward does.
  */
 const NODE_FLOOR_SHARED = (upstreamPort, port) =>
-  `const net = require('net'); const { useSharedReads } = require(${JSON.stringify(path.join(ROOT, 'dist/session/shared-reads.js'))}); net.createServer({ noDelay: true }, (c) => { const u = net.connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); const toU = (b) => u.write(b); const toC = (b) => c.write(b); if (useSharedReads(c, toU) !== 'switched') c.on('data', toU); u.once('connect', () => { if (useSharedReads(u, toC) !== 'switched') u.on('data', toC); }); c.on('error', () => {}); u.on('error', () => {}); c.on('close', () => u.destroy()); u.on('close', () => c.destroy()); }).listen(${port}, '127.0.0.1')`;
+  `const net = require('net'); const { useSharedReads } = require(${JSON.stringify(path.join(ROOT, 'dist/session/shared-reads.js'))}); const { directWriter } = require(${JSON.stringify(path.join(ROOT, 'dist/session/direct-writes.js'))}); net.createServer({ noDelay: true }, (c) => { const u = net.connect(${upstreamPort}, '127.0.0.1'); u.setNoDelay(true); let wu = null; let wc = null; const toU = (b) => { if (!(wu ? wu.write(b) : u.write(b))) c.pause(); }; const toC = (b) => { if (!(wc ? wc.write(b) : c.write(b))) u.pause(); }; c.on('drain', () => u.resume()); u.on('drain', () => c.resume()); if (useSharedReads(c, toU) !== 'switched') c.on('data', toU); u.once('connect', () => { wu = directWriter(u); wc = directWriter(c); if (useSharedReads(u, toC) !== 'switched') u.on('data', toC); }); c.on('error', () => {}); u.on('error', () => {}); c.on('close', () => u.destroy()); u.on('close', () => c.destroy()); }).listen(${port}, '127.0.0.1')`;
 
 /**
  * The same on Bun's own sockets (`Bun.listen`/`Bun.connect`, bytes written as they come): the
@@ -615,7 +616,7 @@ async function main() {
     const cpuRows = [];
     lines.push('### pgbench -S (TPS, latency ms p50/p99)', '');
     lines.push(
-      '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine; the issues\' CPU bars are read against it. "node floor, shared reads" (CPU tables only): the same proxy reading as pgward reads plain TCP sockets (session/shared-reads.ts), writing with `write()`.',
+      '"node floor": a minimal Node.js proxy (`socket.pipe()` both ways, no parsing at all), the ceiling of any proxy built on Node\'s net streams on this machine; the issues\' CPU bars are read against it. "node floor, shared reads" (CPU tables only): the same proxy reading and writing as pgward does with plain TCP sockets (session/shared-reads.ts, session/direct-writes.ts), without any parsing.',
       `Median of ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (TPS, p50 and p99 each).`,
       '',
     );

@@ -17,6 +17,7 @@ import { WriteAction, type Action, type Refusal } from './actions';
 import type { SessionDeps } from './types';
 import type { BunSocket } from './bun-socket';
 import { useSharedReads } from './shared-reads';
+import { directWriter, type DirectWriter } from './direct-writes';
 
 /** What the adapter uses of a socket: `node:net`/`node:tls`, or Bun's own (bun-socket.ts). */
 interface Sock {
@@ -52,6 +53,12 @@ export class Session {
    */
   private clientStreamReads = true;
   private upstreamStreamReads = true;
+  /**
+   * Each side's writes once it reads the shared way: straight through the socket's handle
+   * (direct-writes.ts); null: `write()`.
+   */
+  private clientWriter: DirectWriter | null = null;
+  private upstreamWriter: DirectWriter | null = null;
 
   constructor(
     socket: (net.Socket | BunSocket) & {
@@ -160,10 +167,16 @@ export class Session {
    * or a runtime without them, keeps the stream path for good.
    */
   private shareReads(): void {
-    if (this.clientStreamReads && !this.clientPaused)
-      this.clientStreamReads = useSharedReads(this.client, this.onClientData) === 'later';
-    if (this.upstreamStreamReads && this.upstream !== null && !this.upstreamPaused)
-      this.upstreamStreamReads = useSharedReads(this.upstream, this.onServerData) === 'later';
+    if (this.clientStreamReads && !this.clientPaused) {
+      const r = useSharedReads(this.client, this.onClientData);
+      this.clientStreamReads = r === 'later';
+      if (r === 'switched') this.clientWriter = directWriter(this.client);
+    }
+    if (this.upstreamStreamReads && this.upstream !== null && !this.upstreamPaused) {
+      const r = useSharedReads(this.upstream, this.onServerData);
+      this.upstreamStreamReads = r === 'later';
+      if (r === 'switched') this.upstreamWriter = directWriter(this.upstream);
+    }
   }
 
   private act(a: Action): void {
@@ -221,8 +234,10 @@ export class Session {
     if (!up || up.writableEnded) return;
     this.deps.observer.onBytes('client_to_upstream', bytes);
     let ok = true;
-    if (data.length === 1) ok = up.write(data[0] as Buffer);
-    else {
+    if (data.length === 1) {
+      const w = this.upstreamWriter;
+      ok = w !== null ? w.write(data[0] as Buffer) : up.write(data[0] as Buffer);
+    } else {
       up.cork();
       for (const b of data) ok = up.write(b);
       up.uncork();
@@ -238,8 +253,10 @@ export class Session {
     const c = this.client;
     if (c.destroyed || c.writableEnded) return;
     let ok = true;
-    if (data.length === 1) ok = c.write(data[0] as Buffer);
-    else {
+    if (data.length === 1) {
+      const w = this.clientWriter;
+      ok = w !== null ? w.write(data[0] as Buffer) : c.write(data[0] as Buffer);
+    } else {
       c.cork();
       for (const p of data) if (p.length > 0) ok = c.write(p);
       c.uncork();

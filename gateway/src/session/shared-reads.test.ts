@@ -3,42 +3,11 @@ import tls from 'node:tls';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { useSharedReads } from './shared-reads';
-
-/** A connected pair: `accepted` is the server side (as pgward's listener gets it), `dialed` the client. */
-async function pair(): Promise<{ accepted: net.Socket; dialed: net.Socket; close: () => Promise<void> }> {
-  const server = net.createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as net.AddressInfo).port;
-  const accepting = once(server, 'connection');
-  const dialed = net.connect(port, '127.0.0.1');
-  await once(dialed, 'connect');
-  const [accepted] = (await accepting) as [net.Socket];
-  let closing: Promise<void> | null = null;
-  const p = {
-    accepted,
-    dialed,
-    close: (): Promise<void> => {
-      closing ??= (async () => {
-        accepted.destroy();
-        dialed.destroy();
-        server.close();
-        await once(server, 'close');
-      })();
-      return closing;
-    },
-  };
-  opened.push(p);
-  return p;
-}
+import { closeSocketPairs, socketPair as pair } from './socket-pair.test-helper';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/** Every pair a test opened, closed after it whether it passed or not (no open handle left). */
-const opened: Array<{ close: () => Promise<void> }> = [];
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((p) => p.close()));
-});
+afterEach(closeSocketPairs);
 
 describe('shared reads', () => {
   test('every read of several sockets arrives whole, in order, and stays intact while kept', async () => {
